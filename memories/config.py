@@ -1,0 +1,138 @@
+"""Configuration of the memories library: one validated settings tree.
+
+``config`` is the live settings object; ``update_config("storage.root", "s3://b/p")``
+changes one value by its dotted key and validates the result. Defaults run the
+embedded sample world; a YAML file named by ``MEMORIES_CONFIG`` overrides them.
+Secrets never live here: they come from the environment where they are used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from memories.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """The local folder for data: ``$MEMORIES_DATA`` or ``<project>/data``."""
+    return Path(os.environ.get("MEMORIES_DATA", PROJECT_ROOT / "data")).resolve()
+
+
+class StorageSettings(BaseModel):
+    """Where products live."""
+
+    root: str = Field(default_factory=lambda: default_data_dir().as_uri() + "/store")
+    """Storage root URI: ``file:///abs/path`` or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    """Endpoint of an S3-compatible server (MinIO, moto, Ceph); None for AWS."""
+    catalog_path: str = Field(default_factory=lambda: str(default_data_dir() / "memory_catalog.sqlite"))
+    """The SQLite file of the memory catalog (always local)."""
+
+
+class SampleSettings(BaseModel):
+    """Size of the embedded sample world."""
+
+    seed: int = 42
+    n_tiles: int = Field(2, ge=1, le=4)
+    start_month: str = "2023-01"
+    """First month, ``YYYY-MM``."""
+    n_months: int = Field(24, ge=2, le=120)
+    size_px: int = Field(512, ge=64, le=4096)
+    """Pixels per tile side at 10 m."""
+    revisit_days: int = Field(5, ge=1, le=30)
+    root: str = Field(default_factory=lambda: str(default_data_dir() / "sample_world"))
+    """Local folder the sample world is generated into."""
+
+
+class CatalogSettings(BaseModel):
+    """Which STAC API to search and how its asset keys map to band names."""
+
+    profile: Literal["embedded", "earth-search", "planetary-computer"] = "embedded"
+    url: str | None = None
+    """API root; None means the profile's own (the embedded one is started locally)."""
+    collection: str = "sentinel-2-l2a"
+    max_cloud_cover: float = Field(80.0, ge=0, le=100)
+    """Scene-level filter on ``eo:cloud_cover``, percent."""
+
+
+class ComputeSettings(BaseModel):
+    """Where the raster math runs."""
+
+    dask_scheduler: str | None = None
+    """``tcp://host:8786`` to join a cluster; None starts a local in-process cluster."""
+    dask_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    chunk_px: int = Field(512, ge=64)
+    """Spatial chunk side of rasters, pixels."""
+
+
+class ModelSettings(BaseModel):
+    """Land-cover model training."""
+
+    width: int = Field(16, ge=4)
+    """Channels of the U-Net's first level."""
+    max_epochs: int = Field(12, ge=1)
+    patch_px: int = Field(64, ge=16)
+    patches_per_scene: int = Field(48, ge=1)
+    seed: int = 7
+
+
+class Settings(BaseModel):
+    """The whole settings tree."""
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    sample: SampleSettings = Field(default_factory=SampleSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+
+
+def load_settings() -> Settings:
+    """Defaults, overridden by the YAML file named in ``$MEMORIES_CONFIG``."""
+    path = os.environ.get("MEMORIES_CONFIG")
+    if not path:
+        return Settings()
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        return Settings.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError(f"MEMORIES_CONFIG names {path!r}, which does not exist; fix or unset it") from None
+    except ValidationError as e:
+        raise ConfigError(f"config file {path!r} is invalid: {e}") from None
+
+
+config: Settings = load_settings()
+
+
+def update_config(key: str, value: Any) -> Settings:
+    """Set one value by dotted key (``"catalog.max_cloud_cover"``), validated.
+
+    Raises:
+        ConfigError: the key does not exist or the value is invalid; nothing changes then.
+    """
+    global config
+    data = config.model_dump()
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            raise ConfigError(f"unknown config key {key!r}; top-level sections are {sorted(data)}")
+        node = node[p]
+    if parts[-1] not in node:
+        raise ConfigError(f"unknown config key {key!r}; keys here are {sorted(node)}")
+    node[parts[-1]] = value
+    try:
+        new = Settings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"invalid value {value!r} for {key!r}: {e.errors()[0]['msg']}") from None
+    # Mutate in place so modules that imported ``config`` see the change.
+    for section in type(new).model_fields:
+        setattr(config, section, getattr(new, section))
+    return config

@@ -1,0 +1,136 @@
+"""The one home of the tile grid: CRS, origin, resolution and shape travel together.
+
+A tile is a Sentinel-2 MGRS id (``33TVM``) with one declared UTM CRS and one
+10 m grid. Nothing in the project guesses a grid from data: every raster product
+of a tile is written on the ``TileGrid`` declared for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from memories.errors import ConfigError
+
+_MGRS_RE = re.compile(r"^(\d{1,2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})$")
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """A tile's pixel grid: north-up, square pixels, in one projected CRS.
+
+    Attributes:
+        tile_id: MGRS tile id, e.g. ``33TVM``.
+        epsg: EPSG code of the tile's UTM CRS (326xx north, 327xx south).
+        x_min: west edge of the grid, metres in the tile CRS.
+        y_max: north edge of the grid, metres in the tile CRS.
+        width: number of columns.
+        height: number of rows.
+        resolution: pixel size in metres.
+    """
+
+    tile_id: str
+    epsg: int
+    x_min: float
+    y_max: float
+    width: int
+    height: int
+    resolution: float = 10.0
+
+    def __post_init__(self) -> None:
+        m = _MGRS_RE.match(self.tile_id)
+        if not m:
+            raise ConfigError(
+                f"tile id {self.tile_id!r} is not an MGRS tile id; use the form '33TVM' "
+                "(UTM zone, latitude band, 100 km square)"
+            )
+        zone = int(m.group(1))
+        north = m.group(2) >= "N"
+        expected = (32600 if north else 32700) + zone
+        if self.epsg != expected:
+            raise ConfigError(
+                f"tile {self.tile_id} lies in UTM zone {zone}{'N' if north else 'S'}, "
+                f"so its CRS is EPSG:{expected}, but EPSG:{self.epsg} was declared; fix the tile's epsg"
+            )
+        if self.width <= 0 or self.height <= 0 or self.resolution <= 0:
+            raise ConfigError(
+                f"tile {self.tile_id}: width, height and resolution must be positive, "
+                f"got {self.width} x {self.height} px at {self.resolution} m"
+            )
+
+    @property
+    def crs(self) -> str:
+        """The CRS as an ``EPSG:xxxx`` string."""
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(x_min, y_min, x_max, y_max) in metres in the tile CRS."""
+        return (
+            self.x_min,
+            self.y_max - self.height * self.resolution,
+            self.x_min + self.width * self.resolution,
+            self.y_max,
+        )
+
+    @property
+    def transform(self) -> Any:
+        """The affine transform of the grid (pixel corner to CRS metres)."""
+        from affine import Affine
+
+        return Affine(self.resolution, 0.0, self.x_min, 0.0, -self.resolution, self.y_max)
+
+    @property
+    def x(self) -> np.ndarray:
+        """Pixel-centre x coordinates, metres."""
+        return self.x_min + (np.arange(self.width) + 0.5) * self.resolution
+
+    @property
+    def y(self) -> np.ndarray:
+        """Pixel-centre y coordinates, metres (north to south)."""
+        return self.y_max - (np.arange(self.height) + 0.5) * self.resolution
+
+    @property
+    def pixel_area_m2(self) -> float:
+        """Area of one pixel in square metres."""
+        return self.resolution * self.resolution
+
+    @cached_property
+    def bbox_wgs84(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in degrees, densified so it covers the tile."""
+        from pyproj import Transformer
+
+        t = Transformer.from_crs(self.epsg, 4326, always_xy=True)
+        w, s, e, n = t.transform_bounds(*self.bounds, densify_pts=21)
+        return (float(w), float(s), float(e), float(n))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description of the grid."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TileGrid:
+        """Build a grid from ``to_dict`` output or a config mapping."""
+        try:
+            return cls(
+                tile_id=str(d["tile_id"]),
+                epsg=int(d["epsg"]),
+                x_min=float(d["x_min"]),
+                y_max=float(d["y_max"]),
+                width=int(d["width"]),
+                height=int(d["height"]),
+                resolution=float(d.get("resolution", 10.0)),
+            )
+        except KeyError as e:
+            raise ConfigError(
+                f"tile grid {d!r} lacks {e.args[0]!r}; a tile needs tile_id, epsg, x_min, y_max, width, height"
+            ) from None

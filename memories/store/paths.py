@@ -1,0 +1,137 @@
+"""The one home of storage paths: every URI under the storage root is built here.
+
+The root is ``file:///abs/path`` by default or ``s3://bucket/prefix`` in production
+(any S3-compatible server through ``s3_endpoint_url``; credentials come from the
+environment, as boto does it). Nothing else in the project joins path strings.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+from memories.errors import ConfigError, StorageError
+
+
+@dataclass(frozen=True)
+class StorageRoot:
+    """A storage root URI and the filesystem that reaches it."""
+
+    uri: str
+    s3_endpoint_url: str | None = None
+
+    def __post_init__(self) -> None:
+        scheme = urlparse(self.uri).scheme
+        if scheme not in ("file", "s3"):
+            raise ConfigError(
+                f"storage root {self.uri!r} must be a file:// or s3:// URI, "
+                "e.g. file:///home/me/earth or s3://bucket/earth"
+            )
+        object.__setattr__(self, "uri", self.uri.rstrip("/"))
+
+    # -- URIs of products -------------------------------------------------
+    def raster_uri(self, product: str, tile: str) -> str:
+        """Zarr store of one raster product of one tile."""
+        return f"{self.uri}/rasters/{product}/{tile}.zarr"
+
+    def vector_uri(self, layer: str, tile: str, month: str) -> str:
+        """GeoParquet file of one vector layer, hive-partitioned by tile and month."""
+        return f"{self.uri}/vectors/{layer}/tile={tile}/month={month}/part-0.parquet"
+
+    def vector_dataset_uri(self, layer: str) -> str:
+        """Root of a hive-partitioned GeoParquet dataset."""
+        return f"{self.uri}/vectors/{layer}"
+
+    def table_uri(self, name: str, tile: str, month: str) -> str:
+        """A plain (Geo)Parquet table of one partition."""
+        return f"{self.uri}/tables/{name}/tile={tile}/month={month}/part-0.parquet"
+
+    def report_uri(self, kind: str, tile: str, month: str, filename: str) -> str:
+        """A file of one report."""
+        return f"{self.uri}/reports/{kind}/{tile}/{month}/{filename}"
+
+    def model_uri(self, name: str, version: int) -> str:
+        """A model checkpoint in the registry."""
+        return f"{self.uri}/models/{name}/v{version:04d}.ckpt"
+
+    def model_dir(self, name: str) -> str:
+        """The folder of all versions of one model."""
+        return f"{self.uri}/models/{name}"
+
+    # -- access -----------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        """True for a ``file://`` root."""
+        return self.uri.startswith("file://")
+
+    @cached_property
+    def fs(self) -> Any:
+        """The fsspec filesystem of the root."""
+        import fsspec
+
+        if self.is_local:
+            return fsspec.filesystem("file")
+        kwargs: dict[str, Any] = {}
+        if self.s3_endpoint_url:
+            kwargs["client_kwargs"] = {"endpoint_url": self.s3_endpoint_url}
+        return fsspec.filesystem("s3", **kwargs)
+
+    def path(self, uri: str) -> str:
+        """The filesystem path of a URI (no scheme for local, ``bucket/key`` for S3)."""
+        if uri.startswith("file://"):
+            return urlparse(uri).path
+        if uri.startswith("s3://"):
+            return uri[len("s3://") :]
+        raise StorageError(f"{uri!r} is not under a file:// or s3:// root")
+
+    def exists(self, uri: str) -> bool:
+        """Whether a file or folder exists."""
+        return bool(self.fs.exists(self.path(uri)))
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write a whole file so that readers see the old or the new content, never half.
+
+        Local files go to a temporary name and are renamed over the target; an S3
+        PUT is atomic by itself.
+        """
+        p = self.path(uri)
+        if self.is_local:
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            tmp = f"{p}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        else:
+            self.fs.pipe_file(p, data)
+
+    def read_bytes(self, uri: str) -> bytes:
+        """Read a whole file."""
+        try:
+            return bytes(self.fs.cat_file(self.path(uri)))
+        except FileNotFoundError:
+            raise StorageError(f"{uri} does not exist; materialize the asset that writes it first") from None
+
+    def local_path(self, uri: str) -> str:
+        """The local path of a ``file://`` URI; an error for remote roots."""
+        if not self.is_local:
+            raise StorageError(f"{uri} is not local; read it through StorageRoot.fs")
+        return self.path(uri)
+
+    def zarr_store(self, uri: str) -> Any:
+        """A zarr v3 store for a URI."""
+        import zarr.storage
+
+        if self.is_local:
+            return zarr.storage.LocalStore(self.path(uri))
+        return zarr.storage.FsspecStore.from_url(
+            uri,
+            storage_options=(
+                {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}
+            ),
+        )
