@@ -61,6 +61,19 @@ class CatalogSettings(BaseModel):
     """Scene-level filter on ``eo:cloud_cover``, percent."""
 
 
+class AoiSettings(BaseModel):
+    """The area of interest: the tiles the pipeline covers, each with its declared grid."""
+
+    tiles: list[dict[str, Any]] = Field(default_factory=list)
+    """TileGrid mappings (tile_id, epsg, x_min, y_max, width, height, resolution);
+    empty with the embedded profile means the sample world's tiles."""
+    start_month: str | None = None
+    """First month of the partitions (``YYYY-MM``); None: the sample world's first month."""
+    end_month: str | None = None
+    """Last month of the partitions; None: the sample world's last month (embedded)
+    or open-ended (real catalogs)."""
+
+
 class ComputeSettings(BaseModel):
     """Where the raster math runs."""
 
@@ -88,6 +101,7 @@ class Settings(BaseModel):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     sample: SampleSettings = Field(default_factory=SampleSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    aoi: AoiSettings = Field(default_factory=AoiSettings)
     compute: ComputeSettings = Field(default_factory=ComputeSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
 

@@ -46,6 +46,10 @@ class StorageRoot:
         """Root of a hive-partitioned GeoParquet dataset."""
         return f"{self.uri}/vectors/{layer}"
 
+    def vectors_uri(self, tile: str, month: str) -> str:
+        """The folder name pattern of one tile-month across all vector layers."""
+        return f"{self.uri}/vectors/*/tile={tile}/month={month}"
+
     def table_uri(self, name: str, tile: str, month: str) -> str:
         """A plain (Geo)Parquet table of one partition."""
         return f"{self.uri}/tables/{name}/tile={tile}/month={month}/part-0.parquet"

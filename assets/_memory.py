@@ -1,0 +1,36 @@
+"""Recording materializations in the memory catalog: the one place assets do it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import AssetExecutionContext
+
+from memories.grid import TileGrid
+from memories.memory.catalog import Materialization, MemoryCatalog
+from memories.months import month_range
+
+
+def record(
+    context: AssetExecutionContext,
+    catalog: MemoryCatalog,
+    *,
+    uri: str,
+    stats: dict[str, Any],
+    grid: TileGrid | None = None,
+    month: str | None = None,
+) -> Materialization:
+    """Record this run's output of one asset partition (valid time = the month)."""
+    valid_from, valid_to = month_range(month) if month else (None, None)
+    return catalog.record(
+        asset=context.asset_key.to_user_string(),
+        uri=uri,
+        tile=grid.tile_id if grid else None,
+        partition=month,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        crs=grid.crs if grid else None,
+        bbox_wgs84=grid.bbox_wgs84 if grid else None,
+        stats=stats,
+        run_id=context.run.run_id,
+    )

@@ -1,0 +1,183 @@
+"""Imagery assets: the scenes of a tile-month, its cloud-free composite, its indices.
+
+``stac_items`` searches the STAC API for the scenes of the partition; 
+``surface_reflectance`` is the SCL-masked monthly median composite on the tile's
+grid in Zarr; ``spectral_indices`` derives NDVI, NDWI, EVI and NBR from it.
+"""
+
+
+import numpy as np
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets._memory import record
+from dagster_project.partitions import FIRST_MONTH, month_tile_partitions, split_key
+from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.gis import read_geoparquet, write_geoparquet
+from memories.earth.imagery import load_scenes, monthly_composite
+from memories.earth.indices import compute_indices
+from memories.earth.stac import items_from_table, items_table
+from memories.store.raster import MonthlyRasterStore
+from resources import DaskClusterResource, MemoryCatalogResource, StacCatalogResource, StorageResource
+
+MIN_CLEAR_FRACTION = 0.05
+"""A composite with fewer pixels seen clear than this is not usable downstream."""
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    group_name="acquisition",
+    kinds={"stac", "geoparquet"},
+    description="Sentinel-2 L2A scenes of the tile-month found on the STAC API, after the scene cloud filter.",
+)
+def stac_items(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+) -> MaterializeResult:
+    month, tile = split_key(context.partition_key)
+    grid = stac.tile(tile)
+    found = stac.search(grid, month)
+    table = items_table(found.items)
+    root = storage.storage_root()
+    uri = root.table_uri("stac_items", tile, month)
+    size = write_geoparquet(root, uri, table)
+    stats = {
+        "scenes": len(table),
+        "rejected": len(found.rejected),
+        "mean_cloud_cover_pct": float(table["cloud_cover"].mean()) if len(table) else None,
+    }
+    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month)
+    preview = table[["id", "datetime", "cloud_cover", "platform", "processing_baseline"]].copy()
+    preview["datetime"] = preview["datetime"].astype(str)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "scenes": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no scenes_"),
+            "rejected": MetadataValue.json(found.rejected),
+            "mean_cloud_cover_pct": stats["mean_cloud_cover_pct"],
+            "catalog": stac.api_url,
+            "uri": uri,
+            "bytes": size,
+        }
+    )
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    deps=[stac_items],
+    group_name="acquisition",
+    kinds={"dask", "zarr"},
+    description=(
+        "Cloud-masked (SCL) monthly median surface reflectance per tile on its 10 m grid, "
+        "bands blue green red nir swir16 swir22 (reflectance 0-1), with clear and total observation counts."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            "clear_coverage",
+            asset="surface_reflectance",
+            blocking=True,
+            description=f"at least {MIN_CLEAR_FRACTION:.0%} of pixels seen clear, reflectance within -0.1..1.6",
+        )
+    ],
+    tags={"dagster/concurrency_key": "raster"},
+)
+def surface_reflectance(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    dask_cluster: DaskClusterResource,
+    memory: MemoryCatalogResource,
+):  # type: ignore[no-untyped-def]
+    month, tile = split_key(context.partition_key)
+    grid = stac.tile(tile)
+    root = storage.storage_root()
+    items = items_from_table(read_geoparquet(root, root.table_uri("stac_items", tile, month)))
+    if not items:
+        raise Failure(
+            description=f"no scenes for tile {tile} in {month} after the cloud filter; "
+            f"raise max_cloud_cover (now {stac.max_cloud_cover}%) or check the catalog",
+        )
+    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+    with dask_cluster.compute():
+        refl, scl = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
+        store.write_month(month, monthly_composite(refl, scl))
+    written = store.read_month(month).compute()
+    r = written["reflectance"].values
+    clear = float(np.isfinite(r[0]).mean())
+    stats = {
+        "scenes": len(items),
+        "clear_fraction": clear,
+        "mean_clear_obs": float(written["clear_count"].values.mean()),
+        "median_reflectance": {
+            b: float(np.nanmedian(r[i])) if np.isfinite(r[i]).any() else None for i, b in enumerate(COMMON_BANDS)
+        },
+    }
+    record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, month=month)
+    lo, hi = float(np.nanmin(r)) if clear else 0.0, float(np.nanmax(r)) if clear else 0.0
+    yield MaterializeResult(
+        metadata={
+            "scenes": len(items),
+            "clear_fraction": MetadataValue.float(clear),
+            "mean_clear_observations": stats["mean_clear_obs"],
+            "median_reflectance": MetadataValue.json(stats["median_reflectance"]),
+            "grid": MetadataValue.json(grid.to_dict()),
+            "uri": store.uri,
+        }
+    )
+    yield AssetCheckResult(
+        check_name="clear_coverage",
+        passed=clear >= MIN_CLEAR_FRACTION and -0.1 <= lo and hi <= 1.6,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"clear_fraction": clear, "min_reflectance": lo, "max_reflectance": hi},
+    )
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    deps=[surface_reflectance],
+    group_name="acquisition",
+    kinds={"dask", "zarr"},
+    description="NDVI, NDWI (McFeeters), EVI and NBR of the monthly composite (dimensionless).",
+)
+def spectral_indices(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    dask_cluster: DaskClusterResource,
+    memory: MemoryCatalogResource,
+) -> MaterializeResult:
+    month, tile = split_key(context.partition_key)
+    grid = stac.tile(tile)
+    root = storage.storage_root()
+    sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+    out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+    with dask_cluster.compute():
+        out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]))
+    written = out.read_month(month).compute()
+    stats = {
+        name: {
+            "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
+            "p10": float(np.nanpercentile(v, 10)) if np.isfinite(v).any() else None,
+            "p90": float(np.nanpercentile(v, 90)) if np.isfinite(v).any() else None,
+        }
+        for name, v in ((n, written[n].values) for n in written.data_vars)
+    }
+    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month)
+    return MaterializeResult(
+        metadata={
+            "mean_ndvi": stats["ndvi"]["mean"],
+            "mean_ndwi": stats["ndwi"]["mean"],
+            "indices": MetadataValue.json(stats),
+            "uri": out.uri,
+        }
+    )

@@ -1,0 +1,76 @@
+"""Application reports: the environmental report of each tile-month.
+
+An HTML page with PNG figures (NDVI over time per land-cover class, a map of
+vegetation loss) and a JSON summary of every number in it, written under the
+storage root and previewed in the Dagster UI.
+"""
+
+
+import base64
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from assets._memory import record
+from dagster_project.partitions import FIRST_MONTH, month_tile_partitions, split_key
+from memories.applications.environmental import EnvironmentalMonitor
+from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
+
+from .imagery import spectral_indices
+from .models import MODEL_NAME, land_cover
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    deps=[spectral_indices, land_cover],
+    group_name="applications",
+    kinds={"html", "matplotlib"},
+    description="Environmental report per tile-month: NDVI over time, forest and vegetation loss with alert.",
+)
+def environmental_report(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+) -> MaterializeResult:
+    month, tile = split_key(context.partition_key)
+    grid = stac.tile(tile)
+    root = storage.storage_root()
+    catalog = memory.catalog()
+    lc_rows = [m for m in catalog.current("land_cover", tile=tile) if m.partition == month]
+    model = {"version": lc_rows[0].stats.get("model_version")} if lc_rows else {}
+    model_rows = catalog.current("land_cover_model")
+    if model_rows:
+        model["val_accuracy"] = model_rows[0].stats.get("val_accuracy")
+    report = EnvironmentalMonitor(root, FIRST_MONTH).report(grid, month, model=model)
+    files = report.write(root)
+    s = report.summary
+    record(context, catalog, uri=files["report.html"], stats=_flat(s), grid=grid, month=month)
+    figure = base64.b64encode(report.figures["vegetation_loss"]).decode()
+    series = base64.b64encode(report.figures["ndvi_timeseries"]).decode()
+    loss = s["forest_loss"]["area_ha"]
+    md = (
+        f"### Tile {tile}, {month}\n\n"
+        f"- forest loss since {s['reference_month'] or '—'}: "
+        f"**{'n/a' if loss is None else f'{loss:.2f} ha'}** in {s['forest_loss']['patches']} patch(es)"
+        f"{' — ALERT' if s['alert'] else ''}\n"
+        f"- mean NDVI: {s['ndvi_mean'] if s['ndvi_mean'] is None else round(s['ndvi_mean'], 3)}; "
+        f"clear-sky coverage {100 * s['valid_fraction']:.1f} %\n\n"
+        f"![vegetation loss](data:image/png;base64,{figure})\n\n"
+        f"![NDVI over time](data:image/png;base64,{series})\n"
+    )
+    return MaterializeResult(
+        metadata={
+            "summary": MetadataValue.md(md),
+            "forest_loss_ha": loss,
+            "alert": s["alert"],
+            "reference_month": s["reference_month"] or "",
+            "report": MetadataValue.url(files["report.html"]),
+            "summary_json": MetadataValue.url(files["summary.json"]),
+            "model": MetadataValue.text(f"{MODEL_NAME} v{model.get('version')}"),
+        }
+    )
+
+
+def _flat(s: dict[str, object]) -> dict[str, object]:
+    keep = ("reference_month", "ndvi_mean", "valid_fraction", "alert", "forest_loss", "vegetation_loss")
+    return {k: s[k] for k in keep}

@@ -1,0 +1,41 @@
+"""The code location: assets, checks, jobs, schedule, sensor and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+
+import assets.gis
+import assets.imagery
+import assets.models
+import assets.reports
+from dagster_project.jobs import analysis_job, ingest_job, monthly_job, train_job
+from dagster_project.schedules import monthly_schedule
+from dagster_project.sensors import new_scenes_sensor
+from resources import (
+    DaskClusterResource,
+    GisSourceResource,
+    MemoryCatalogResource,
+    ModelRuntimeResource,
+    SampleWorldResource,
+    StacCatalogResource,
+    StorageResource,
+)
+
+_MODULES = [assets.imagery, assets.gis, assets.models, assets.reports]
+_sample = SampleWorldResource()
+
+defs = Definitions(
+    assets=load_assets_from_modules(_MODULES),
+    asset_checks=load_asset_checks_from_modules(_MODULES),
+    jobs=[ingest_job, train_job, analysis_job, monthly_job],
+    schedules=[monthly_schedule],
+    sensors=[new_scenes_sensor],
+    resources={
+        "stac": StacCatalogResource(sample_world=_sample),
+        "gis": GisSourceResource(sample_world=_sample),
+        "storage": StorageResource(),
+        "memory": MemoryCatalogResource(),
+        "dask_cluster": DaskClusterResource(),
+        "model_runtime": ModelRuntimeResource(),
+    },
+)

@@ -1,0 +1,102 @@
+"""The sensor that notices new scenes on the STAC API and ingests the partitions they touch.
+
+Its cursor is the newest ``created`` time seen, kept by Dagster across restarts;
+each evaluation asks the API for scenes of the area of interest in the lookback
+window and requests an ingest run for each (month, tile) with newer scenes. Tiles
+of the area of interest that are not yet partitions are added first.
+"""
+
+
+import json
+from datetime import UTC, datetime
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from dagster_project.jobs import ingest_job
+from dagster_project.partitions import TILES, months_partitions, partition_key
+from memories.earth.stac import item_tile, open_client
+from memories.months import add_months, month_key, month_range
+from resources import StacCatalogResource
+
+LOOKBACK_MONTHS = 3
+"""How far back a real catalog is searched for late-arriving scenes."""
+
+
+@sensor(
+    job=ingest_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests ingest runs for tile-months with scenes newer than the cursor.",
+)
+def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResource) -> SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    since = datetime.fromisoformat(cursor["created"]) if cursor.get("created") else None
+    keys = months_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
+    if not keys:
+        return SensorResult(skip_reason="no month partitions are configured")
+    first = keys[0] if since is None or stac.profile == "embedded" else max(
+        keys[0], month_key(add_months(datetime.now(UTC), -LOOKBACK_MONTHS))
+    )
+    start, _ = month_range(first)
+    _, end = month_range(keys[-1])
+    valid_months = set(keys)
+
+    client = open_client(stac.api_url)
+    profile = stac.catalog_profile()
+    newest = since
+    touched: dict[tuple[str, str], datetime] = {}
+    tiles = stac.tiles()
+    for grid in tiles:
+        search = client.search(
+            collections=[profile.collection],
+            bbox=list(grid.bbox_wgs84),
+            datetime=f"{_z(start)}/{_z(end)}",
+            limit=200,
+        )
+        for item in search.items():
+            created = _created(item)
+            if item_tile(item.properties) not in (None, grid.tile_id) or (since and created <= since):
+                continue
+            month = month_key(item.datetime)
+            if month not in valid_months:
+                continue
+            key = (month, grid.tile_id)
+            touched[key] = max(touched.get(key, created), created)
+            newest = created if newest is None else max(newest, created)
+
+    known = set(context.instance.get_dynamic_partitions(TILES))
+    new_tiles = [g.tile_id for g in tiles if g.tile_id not in known]
+    runs = [
+        RunRequest(
+            run_key=f"{month}|{tile}|{created.isoformat()}",
+            partition_key=partition_key(month, tile),
+            tags={"earth-memory/trigger": "new_scenes"},
+        )
+        for (month, tile), created in sorted(touched.items())
+    ]
+    context.log.info(f"{len(runs)} tile-months with new scenes since {since}")
+    return SensorResult(
+        run_requests=runs,
+        dynamic_partitions_requests=[AddDynamicPartitionsRequest(TILES, new_tiles)] if new_tiles else [],
+        cursor=json.dumps({"created": newest.isoformat()}) if newest else context.cursor,
+    )
+
+
+def _created(item) -> datetime:  # type: ignore[no-untyped-def]
+    c = item.properties.get("created") or item.properties.get("updated")
+    d = datetime.fromisoformat(c.replace("Z", "+00:00")) if c else item.datetime
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _z(d: datetime) -> str:
+    return d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+

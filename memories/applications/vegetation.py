@@ -1,0 +1,63 @@
+"""Vegetation loss between two months, from NDVI composites.
+
+A pixel has lost vegetation when it was clearly vegetated in the reference month
+(NDVI >= ``min_before``), is clearly not now (NDVI <= ``max_after``) and dropped by
+at least ``drop``. Patches smaller than ``min_patch_px`` are speckle and dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memories.months import month_index
+
+
+@dataclass(frozen=True)
+class LossThresholds:
+    """Thresholds of vegetation loss (NDVI is dimensionless, −1..1)."""
+
+    drop: float = 0.3
+    min_before: float = 0.6
+    max_after: float = 0.4
+    min_patch_px: int = 10
+
+
+def detect_vegetation_loss(
+    ndvi_before: np.ndarray, ndvi_after: np.ndarray, thresholds: LossThresholds = LossThresholds()
+) -> np.ndarray:
+    """Boolean (H, W) map of vegetation loss; False where either NDVI is NaN."""
+    from scipy import ndimage
+
+    with np.errstate(invalid="ignore"):
+        loss = (
+            (ndvi_before >= thresholds.min_before)
+            & (ndvi_after <= thresholds.max_after)
+            & ((ndvi_before - ndvi_after) >= thresholds.drop)
+        )
+    loss &= np.isfinite(ndvi_before) & np.isfinite(ndvi_after)
+    if thresholds.min_patch_px > 1 and loss.any():
+        labels, n = ndimage.label(loss)
+        sizes = ndimage.sum(loss, labels, index=np.arange(1, n + 1))
+        keep = np.concatenate([[False], sizes >= thresholds.min_patch_px])
+        loss = keep[labels]
+    return loss
+
+
+def reference_month(available: list[str], month: str) -> str | None:
+    """The month to compare ``month`` with: the latest one 11–13 months earlier (same
+    season, so phenology cancels out) if the memory has one, else the earliest month
+    before ``month``; None when there is none."""
+    earlier = [m for m in available if month_index(month, m) > 0]
+    same_season = [m for m in earlier if 11 <= month_index(month, m) <= 13]
+    if same_season:
+        return max(same_season)
+    return min(earlier) if earlier else None
+
+
+def patch_count(mask: np.ndarray) -> int:
+    """Number of 8-connected patches in a boolean map."""
+    from scipy import ndimage
+
+    return int(ndimage.label(mask, structure=np.ones((3, 3)))[1])

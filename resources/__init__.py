@@ -1,0 +1,15 @@
+"""Dagster resources that wrap the memories library for a run."""
+
+from resources.catalog import GisSourceResource, SampleWorldResource, StacCatalogResource
+from resources.compute import DaskClusterResource, ModelRuntimeResource
+from resources.storage import MemoryCatalogResource, StorageResource
+
+__all__ = [
+    "DaskClusterResource",
+    "GisSourceResource",
+    "MemoryCatalogResource",
+    "ModelRuntimeResource",
+    "SampleWorldResource",
+    "StacCatalogResource",
+    "StorageResource",
+]

@@ -1,0 +1,91 @@
+"""Compute resources: the Dask cluster of the raster math, the model runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+from memories.config import ModelSettings, config
+
+
+class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
+    """A Dask client for the run: joins ``scheduler_address`` or starts a local cluster.
+
+    The local cluster runs in-process with threads (raster math releases the GIL),
+    so it starts in about a second and shares memory with the run.
+    """
+
+    scheduler_address: str | None = Field(
+        default=config.compute.dask_scheduler, description="tcp://host:8786 of an existing scheduler"
+    )
+    n_threads: int = Field(default=config.compute.dask_threads, description="threads of the local cluster")
+    memory_limit: str = Field(default="8GiB", description="memory limit of the local worker")
+    chunk_px: int = Field(default=config.compute.chunk_px, description="spatial chunk side, pixels")
+
+    _client: Any = PrivateAttr(default=None)
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[DaskClusterResource]:
+        """Start or join the cluster for the run, and close it after."""
+        from distributed import Client, LocalCluster
+
+        if self.scheduler_address:
+            with Client(self.scheduler_address, set_as_default=False) as client:
+                self._client = client
+                yield self
+            return
+        with (
+            LocalCluster(
+                n_workers=1,
+                threads_per_worker=self.n_threads,
+                processes=False,
+                memory_limit=self.memory_limit,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            self._client = client
+            yield self
+
+    @contextmanager
+    def compute(self) -> Iterator[Any]:
+        """Make this cluster dask's scheduler inside the block."""
+        if self._client is None:
+            yield None
+            return
+        with self._client.as_current():
+            import dask
+
+            with dask.config.set(scheduler=self._client):
+                yield self._client
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dashboard URL, when the cluster has one."""
+        return getattr(self._client, "dashboard_link", None) if self._client else None
+
+
+class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
+    """How models train and predict: accelerator and training sizes."""
+
+    accelerator: str = Field(default="auto", description="auto | cpu | gpu (Lightning)")
+    width: int = config.model.width
+    max_epochs: int = config.model.max_epochs
+    patch_px: int = config.model.patch_px
+    patches_per_scene: int = config.model.patches_per_scene
+    seed: int = config.model.seed
+    max_training_months: int = Field(default=6, description="months per tile used to train, spread over the year")
+
+    def model_settings(self) -> ModelSettings:
+        """The library's ModelSettings of this runtime."""
+        return ModelSettings(
+            width=self.width,
+            max_epochs=self.max_epochs,
+            patch_px=self.patch_px,
+            patches_per_scene=self.patches_per_scene,
+            seed=self.seed,
+        )

@@ -1,0 +1,38 @@
+"""Storage root and memory catalog resources."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from memories.config import config
+from memories.memory.catalog import MemoryCatalog
+from memories.store.paths import StorageRoot
+
+
+class StorageResource(ConfigurableResource):  # type: ignore[misc]
+    """Where products are written: ``file://`` (default) or ``s3://`` through s3fs.
+
+    S3 credentials come from the environment (``AWS_ACCESS_KEY_ID``, ...), never
+    from this configuration.
+    """
+
+    root: str = Field(default=config.storage.root, description="file:// or s3:// URI")
+    s3_endpoint_url: str | None = Field(
+        default=config.storage.s3_endpoint_url,
+        description="endpoint of an S3-compatible server; empty for AWS",
+    )
+
+    def storage_root(self) -> StorageRoot:
+        """The storage root of this run."""
+        return StorageRoot(self.root, self.s3_endpoint_url)
+
+
+class MemoryCatalogResource(ConfigurableResource):  # type: ignore[misc]
+    """The memory catalog (SQLite file) that records every materialization."""
+
+    path: str = Field(default=config.storage.catalog_path, description="SQLite file")
+
+    def catalog(self) -> MemoryCatalog:
+        """The catalog of this run."""
+        return MemoryCatalog(self.path)
