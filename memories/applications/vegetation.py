@@ -46,13 +46,13 @@ def detect_vegetation_loss(
 
 
 def reference_month(available: list[str], month: str) -> str | None:
-    """The month to compare ``month`` with: the latest one 11–13 months earlier (same
+    """The month to compare ``month`` with: the one closest to 12 months earlier (within 11–13 (same
     season, so phenology cancels out) if the memory has one, else the earliest month
     before ``month``; None when there is none."""
     earlier = [m for m in available if month_index(month, m) > 0]
     same_season = [m for m in earlier if 11 <= month_index(month, m) <= 13]
     if same_season:
-        return max(same_season)
+        return min(same_season, key=lambda m: abs(month_index(month, m) - 12))
     return min(earlier) if earlier else None
 
 

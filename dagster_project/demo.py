@@ -1,0 +1,83 @@
+"""The main job over the embedded world: ``python -m dagster_project.demo``.
+
+Runs every partition through Dagster itself (a persistent instance under
+``$DAGSTER_HOME``, default ``.dagster_home``): ingest each tile-month, train the
+land-cover model, then land cover and the environmental report of each tile-month.
+Afterwards ``dagster dev`` shows the same runs, materializations and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from memories.config import PROJECT_ROOT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the whole pipeline; returns a process exit code."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--last-months", type=int, default=None, help="only the newest N months (default: all)")
+    args = p.parse_args(argv)
+
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    yaml = home / "dagster.yaml"
+    if not yaml.exists():
+        yaml.write_text("telemetry:\n  enabled: false\n")
+
+    from dagster import DagsterInstance
+
+    from dagster_project.definitions import defs
+    from dagster_project.partitions import TILES, months_partitions, partition_key
+    from memories.config import config
+
+    instance = DagsterInstance.get()
+    stac = defs.resources["stac"]
+    t0 = time.perf_counter()
+    print(f"sample world: {config.sample.n_tiles} tiles x {config.sample.n_months} months "
+          f"x {config.sample.size_px} px at 10 m, in {config.sample.root}", flush=True)
+    world = stac.sample_world.ensure()
+    print(f"  ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    tiles = [g.tile_id for g in world.tiles]
+    instance.add_dynamic_partitions(TILES, [t for t in tiles if not instance.has_dynamic_partition(TILES, t)])
+    months = months_partitions.get_partition_keys()
+    if args.last_months:
+        months = months[-args.last_months :]
+
+    failed: list[str] = []
+
+    def run(job_name: str, key: object | None) -> None:
+        job = defs.resolve_job_def(job_name)
+        t = time.perf_counter()
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        label = f"{job_name} {key or ''}".strip()
+        print(f"  {label:40s} {'ok' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)", flush=True)
+        if not result.success:
+            failed.append(label)
+
+    print(f"ingest: {len(months)} months x {len(tiles)} tiles", flush=True)
+    for month in months:
+        for tile in tiles:
+            run("ingest_job", partition_key(month, tile))
+    print("train the land-cover model", flush=True)
+    run("train_job", None)
+    print("land cover and reports", flush=True)
+    for month in months:
+        for tile in tiles:
+            run("analysis_job", partition_key(month, tile))
+
+    root = defs.resources["storage"].storage_root()
+    print(f"\ndone in {(time.perf_counter() - t0) / 60:.1f} min; {len(failed)} failed runs")
+    print("reports (open in a browser):")
+    for tile in tiles:
+        print(f"  {root.report_uri('environmental', tile, months[-1], 'report.html')}")
+    print("Dagster UI over the same instance:  DAGSTER_HOME=.dagster_home .venv/bin/dagster dev")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+import numpy as np
+import xarray as xr
+
+from memories.earth.bands import band_info, to_reflectance
+from memories.earth.imagery import scl_clear_mask
+from memories.earth.indices import compute_indices, evi, nbr, ndvi, ndwi
+
+
+def test_indices_of_known_spectra():
+    # dense vegetation: red 0.03, nir 0.40 -> NDVI 0.860; water: green 0.05, nir 0.015 -> NDWI 0.538
+    assert np.isclose(ndvi(np.float32(0.40), np.float32(0.03)), 0.37 / 0.43)
+    assert np.isclose(ndwi(0.05, 0.015), 0.035 / 0.065)
+    assert np.isclose(evi(0.40, 0.03, 0.03), 2.5 * 0.37 / (0.40 + 0.18 - 0.225 + 1))
+    assert np.isclose(nbr(0.40, 0.08), 0.32 / 0.48)
+    assert np.isnan(ndvi(np.array([0.0]), np.array([0.0])))[0]
+
+
+def test_compute_indices_on_a_band_dataarray():
+    refl = xr.DataArray(
+        np.array([[[0.03]], [[0.07]], [[0.03]], [[0.40]], [[0.18]], [[0.08]]], dtype=np.float32),
+        dims=("band", "y", "x"),
+        coords={"band": ["blue", "green", "red", "nir", "swir16", "swir22"]},
+    )
+    ds = compute_indices(refl)
+    assert set(ds.data_vars) == {"ndvi", "ndwi", "evi", "nbr"}
+    assert ds["ndvi"].dtype == np.float32
+    assert np.isclose(ds["ndvi"].values.item(), 0.37 / 0.43, rtol=1e-6)
+
+
+def test_earth_search_dn_to_reflectance_with_nodata():
+    item = {"id": "x", "assets": {"red": {"raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": -0.1}]}}}
+    info = band_info(item, "red")
+    dn = np.array([0, 1000, 5000], dtype=np.uint16)
+    r = to_reflectance(dn, info.scale, info.offset, info.nodata)
+    assert np.isnan(r[0]) and np.allclose(r[1:], [0.0, 0.4])
+
+
+def test_scl_mask_keeps_only_clear_classes():
+    scl = np.arange(12, dtype=np.uint8)
+    assert list(np.flatnonzero(scl_clear_mask(scl))) == [4, 5, 6, 7, 11]
