@@ -41,6 +41,7 @@ def land_cover_model(
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
+    from memories.ai.labels import clean_labels
     from memories.ai.land_cover import train_land_cover
     from memories.ai.registry import ModelRegistry
 
@@ -55,13 +56,16 @@ def land_cover_model(
         )
     chosen = _spread(pairs, model_runtime.max_training_months)
     samples = []
+    stale = 0
     for tile, month in chosen:
         grid = stac.tile(tile)
         store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
         refl = store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values.astype(np.float32)
         layers = {layer: read_geoparquet(root, root.vector_uri(layer, tile, month)) for layer in GIS_LAYERS}
-        samples.append((refl, rasterize_labels(layers, grid)))
-    context.log.info(f"training on {len(samples)} tile-months: {chosen}")
+        labels, dropped = clean_labels(rasterize_labels(layers, grid), refl, COMMON_BANDS)
+        stale += dropped
+        samples.append((refl, labels))
+    context.log.info(f"training on {len(samples)} tile-months {chosen}; {stale} stale GIS labels dropped")
     result = train_land_cover(
         samples,
         band_names=COMMON_BANDS,
@@ -82,6 +86,7 @@ def land_cover_model(
             "val_miou": MetadataValue.float(float(result.metrics["val_miou"])),
             "metrics": MetadataValue.json(result.metrics),
             "training_partitions": MetadataValue.json([f"{m}|{t}" for t, m in chosen]),
+            "stale_labels_dropped": stale,
             "uri": version.uri,
         }
     )

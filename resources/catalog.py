@@ -48,13 +48,9 @@ class SampleWorldResource(ConfigurableResource):  # type: ignore[misc]
 
     def ensure(self) -> Any:
         """The SampleWorld, generated first if missing or of another spec (one process at a time)."""
-        from filelock import FileLock
-
         from memories.sample import SampleWorld
 
-        Path(self.root).mkdir(parents=True, exist_ok=True)
-        with FileLock(str(Path(self.root) / ".generate.lock"), timeout=1800):
-            return SampleWorld.ensure(self.spec(), Path(self.root))
+        return SampleWorld.ensure(self.spec(), Path(self.root))
 
     def settings(self) -> Settings:
         """The library settings with this world's size, so AOI helpers agree with it."""

@@ -84,15 +84,18 @@ class EnvironmentalMonitor:
         indices = MonthlyRasterStore(self.root, "spectral_indices", grid, self.origin_month)
         land_cover = MonthlyRasterStore(self.root, "land_cover", grid, self.origin_month)
         months = [m for m in indices.months() if m <= month]
-        ndvi_all = indices.read()["ndvi"].sel(time=[np.datetime64(f"{m}-01", "ns") for m in months]).values
+        stack = indices.read().sel(time=[np.datetime64(f"{m}-01", "ns") for m in months])
+        ndvi_all = stack["ndvi"].values
         ndvi_now = ndvi_all[months.index(month)]
+        # Open water now (NDWI > 0) is flooding or a new pond, not vegetation loss.
+        water_now = stack["ndwi"].isel(time=months.index(month)).values > 0
         lc_now = land_cover.read_month(month)["land_cover"].values
         ref = reference_month(months, month)
         px_ha = grid.pixel_area_m2 / 10_000.0
 
         if ref is not None:
             ndvi_ref = ndvi_all[months.index(ref)]
-            veg_loss = detect_vegetation_loss(ndvi_ref, ndvi_now, self.thresholds)
+            veg_loss = detect_vegetation_loss(ndvi_ref, ndvi_now, self.thresholds) & ~water_now
             lc_ref = land_cover.read_month(ref)["land_cover"].values if ref in land_cover.months() else lc_now
             forest_loss = veg_loss & (lc_ref == FOREST)
         else:

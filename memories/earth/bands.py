@@ -60,7 +60,7 @@ def to_reflectance(dn: Any, scale: Any, offset: Any, nodata: float | None) -> An
 
     Works on numpy and xarray (dask-backed too); ``scale`` and ``offset`` broadcast.
     """
-    refl = dn.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    refl = dn.astype(np.float32) * scale + offset  # python floats stay weak: float32 result
     if nodata is None:
         return refl
     valid = dn != nodata

@@ -56,6 +56,10 @@ class MonthlyRasterStore:
         chunk, with whatever dask scheduler is active.
         """
         self._check_dataset(ds)
+        # Readers' attrs (stackstac's RasterSpec, ...) are not part of the product.
+        ds = ds.copy()
+        for name in ds.variables:
+            ds[name].attrs = {}
         i = month_index(month, self.origin_month)
         if i < 0:
             raise StorageError(
@@ -146,7 +150,7 @@ class MonthlyRasterStore:
             shape = (n, *var.shape)
             chunks = (1, *self._var_chunks(var))
             fill = _fill_value(var.dtype)
-            out[name] = (("time", *var.dims), da.full(shape, fill, dtype=var.dtype, chunks=chunks), var.attrs)
+            out[name] = (("time", *var.dims), da.full(shape, fill, dtype=var.dtype, chunks=chunks))
         out[WRITTEN] = (("time",), np.zeros(n, dtype=np.uint8))
         coords: dict[str, Any] = {"time": times}
         if first == 0:

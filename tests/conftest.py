@@ -1,0 +1,51 @@
+"""Test session setup: a small embedded world, and no network beyond 127.0.0.1.
+
+The library reads its settings at import, so the test configuration is written and
+named in ``MEMORIES_CONFIG`` here, before any test module imports the project.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import yaml
+
+TEST_ROOT = Path(tempfile.mkdtemp(prefix="earth-memory-tests-"))
+TEST_SETTINGS = {
+    "storage": {"root": (TEST_ROOT / "store").as_uri(), "catalog_path": str(TEST_ROOT / "catalog.sqlite")},
+    "sample": {
+        "seed": 42,
+        "n_tiles": 2,
+        "start_month": "2023-05",
+        "n_months": 4,
+        "size_px": 256,
+        "revisit_days": 5,
+        "root": str(TEST_ROOT / "sample_world"),
+    },
+    "compute": {"dask_threads": 2, "chunk_px": 128},
+    "model": {"width": 16, "max_epochs": 8, "patch_px": 64, "patches_per_scene": 32, "seed": 7},
+}
+(TEST_ROOT / "config.yaml").write_text(yaml.safe_dump(TEST_SETTINGS))
+os.environ["MEMORIES_CONFIG"] = str(TEST_ROOT / "config.yaml")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> object:
+    if isinstance(address, tuple) and address:
+        host = str(address[0])
+        try:
+            ok = ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            ok = host == "localhost"
+        if not ok:
+            raise ConnectionRefusedError(f"a test tried to reach {address}; tests stay on 127.0.0.1")
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _loopback_only  # type: ignore[method-assign]

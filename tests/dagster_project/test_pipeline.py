@@ -1,0 +1,193 @@
+"""The whole graph over a small embedded world, checked against its ground truth.
+
+2 tiles x 4 months x 256 px, through the real STAC API server on 127.0.0.1 that
+the catalog resource starts, with an ephemeral Dagster instance.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from dagster import DagsterInstance
+from rasterio.features import rasterize
+
+from dagster_project.definitions import defs
+from dagster_project.partitions import FIRST_MONTH, TILES, months_partitions, partition_key
+from memories.classes import CLASS_BY_NAME
+from memories.config import config
+from memories.earth.catalogs import COMMON_BANDS
+from memories.months import month_mid, month_range
+from memories.store.raster import MonthlyRasterStore
+
+pytestmark = pytest.mark.slow
+
+COMPOSITE_MAE = 0.01
+"""Mean absolute error (reflectance) allowed between a composite and the clear-sky truth."""
+CLEAR_CUT_AREA_TOLERANCE = 0.15
+LAND_COVER_ACCURACY_FLOOR = 0.90
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    instance = DagsterInstance.ephemeral()
+    world = defs.resources["stac"].sample_world.ensure()
+    tiles = [g.tile_id for g in world.tiles]
+    instance.add_dynamic_partitions(TILES, tiles)
+    months = months_partitions.get_partition_keys()
+    results = {}
+    for month in months:
+        for tile in tiles:
+            r = defs.resolve_job_def("ingest_job").execute_in_process(
+                instance=instance, partition_key=partition_key(month, tile)
+            )
+            results[("ingest", month, tile)] = r
+    results["train"] = defs.resolve_job_def("train_job").execute_in_process(instance=instance)
+    for month in months:
+        for tile in tiles:
+            results[("analysis", month, tile)] = defs.resolve_job_def("analysis_job").execute_in_process(
+                instance=instance, partition_key=partition_key(month, tile)
+            )
+    root = defs.resources["storage"].storage_root()
+    catalog = defs.resources["memory"].catalog()
+    return {"instance": instance, "world": world, "tiles": tiles, "months": months, "results": results,
+            "root": root, "catalog": catalog}
+
+
+def test_every_run_succeeds(pipeline):
+    failed = [k for k, r in pipeline["results"].items() if not r.success]
+    assert not failed
+    assert len(pipeline["months"]) == 4 and len(pipeline["tiles"]) == 2
+
+
+def test_composite_matches_clear_sky_truth(pipeline, record_property):
+    world, root = pipeline["world"], pipeline["root"]
+    errors = []
+    for tile in pipeline["tiles"]:
+        grid = world.tile(tile)
+        store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+        for month in pipeline["months"]:
+            ds = store.read_month(month).compute()
+            start, end = month_range(month)
+            dates = [d for d in world.scene_datetimes(tile) if start <= d <= end]
+            for b in ("red", "nir", "swir16"):
+                truth = np.median([world.clear_sky_reflectance(tile, d, b) for d in dates], axis=0)
+                got = ds["reflectance"].sel(band=b).values
+                ok = np.isfinite(got)
+                assert ok.mean() > 0.9, f"{tile} {month}: only {ok.mean():.1%} of pixels seen clear"
+                errors.append(float(np.abs(got[ok] - truth[ok]).mean()))
+    record_property("composite_mae_max", max(errors))
+    print(f"composite MAE vs clear-sky truth: mean {np.mean(errors):.4f}, max {max(errors):.4f}")
+    assert max(errors) < COMPOSITE_MAE
+
+
+def test_indices_are_consistent_with_the_composite(pipeline):
+    world, root = pipeline["world"], pipeline["root"]
+    tile, month = pipeline["tiles"][0], pipeline["months"][1]
+    grid = world.tile(tile)
+    sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH).read_month(month)["reflectance"]
+    ix = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH).read_month(month)
+    red, nir = sr.sel(band="red").values, sr.sel(band="nir").values
+    np.testing.assert_allclose(ix["ndvi"].values, (nir - red) / (nir + red), rtol=1e-5, atol=1e-6)
+    forest = world.landcover_truth(tile, month_mid(month)) == CLASS_BY_NAME["forest"].code
+    water = world.landcover_truth(tile, month_mid(month)) == CLASS_BY_NAME["water"].code
+    assert np.nanmedian(ix["ndvi"].values[forest]) > 0.6
+    assert np.nanmedian(ix["ndwi"].values[water]) > 0.2
+
+
+def test_land_cover_accuracy_against_truth(pipeline, record_property):
+    world, root = pipeline["world"], pipeline["root"]
+    accs = []
+    for tile in pipeline["tiles"]:
+        grid = world.tile(tile)
+        store = MonthlyRasterStore(root, "land_cover", grid, FIRST_MONTH)
+        for month in pipeline["months"]:
+            pred = store.read_month(month)["land_cover"].values
+            truth = world.landcover_truth(tile, month_mid(month))
+            valid = (pred > 0) & (truth > 0)
+            accs.append(float((pred[valid] == truth[valid]).mean()))
+    record_property("land_cover_accuracy_min", min(accs))
+    print(f"land-cover accuracy vs truth: mean {np.mean(accs):.3f}, min {min(accs):.3f}")
+    assert min(accs) > LAND_COVER_ACCURACY_FLOOR
+
+
+def test_clear_cut_area_detected_within_15_percent(pipeline, record_property):
+    world, root = pipeline["world"], pipeline["root"]
+    last = pipeline["months"][-1]
+    for tile in pipeline["tiles"]:
+        grid = world.tile(tile)
+        summary = json.loads(root.read_bytes(root.report_uri("environmental", tile, last, "summary.json")))
+        cut = world.event(tile, "clear_cut")
+        truth = rasterize([(cut.geometry, 1)], out_shape=grid.shape, transform=grid.transform, dtype="uint8")
+        truth_ha = truth.sum() * grid.pixel_area_m2 / 1e4
+        got_ha = summary["forest_loss"]["area_ha"]
+        record_property(f"clear_cut_{tile}", f"{got_ha:.2f} ha vs {truth_ha:.2f} ha")
+        print(f"{tile}: forest loss {got_ha:.2f} ha, clear-cut truth {truth_ha:.2f} ha")
+        assert summary["reference_month"] == pipeline["months"][0]
+        assert abs(got_ha - truth_ha) / truth_ha < CLEAR_CUT_AREA_TOLERANCE
+        assert summary["alert"] is True
+
+
+def test_reports_are_written_and_shown_in_metadata(pipeline):
+    root, instance = pipeline["root"], pipeline["instance"]
+    tile, month = pipeline["tiles"][0], pipeline["months"][-1]
+    html = root.read_bytes(root.report_uri("environmental", tile, month, "report.html")).decode()
+    assert "ndvi_timeseries.png" in html and "vegetation_loss.png" in html and "Forest loss detected" in html
+    png = root.read_bytes(root.report_uri("environmental", tile, month, "vegetation_loss.png"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    event = instance.get_latest_materialization_event(
+        __import__("dagster").AssetKey("environmental_report")
+    )
+    assert event is not None
+    md = event.asset_materialization.metadata["summary"].value
+    assert "data:image/png;base64," in md
+
+
+def test_memory_catalog_records_every_partition_with_valid_time(pipeline):
+    catalog = pipeline["catalog"]
+    n = len(pipeline["months"]) * len(pipeline["tiles"])
+    for asset in ("stac_items", "surface_reflectance", "spectral_indices", "gis_layers", "land_cover",
+                  "environmental_report"):
+        rows = catalog.current(asset)
+        assert len(rows) == n, asset
+        for r in rows:
+            start, _ = month_range(r.partition)
+            assert r.valid_from == start.isoformat(timespec="microseconds")
+            assert r.crs.startswith("EPSG:326") and r.bbox_wgs84 is not None
+    assert catalog.current("land_cover_model")[0].stats["version"] == 1
+
+
+def test_rematerialized_month_keeps_previous_version_in_catalog(pipeline):
+    instance, catalog = pipeline["instance"], pipeline["catalog"]
+    month, tile = pipeline["months"][0], pipeline["tiles"][0]
+    r = defs.resolve_job_def("ingest_job").execute_in_process(
+        instance=instance, partition_key=partition_key(month, tile)
+    )
+    assert r.success
+    hist = catalog.history("surface_reflectance", tile=tile, partition=month)
+    assert [h.version for h in hist] == [1, 2]
+    assert hist[0].transaction_to == hist[1].transaction_from and hist[1].transaction_to is None
+    assert hist[0].stats["clear_fraction"] == pytest.approx(hist[1].stats["clear_fraction"])
+
+
+def test_gis_layers_follow_the_new_district(pipeline):
+    world, root = pipeline["world"], pipeline["root"]
+    from memories.earth.gis import read_geoparquet
+
+    tile = pipeline["tiles"][0]
+    district = world.event(tile, "new_district")
+    counts = []
+    for month in pipeline["months"]:
+        b = read_geoparquet(root, root.vector_uri("buildings", tile, month))
+        assert b.crs.to_epsg() == world.tile(tile).epsg
+        counts.append(int(b.intersects(district.geometry).sum()))
+    built_month = district.start.strftime("%Y-%m")
+    for month, c in zip(pipeline["months"], counts):
+        if month < built_month:
+            assert c == 0
+    assert counts[-1] > 10
+
+
+def test_config_is_the_test_world():
+    assert config.sample.size_px == 256 and config.sample.n_months == 4
