@@ -96,6 +96,7 @@ def _plain(items, grid, path: Path) -> None:  # type: ignore[no-untyped-def]
     scl = stack.sel(band="scl")
     refl = stack.sel(band=list(BANDS)).where(scl.isin([4, 5, 6, 7, 11]))
     comp = refl.median("time")
+    comp.attrs = {}  # stackstac's RasterSpec attr is not JSON: every hand-written recipe needs this line
     comp.to_dataset(name="reflectance").drop_vars(
         [c for c in comp.coords if c not in ("band", "x", "y")]
     ).to_zarr(path / "composite.zarr", mode="w", consolidated=False)

@@ -17,7 +17,7 @@ from memories.months import add_months, month_key
 def monthly_schedule(context: ScheduleEvaluationContext):  # type: ignore[no-untyped-def]
     now = context.scheduled_execution_time
     month = month_key(add_months(now, -1))
-    valid = set(months_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    valid = set(months_partitions.get_partition_keys())
     if month not in valid:
         return SkipReason(f"month {month} is outside the configured partitions")
     tiles = context.instance.get_dynamic_partitions(TILES)
