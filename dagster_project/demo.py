@@ -29,7 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     if not yaml.exists():
         yaml.write_text("telemetry:\n  enabled: false\n")
 
+    import logging
+    import warnings
+
     from dagster import DagsterInstance
+
+    # The demo prints one line per run; the runs' own event logs are in the UI.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="All-NaN slice encountered")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
     from dagster_project.definitions import defs
     from dagster_project.partitions import TILES, months_partitions, partition_key
@@ -53,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     def run(job_name: str, key: object | None) -> None:
         job = defs.resolve_job_def(job_name)
         t = time.perf_counter()
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False, run_config=quiet
+        )
         label = f"{job_name} {key or ''}".strip()
         print(f"  {label:40s} {'ok' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)", flush=True)
         if not result.success:
@@ -71,11 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             run("analysis_job", partition_key(month, tile))
 
     root = defs.resources["storage"].storage_root()
+    catalog = defs.resources["memory"].catalog()
     print(f"\ndone in {(time.perf_counter() - t0) / 60:.1f} min; {len(failed)} failed runs")
     print("reports (open in a browser):")
     for tile in tiles:
-        print(f"  {root.report_uri('environmental', tile, months[-1], 'report.html')}")
-    print("Dagster UI over the same instance:  DAGSTER_HOME=.dagster_home .venv/bin/dagster dev")
+        rows = [r for r in catalog.current("environmental_report", tile=tile) if r.partition in months]
+        alerts = [r for r in rows if r.stats.get("alert")]
+        print(f"  {tile} latest:      {root.report_uri('environmental', tile, months[-1], 'report.html')}")
+        if alerts:
+            first = alerts[0]
+            print(f"  {tile} first alert: {first.uri}  "
+                  f"(forest loss {first.stats['forest_loss']['area_ha']:.1f} ha since {first.stats['reference_month']})")
+    print("Dagster UI over the same instance:  ./scripts/ui.sh  (http://127.0.0.1:3000)")
     return 1 if failed else 0
 
 

@@ -230,6 +230,13 @@ def _plot_loss(
     axes[1].imshow(
         np.ma.masked_equal(cls, 0), cmap=ListedColormap(["#f39c12", "#c0392b"]), vmin=1, vmax=2, extent=extent
     )
+    from matplotlib.patches import Patch
+
+    axes[1].legend(
+        handles=[Patch(color="#c0392b", label="forest loss"), Patch(color="#f39c12", label="other vegetation loss")],
+        loc="lower right",
+        fontsize=8,
+    )
     axes[1].set_title(f"vegetation loss since {ref}" if ref else "no reference month")
     for ax in axes:
         ax.set_xlabel("km east of tile origin")

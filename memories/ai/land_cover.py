@@ -1,0 +1,734 @@
+"""Land-cover segmentation: a small U-Net trained from monthly composites.
+
+Input convention, everywhere in this module: reflectance is a float32 array
+``(band, y, x)`` of surface reflectance 0–1 with NaN where there is no data
+(cloud gap, nodata). Labels are uint8 ``(y, x)`` class codes of
+:mod:`memories.classes`, 0 meaning "no label". A pixel whose bands are all NaN
+has no data: it is never trained on, and it is predicted as class 0 with NaN
+confidence.
+
+The model normalizes reflectance with per-band mean and standard deviation
+stored in its hyper-parameters (so a checkpoint is self-contained), then sets
+NaN to 0, i.e. to the band mean.
+
+Training uses a seeded *spatial* split: each scene is cut into square blocks
+(``2 * patch_px`` pixels by default); a seeded random share of block positions
+goes to validation, the same positions for every scene of the same shape (the
+months of one tile), so a location is never in both training and validation.
+Training patches are drawn only from windows that lie wholly in training
+blocks; validation runs on each validation block whole.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.utilities.warnings import PossibleUserWarning
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from memories.classes import CLASS_BY_CODE, N_CLASSES, NO_LABEL
+from memories.config import ModelSettings
+from memories.errors import ConfigError, ProcessingError
+
+__all__ = [
+    "LandCoverUNet",
+    "SceneSplit",
+    "TrainingResult",
+    "confusion_metrics",
+    "predict_land_cover",
+    "spatial_split",
+    "split_scenes",
+    "train_land_cover",
+]
+
+Schedule = Literal["none", "cosine", "onecycle"]
+"""Learning-rate schedule of :class:`LandCoverUNet`."""
+
+DOWNSAMPLING = 8
+"""The U-Net halves its input three times: network inputs are multiples of 8 px."""
+
+BATCH_SIZE = 16
+"""Training patches per optimizer step (``settings.batch_size`` overrides it where settings have one)."""
+
+TILE_MARGIN_PX = 32
+"""Context, in pixels, that :func:`predict_land_cover` reads around each tile and discards."""
+
+
+# -- the model ----------------------------------------------------------------
+
+
+class LandCoverUNet(pl.LightningModule):
+    """A three-level U-Net that classifies each pixel into land-cover classes.
+
+    Levels have ``width``, ``2 * width`` and ``4 * width`` channels, then a
+    bottleneck of ``8 * width`` at 1/8 resolution; each block is two 3x3
+    convolutions with BatchNorm and ReLU. Dropout (``dropout``, element-wise)
+    follows the bottleneck and the two deeper decoder blocks, so Monte-Carlo
+    dropout (:meth:`enable_mc_dropout`) gives per-pixel uncertainty.
+
+    Output channel ``c`` is the logit of class code ``c``; code 0 ("no label")
+    is ignored by the loss and never predicted.
+
+    Like torchgeo's trainers, the parts are built by hooks a subclass can
+    override: :meth:`configure_network`, :meth:`configure_losses`,
+    :meth:`configure_metrics`.
+
+    Args:
+        in_channels: Number of reflectance bands.
+        n_classes: Output channels, class code 0 included.
+        width: Channels of the first level.
+        dropout: Dropout probability, 0–1.
+        band_mean: Per-band mean reflectance used to normalize; zeros if None.
+        band_std: Per-band standard deviation of reflectance; ones if None.
+        band_names: Names of the input bands, in order (recorded, not used).
+        class_weights: Cross-entropy weight per class code (``n_classes`` values); None for equal.
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        schedule: Learning-rate schedule: ``"onecycle"`` (per step), ``"cosine"`` (per epoch) or ``"none"``.
+    """
+
+    band_mean: Tensor
+    band_std: Tensor
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int = N_CLASSES,
+        *,
+        width: int = 16,
+        dropout: float = 0.1,
+        band_mean: Sequence[float] | None = None,
+        band_std: Sequence[float] | None = None,
+        band_names: Sequence[str] | None = None,
+        class_weights: Sequence[float] | None = None,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        schedule: Schedule = "cosine",
+    ) -> None:
+        super().__init__()
+        if in_channels < 1:
+            raise ConfigError(f"in_channels={in_channels}: a land-cover model needs at least one band")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"dropout={dropout} must be a probability in [0, 1)")
+        if schedule not in ("none", "cosine", "onecycle"):
+            raise ConfigError(f"schedule={schedule!r}; use 'onecycle', 'cosine' or 'none'")
+        mean = _float_list(band_mean, in_channels, 0.0, "band_mean")
+        std = _float_list(band_std, in_channels, 1.0, "band_std")
+        if any(not s > 0 for s in std):
+            raise ConfigError(f"band_std={std} must be positive; compute it from reflectance that varies")
+        names = [str(n) for n in band_names] if band_names is not None else None
+        if names is not None and len(names) != in_channels:
+            raise ConfigError(f"{len(names)} band_names {names} for in_channels={in_channels}; give one per band")
+        weights = _float_list(class_weights, n_classes, 1.0, "class_weights") if class_weights is not None else None
+        # Plain Python values only, so a checkpoint loads with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "in_channels": int(in_channels),
+                "n_classes": int(n_classes),
+                "width": int(width),
+                "dropout": float(dropout),
+                "band_mean": mean,
+                "band_std": std,
+                "band_names": names,
+                "class_weights": weights,
+                "lr": float(lr),
+                "weight_decay": float(weight_decay),
+                "schedule": schedule,
+            }
+        )
+        self.register_buffer("band_mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
+        self.register_buffer("band_std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
+        self.configure_network()
+        self.configure_losses()
+        self.configure_metrics()
+        self.val_confusion: np.ndarray | None = None
+        """Confusion matrix (true code x predicted code, pixels) of the last validation epoch."""
+
+    # -- hooks --------------------------------------------------------------
+    def configure_network(self) -> None:
+        """Build the encoder, bottleneck, decoder and 1x1 head."""
+        c, w, p = self.hparams["in_channels"], self.hparams["width"], self.hparams["dropout"]
+        self.enc1 = _conv_block(c, w)
+        self.enc2 = _conv_block(w, 2 * w)
+        self.enc3 = _conv_block(2 * w, 4 * w)
+        self.bottleneck = nn.Sequential(_conv_block(4 * w, 8 * w), nn.Dropout(p))
+        self.up3 = nn.ConvTranspose2d(8 * w, 4 * w, kernel_size=2, stride=2)
+        self.dec3 = nn.Sequential(_conv_block(8 * w, 4 * w), nn.Dropout(p))
+        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, kernel_size=2, stride=2)
+        self.dec2 = nn.Sequential(_conv_block(4 * w, 2 * w), nn.Dropout(p))
+        self.up1 = nn.ConvTranspose2d(2 * w, w, kernel_size=2, stride=2)
+        self.dec1 = _conv_block(2 * w, w)
+        self.head = nn.Conv2d(w, self.hparams["n_classes"], kernel_size=1)
+
+    def configure_losses(self) -> None:
+        """Cross-entropy that ignores unlabelled pixels (code 0), optionally class-weighted."""
+        weights = self.hparams["class_weights"]
+        weight = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, ignore_index=NO_LABEL)
+
+    def configure_metrics(self) -> None:
+        """A validation confusion matrix; every reported metric derives from it."""
+        self.val_confmat = MulticlassConfusionMatrix(num_classes=self.hparams["n_classes"], ignore_index=NO_LABEL)
+
+    # -- inference ----------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, n_classes, H, W)`` of reflectance ``(B, C, H, W)``.
+
+        ``x`` is reflectance 0–1 with NaN for no data; H and W must be multiples
+        of 8 (:func:`predict_land_cover` pads any size).
+        """
+        if x.shape[-1] % DOWNSAMPLING or x.shape[-2] % DOWNSAMPLING:
+            raise ProcessingError(
+                f"input of {x.shape[-2]}x{x.shape[-1]} px: the U-Net needs multiples of {DOWNSAMPLING}; "
+                "pad it or call predict_land_cover, which tiles and pads any size"
+            )
+        x = (x - self.band_mean) / self.band_std
+        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        b = self.bottleneck(F.max_pool2d(e3, 2))
+        d3 = self.dec3(torch.cat([self.up3(b), e3], dim=1))
+        d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        logits: Tensor = self.head(d1)
+        return logits
+
+    def classify(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Class codes (uint8) and confidence (float32, max softmax probability) of ``x``.
+
+        Class 0 is never predicted for pixels with data; pixels whose bands are
+        all NaN get class 0 and NaN confidence.
+        """
+        probs = self.class_probabilities(x)
+        confidence, index = probs.max(dim=1)
+        classes = (index + 1).to(torch.uint8)
+        nodata = torch.isnan(x).all(dim=1)
+        classes = classes.masked_fill(nodata, NO_LABEL)
+        confidence = confidence.masked_fill(nodata, float("nan"))
+        return classes, confidence
+
+    def class_probabilities(self, x: Tensor) -> Tensor:
+        """Softmax probabilities ``(B, n_classes - 1, H, W)`` of class codes 1.., float32."""
+        return torch.softmax(self(x)[:, 1:].float(), dim=1)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> tuple[Tensor, Tensor]:
+        """:meth:`classify` for ``Trainer.predict``; a batch is reflectance or (reflectance, ...)."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self.classify(x)
+
+    def enable_mc_dropout(self) -> None:
+        """Eval mode with dropout layers active, for Monte-Carlo dropout sampling."""
+        self.eval()
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.train()
+
+    # -- training -----------------------------------------------------------
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Cross-entropy of one batch of patches."""
+        x, y = batch
+        loss = self._loss(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Loss and confusion matrix of one validation block."""
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", self._loss(logits, y), on_step=False, on_epoch=True, batch_size=x.shape[0])
+        preds = logits[:, 1:].argmax(dim=1) + 1
+        self.val_confmat.update(preds, y)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log pixel accuracy, mean IoU and per-class accuracy and IoU."""
+        cm = self.val_confmat.compute().detach().cpu().numpy().astype(np.int64)
+        self.val_confmat.reset()
+        self.val_confusion = cm
+        metrics = confusion_metrics(cm)
+        self.log_dict({k: v for k, v in metrics.items() if not math.isnan(v)})
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with the configured schedule."""
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+        if hp["schedule"] == "onecycle":
+            total = max(int(self.trainer.estimated_stepping_batches), 1)
+            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=total)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if hp["schedule"] == "cosine":
+            epochs = max(int(self.trainer.max_epochs or 1), 1)
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizer
+
+    def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        if not bool((y != NO_LABEL).any()):
+            # Cross-entropy of nothing is 0/0; a zero that keeps the graph is the honest value.
+            return logits.sum() * 0.0
+        loss: Tensor = self.criterion(logits.float(), y)
+        return loss
+
+
+# -- training -------------------------------------------------------------------
+
+
+@dataclass
+class TrainingResult:
+    """A trained land-cover model and how well it did on the validation blocks."""
+
+    model: LandCoverUNet
+    metrics: dict[str, float]
+    """``val_accuracy``, ``val_miou`` (0–1), ``val_accuracy/<class>``, ``val_iou/<class>``,
+    ``n_train_pixels``, ``n_val_pixels`` (labelled pixels), ``epochs``, ``seconds`` (wall time of fitting)."""
+    band_names: list[str] = field(default_factory=list)
+
+
+def train_land_cover(
+    samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    band_names: Sequence[str],
+    settings: ModelSettings | None = None,
+    val_fraction: float = 0.25,
+    accelerator: str = "auto",
+    max_epochs: int | None = None,
+    fast_dev_run: bool = False,
+) -> TrainingResult:
+    """Train a :class:`LandCoverUNet` on labelled scenes with a seeded spatial split.
+
+    Args:
+        samples: ``(reflectance, labels)`` pairs: reflectance float32 ``(C, H, W)``
+            0–1 with NaN for no data, labels uint8 ``(H, W)`` class codes with 0 = unknown.
+            Scenes of the same shape are taken to be the same place (months of one tile).
+        band_names: Names of the C bands, in order; recorded in the model.
+        settings: Width, epochs, patch size, patches per scene and seed; ``config.model`` if None.
+        val_fraction: Share of block positions held out for validation, 0 to below 1.
+        accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``).
+        max_epochs: Overrides ``settings.max_epochs``.
+        fast_dev_run: One training and one validation batch, to check the wiring.
+
+    Returns:
+        The model (eval mode, on the CPU) and its validation metrics.
+
+    Raises:
+        ProcessingError: the samples are malformed or leave no training patch.
+        ConfigError: the settings cannot work (patch size not a multiple of 8).
+    """
+    if settings is None:
+        from memories.config import config
+
+        settings = config.model
+    epochs = int(max_epochs if max_epochs is not None else settings.max_epochs)
+    names = [str(n) for n in band_names]
+    images, labels = _check_samples(samples, names)
+    split = split_scenes(labels, patch_px=settings.patch_px, val_fraction=val_fraction, seed=settings.seed)
+
+    pl.seed_everything(settings.seed, workers=True, verbose=False)
+    mean, std = _band_statistics(images, split.val_masks)
+    model = LandCoverUNet(len(names), width=settings.width, band_mean=mean, band_std=std, band_names=names)
+    train_data = _TrainPatches(images, labels, split, settings.patches_per_scene, settings.seed)
+    val_data = _ValidationBlocks(images, labels, split)
+    generator = torch.Generator().manual_seed(settings.seed)
+    # ModelSettings has no batch size yet; honour one if the settings grow it.
+    batch_size = int(getattr(settings, "batch_size", BATCH_SIZE))
+    train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=generator)
+    val_loader = DataLoader(val_data, batch_size=1) if len(val_data) else None
+
+    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision="bf16-mixed" if use_cuda else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=epochs,
+        fast_dev_run=fast_dev_run,
+        deterministic=True,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if val_loader is not None else 0,
+        log_every_n_steps=1,
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        # In-memory datasets need no worker processes; Lightning's hint about them is noise here.
+        warnings.simplefilter("ignore", PossibleUserWarning)
+        # Lightning 2.6 builds torch 2.13's deprecated LeafSpec on every batch; not ours to fix.
+        warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+        trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    seconds = time.perf_counter() - started
+    model.cpu().eval()
+
+    cm = model.val_confusion if model.val_confusion is not None else np.zeros((N_CLASSES, N_CLASSES), np.int64)
+    metrics = confusion_metrics(cm)
+    metrics.update(
+        n_train_pixels=float(split.n_train_pixels),
+        n_val_pixels=float(cm[1:].sum()),
+        epochs=float(trainer.current_epoch),
+        seconds=round(seconds, 3),
+    )
+    return TrainingResult(model=model, metrics=metrics, band_names=names)
+
+
+def confusion_metrics(confusion: np.ndarray) -> dict[str, float]:
+    """Accuracy and IoU from a confusion matrix ``[true code, predicted code]`` of pixel counts.
+
+    Row and column 0 (no label) are left out. Per-class values are given for
+    the classes present in the true labels; the mean IoU is over those. With no
+    labelled pixel every value is NaN.
+    """
+    cm = np.asarray(confusion, dtype=np.float64)
+    labelled = cm[1:].sum()
+    metrics: dict[str, float] = {
+        "val_accuracy": float(np.trace(cm[1:, 1:]) / labelled) if labelled else math.nan,
+    }
+    ious = []
+    for code in range(1, cm.shape[0]):
+        true = cm[code].sum()
+        if not true:
+            continue
+        hit = cm[code, code]
+        iou = hit / (true + cm[1:, code].sum() - hit)
+        ious.append(iou)
+        name = CLASS_BY_CODE[code].name if code in CLASS_BY_CODE else f"class_{code}"
+        metrics[f"val_accuracy/{name}"] = float(hit / true)
+        metrics[f"val_iou/{name}"] = float(iou)
+    metrics["val_miou"] = float(np.mean(ious)) if ious else math.nan
+    return metrics
+
+
+# -- the spatial split ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneSplit:
+    """Where each scene's training patches and validation blocks lie (pixel indices)."""
+
+    patch_px: int
+    block_px: int
+    val_masks: tuple[np.ndarray, ...]
+    """Per scene, bool ``(H, W)``: True where the pixel belongs to a validation block."""
+    val_boxes: tuple[tuple[tuple[int, int, int, int], ...], ...]
+    """Per scene, the validation blocks as ``(row0, row1, col0, col1)``, ends exclusive."""
+    train_windows: tuple[np.ndarray, ...]
+    """Per scene, int ``(N, 2)``: top-left ``(row, col)`` of every ``patch_px`` window that lies
+    wholly outside validation blocks and holds at least one labelled pixel."""
+    n_train_pixels: int
+    """Labelled pixels with data outside the validation blocks, over all scenes."""
+
+
+def spatial_split(
+    shape: tuple[int, int], *, block_px: int, val_fraction: float, seed: int
+) -> tuple[tuple[int, int, int, int], ...]:
+    """The validation blocks of a scene of ``shape`` (rows, cols), as ``(row0, row1, col0, col1)``.
+
+    The scene is cut into ``block_px`` squares (smaller at the bottom and right
+    edges); ``round(val_fraction * n_blocks)`` of them, at least one and at most
+    all but one when ``val_fraction > 0``, are drawn with a generator seeded by
+    ``seed`` and the shape, so every scene of one shape gets the same blocks.
+
+    Raises:
+        ConfigError: ``val_fraction`` is outside [0, 1) or the scene holds a single block.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction={val_fraction} must be in [0, 1); 0.25 holds out a quarter")
+    rows, cols = int(shape[0]), int(shape[1])
+    n_r, n_c = math.ceil(rows / block_px), math.ceil(cols / block_px)
+    n_blocks = n_r * n_c
+    if val_fraction == 0.0:
+        return ()
+    if n_blocks < 2:
+        raise ConfigError(
+            f"a scene of {rows}x{cols} px holds one {block_px} px block, so it cannot be split spatially; "
+            "use a smaller model.patch_px or val_fraction=0"
+        )
+    n_val = min(max(round(val_fraction * n_blocks), 1), n_blocks - 1)
+    rng = np.random.default_rng([seed, rows, cols])
+    chosen = np.sort(rng.choice(n_blocks, size=n_val, replace=False))
+    boxes = []
+    for b in chosen.tolist():
+        r, c = divmod(b, n_c)
+        boxes.append((r * block_px, min((r + 1) * block_px, rows), c * block_px, min((c + 1) * block_px, cols)))
+    return tuple(boxes)
+
+
+def split_scenes(
+    labels: Sequence[np.ndarray],
+    *,
+    patch_px: int,
+    val_fraction: float,
+    seed: int,
+    block_px: int | None = None,
+) -> SceneSplit:
+    """Split scenes spatially into training windows and validation blocks.
+
+    Args:
+        labels: Per scene, class codes ``(H, W)`` with 0 for no label or no data.
+        patch_px: Side of a training patch, pixels; a multiple of 8.
+        val_fraction: Share of block positions held out, 0 to below 1.
+        seed: Seed of the block draw.
+        block_px: Side of a split block, pixels; ``2 * patch_px`` if None, at least ``patch_px``.
+    """
+    if patch_px % DOWNSAMPLING or patch_px < DOWNSAMPLING:
+        raise ConfigError(
+            f"model.patch_px={patch_px} must be a multiple of {DOWNSAMPLING} (the U-Net halves it 3 times); "
+            f"use {max(DOWNSAMPLING, patch_px // DOWNSAMPLING * DOWNSAMPLING)}"
+        )
+    block = 2 * patch_px if block_px is None else int(block_px)
+    if block < patch_px:
+        raise ConfigError(f"block_px={block} is smaller than patch_px={patch_px}; use at least patch_px")
+    masks, boxes_all, windows_all = [], [], []
+    n_train = 0
+    for lab in labels:
+        boxes = spatial_split(lab.shape, block_px=block, val_fraction=val_fraction, seed=seed)
+        val = np.zeros(lab.shape, dtype=bool)
+        for r0, r1, c0, c1 in boxes:
+            val[r0:r1, c0:c1] = True
+        train_labelled = (lab != NO_LABEL) & ~val
+        n_train += int(train_labelled.sum())
+        masks.append(val)
+        boxes_all.append(boxes)
+        windows_all.append(_windows(~val, train_labelled, patch_px))
+    return SceneSplit(
+        patch_px=patch_px,
+        block_px=block,
+        val_masks=tuple(masks),
+        val_boxes=tuple(boxes_all),
+        train_windows=tuple(windows_all),
+        n_train_pixels=n_train,
+    )
+
+
+# -- prediction -------------------------------------------------------------------
+
+
+def predict_land_cover(
+    model: LandCoverUNet, reflectance: np.ndarray, *, batch_px: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classify a scene of any size, tile by tile.
+
+    Tiles of at most ``batch_px`` pixels a side are read with a context margin
+    of :data:`TILE_MARGIN_PX` that is discarded, and padded to multiples of 8.
+
+    Args:
+        model: A trained land-cover model; it runs on its own device.
+        reflectance: float ``(C, H, W)``, reflectance 0–1 with NaN for no data.
+        batch_px: Side of the largest tile sent to the model at once, pixels.
+
+    Returns:
+        Class codes uint8 ``(H, W)`` and confidence float32 ``(H, W)`` (max softmax
+        probability, 0–1); class 0 and NaN confidence where all bands are NaN.
+    """
+    x = np.asarray(reflectance, dtype=np.float32)
+    c = int(model.hparams["in_channels"])
+    if x.ndim != 3 or x.shape[0] != c:
+        raise ProcessingError(
+            f"reflectance of shape {x.shape}: the model wants ({c}, H, W) with bands "
+            f"{model.hparams.get('band_names')}; stack the bands first"
+        )
+    if batch_px < 2 * TILE_MARGIN_PX + DOWNSAMPLING:
+        raise ConfigError(f"batch_px={batch_px} is too small; use at least {2 * TILE_MARGIN_PX + DOWNSAMPLING}")
+    _, rows, cols = x.shape
+    classes = np.zeros((rows, cols), dtype=np.uint8)
+    confidence = np.full((rows, cols), np.nan, dtype=np.float32)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            for r0, r1 in _spans(rows, batch_px):
+                for c0, c1 in _spans(cols, batch_px):
+                    wr0, wr1 = max(r0 - TILE_MARGIN_PX, 0), min(r1 + TILE_MARGIN_PX, rows)
+                    wc0, wc1 = max(c0 - TILE_MARGIN_PX, 0), min(c1 + TILE_MARGIN_PX, cols)
+                    tile = _pad_to_multiple(x[:, wr0:wr1, wc0:wc1], np.nan)
+                    cls, conf = model.classify(torch.from_numpy(tile)[None].to(device))
+                    sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
+                    classes[r0:r1, c0:c1] = cls[0][sl].cpu().numpy()
+                    confidence[r0:r1, c0:c1] = conf[0][sl].float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return classes, confidence
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _float_list(values: Sequence[float] | None, n: int, default: float, name: str) -> list[float]:
+    if values is None:
+        return [default] * n
+    out = [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    if len(out) != n:
+        raise ConfigError(f"{name} has {len(out)} values; give one per channel ({n})")
+    return out
+
+
+def _check_samples(
+    samples: Sequence[tuple[np.ndarray, np.ndarray]], band_names: list[str]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validated float32 reflectance and int64 labels, with no-data pixels unlabelled."""
+    if not samples:
+        raise ProcessingError("no training samples; give at least one (reflectance, labels) pair")
+    images, labels = [], []
+    for i, (refl, lab) in enumerate(samples):
+        x = np.asarray(refl, dtype=np.float32)
+        y = np.asarray(lab)
+        if x.ndim != 3 or x.shape[0] != len(band_names):
+            raise ProcessingError(
+                f"sample {i}: reflectance of shape {x.shape} does not match the {len(band_names)} "
+                f"band_names {band_names}; give (C, H, W) with one band per name"
+            )
+        if y.shape != x.shape[1:]:
+            raise ProcessingError(
+                f"sample {i}: labels of shape {y.shape} do not match reflectance {x.shape[1:]}; "
+                "rasterize the labels on the composite's grid"
+            )
+        if y.size and (y.min() < 0 or y.max() >= N_CLASSES):
+            raise ProcessingError(
+                f"sample {i}: label codes {int(y.min())}..{int(y.max())} outside 0..{N_CLASSES - 1}; "
+                "map them through memories.classes"
+            )
+        y = y.astype(np.int64)
+        y[np.isnan(x).all(axis=0)] = NO_LABEL
+        images.append(x)
+        labels.append(y)
+    return images, labels
+
+
+def _windows(allowed: np.ndarray, labelled: np.ndarray, patch: int) -> np.ndarray:
+    """Top-left corners of ``patch`` windows wholly ``allowed`` with at least one ``labelled`` pixel."""
+    rows, cols = allowed.shape
+    if rows < patch or cols < patch:
+        return np.zeros((0, 2), dtype=np.int32)
+    bad = _window_sums(~allowed, patch)
+    lab = _window_sums(labelled, patch)
+    r, c = np.nonzero((bad == 0) & (lab > 0))
+    return np.stack([r, c], axis=1).astype(np.int32)
+
+
+def _window_sums(mask: np.ndarray, patch: int) -> np.ndarray:
+    """Sum of ``mask`` over every ``patch`` x ``patch`` window, indexed by its top-left corner."""
+    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    integral[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    return integral[patch:, patch:] - integral[:-patch, patch:] - integral[patch:, :-patch] + integral[:-patch, :-patch]
+
+
+def _band_statistics(images: list[np.ndarray], val_masks: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Per-band mean and standard deviation of reflectance with data in the training region."""
+    n_bands = images[0].shape[0]
+    total = np.zeros(n_bands)
+    total_sq = np.zeros(n_bands)
+    count = np.zeros(n_bands)
+    for x, val in zip(images, val_masks, strict=True):
+        pixels = x[:, ~val].astype(np.float64)
+        ok = ~np.isnan(pixels)
+        pixels = np.where(ok, pixels, 0.0)
+        total += pixels.sum(axis=1)
+        total_sq += (pixels**2).sum(axis=1)
+        count += ok.sum(axis=1)
+    if (count == 0).any():
+        empty = [i for i in range(n_bands) if count[i] == 0]
+        raise ProcessingError(f"bands {empty} have no data in the training region; drop them or add scenes")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return mean.tolist(), std.tolist()
+
+
+class _TrainPatches(Dataset[tuple[Tensor, Tensor]]):
+    """``patches_per_scene`` random patches per scene and epoch, flipped and rotated at random.
+
+    Draws come from one seeded generator in the order the loader asks, so a run
+    in one process (no loader workers) is reproducible.
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        labels: list[np.ndarray],
+        split: SceneSplit,
+        patches_per_scene: int,
+        seed: int,
+    ) -> None:
+        self.images, self.labels, self.split = images, labels, split
+        self.scenes = [i for i, w in enumerate(split.train_windows) if len(w)]
+        if not self.scenes:
+            raise ProcessingError(
+                f"no {split.patch_px} px training patch lies wholly outside the validation blocks with a "
+                "labelled pixel; add labels, lower val_fraction or use a smaller model.patch_px"
+            )
+        self.patches_per_scene = patches_per_scene
+        self.rng = np.random.default_rng([seed, 1])
+
+    def __len__(self) -> int:
+        return len(self.scenes) * self.patches_per_scene
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        s = self.scenes[index % len(self.scenes)]
+        windows = self.split.train_windows[s]
+        r, c = windows[self.rng.integers(len(windows))]
+        p = self.split.patch_px
+        x = self.images[s][:, r : r + p, c : c + p]
+        y = self.labels[s][r : r + p, c : c + p]
+        k = int(self.rng.integers(4))
+        x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k)
+        if self.rng.random() < 0.5:
+            x, y = x[:, :, ::-1], y[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
+
+
+class _ValidationBlocks(Dataset[tuple[Tensor, Tensor]]):
+    """Each validation block whole, padded to multiples of 8 (NaN reflectance, label 0)."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], split: SceneSplit) -> None:
+        self.items: list[tuple[Tensor, Tensor]] = []
+        for x, y, boxes in zip(images, labels, split.val_boxes, strict=True):
+            for r0, r1, c0, c1 in boxes:
+                xb = _pad_to_multiple(x[:, r0:r1, c0:c1], np.nan)
+                yb = _pad_to_multiple(y[None, r0:r1, c0:c1], NO_LABEL)[0]
+                self.items.append((torch.from_numpy(xb), torch.from_numpy(yb)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.items[index]
+
+
+def _pad_to_multiple(a: np.ndarray, fill: float) -> np.ndarray:
+    """``a`` ``(C, H, W)`` padded at the bottom and right to multiples of 8."""
+    pad_r = -a.shape[1] % DOWNSAMPLING
+    pad_c = -a.shape[2] % DOWNSAMPLING
+    if not pad_r and not pad_c:
+        return np.ascontiguousarray(a)
+    return np.pad(a, ((0, 0), (0, pad_r), (0, pad_c)), constant_values=fill)
+
+
+def _spans(n: int, batch_px: int) -> list[tuple[int, int]]:
+    """Core spans along one axis: the whole axis if it fits a tile, else cores that leave room for margins."""
+    if n <= batch_px:
+        return [(0, n)]
+    core = batch_px - 2 * TILE_MARGIN_PX
+    return [(i, min(i + core, n)) for i in range(0, n, core)]

@@ -1,0 +1,253 @@
+"""The model registry: versioned land-cover checkpoints with their metrics, under the storage root.
+
+Version ``n`` of model ``name`` is two files in ``StorageRoot.model_dir(name)``:
+the checkpoint at ``StorageRoot.model_uri(name, n)`` (``v0001.ckpt``), a
+Lightning-compatible ``torch.save`` of ``{"hyper_parameters", "state_dict"}``,
+and a JSON sidecar next to it (``v0001.json``) with the version, creation time
+(UTC), metrics, training data, code version and band names. The sidecar is
+written last, so it marks a version as complete: a checkpoint without one (a
+registration killed half-way) is not a version and is overwritten by the next.
+
+Everything goes through ``StorageRoot.fs``, so file:// and s3:// roots behave alike.
+Version numbers come from listing the folder, so two registrations of one model
+at the same moment could pick the same number (the later write wins); register
+from one place (the ``land_cover_model`` asset) to keep versions distinct.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import math
+import re
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from memories.errors import StorageError
+from memories.store.paths import StorageRoot
+
+__all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion"]
+
+_SIDECAR = re.compile(r"^v(\d+)\.json$")
+
+
+class ModelNotFoundError(StorageError, LookupError):
+    """The registry holds no (such) version of a model."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    uri: str
+    """URI of the checkpoint."""
+    metrics: dict[str, float]
+    created: str
+    """Registration time, UTC, ISO 8601."""
+    band_names: list[str] | None
+    training_data: dict[str, Any]
+    """What the model was trained on (tiles, months, label source, ...), as the caller gave it."""
+    code_version: str | None = None
+    """``git describe`` of the code that trained it, when known."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Sidecar keys this version of the code does not know."""
+
+
+class ModelRegistry:
+    """Versioned model checkpoints under a storage root."""
+
+    def __init__(self, root: StorageRoot) -> None:
+        self.root = root
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        metrics: Mapping[str, float],
+        *,
+        training_data: dict[str, Any],
+        code_version: str | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as the next version of ``name`` and return that version.
+
+        Args:
+            name: Model name, e.g. ``"land_cover"``; a folder name under ``models/``.
+            model: A :class:`~memories.ai.land_cover.LandCoverUNet` (any LightningModule
+                whose ``hparams`` rebuild it).
+            metrics: Validation metrics to keep beside it (numbers; NaN is stored as null).
+            training_data: JSON-able description of the training data.
+            code_version: Version of the training code; ``git describe`` of this checkout if None.
+        """
+        _check_name(name)
+        version = (self._latest_number(name) or 0) + 1
+        uri = self.root.model_uri(name, version)
+        import torch
+
+        hparams = dict(model.hparams)
+        sidecar = {
+            "name": name,
+            "version": version,
+            "uri": uri,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "metrics": {str(k): _number(v) for k, v in metrics.items()},
+            "training_data": training_data,
+            "code_version": code_version if code_version is not None else _git_describe(),
+            "band_names": hparams.get("band_names"),
+            "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        }
+        try:
+            data = json.dumps(sidecar, indent=2, default=_jsonable, allow_nan=False).encode()
+        except ValueError as e:
+            raise StorageError(
+                f"training_data of model {name!r} cannot be written as JSON ({e}); pass plain values, no NaN"
+            ) from e
+        buffer = io.BytesIO()
+        torch.save(
+            {
+                "hyper_parameters": hparams,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "pytorch-lightning_version": importlib.metadata.version("pytorch-lightning"),
+            },
+            buffer,
+        )
+        self.root.write_bytes(uri, buffer.getvalue())
+        # The sidecar goes last: it is what makes the version exist.
+        self.root.write_bytes(_sidecar_uri(uri), data)
+        return _version_from_sidecar(json.loads(data))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every complete version of ``name``, oldest first; empty if none."""
+        return [self._read_sidecar(name, n) for n in self._numbers(name)]
+
+    def latest(self, name: str) -> ModelVersion | None:
+        """The newest version of ``name``, or None if it has none."""
+        n = self._latest_number(name)
+        return self._read_sidecar(name, n) if n is not None else None
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        """One version of ``name`` (the latest if None).
+
+        Raises:
+            ModelNotFoundError: no such version.
+        """
+        numbers = self._numbers(name)
+        if not numbers:
+            raise ModelNotFoundError(
+                f"model {name!r} has no registered version under {self.root.model_dir(name)}; "
+                f"materialize {name}_model first"
+            )
+        if version is None:
+            version = numbers[-1]
+        if version not in numbers:
+            raise ModelNotFoundError(f"model {name!r} has no version {version}; registered versions are {numbers}")
+        return self._read_sidecar(name, version)
+
+    def load(self, name: str, version: int | None = None, *, map_location: str = "cpu") -> Any:
+        """The :class:`~memories.ai.land_cover.LandCoverUNet` of one version (latest if None), in eval mode.
+
+        Raises:
+            ModelNotFoundError: the model has no (such) version; materialize ``land_cover_model`` first.
+        """
+        import torch
+
+        from memories.ai.land_cover import LandCoverUNet
+
+        mv = self.get(name, version)
+        checkpoint = torch.load(io.BytesIO(self.root.read_bytes(mv.uri)), map_location=map_location, weights_only=True)
+        model = LandCoverUNet(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"])
+        return model.to(map_location).eval()
+
+    # -- listing --------------------------------------------------------------
+    def _numbers(self, name: str) -> list[int]:
+        _check_name(name)
+        folder = self.root.path(self.root.model_dir(name))
+        fs = self.root.fs
+        fs.invalidate_cache(folder)  # s3fs caches listings; a registration elsewhere must show
+        try:
+            entries = fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        numbers = []
+        for entry in entries:
+            m = _SIDECAR.match(str(entry).rstrip("/").rsplit("/", 1)[-1])
+            if m:
+                numbers.append(int(m.group(1)))
+        return sorted(numbers)
+
+    def _latest_number(self, name: str) -> int | None:
+        numbers = self._numbers(name)
+        return numbers[-1] if numbers else None
+
+    def _read_sidecar(self, name: str, version: int) -> ModelVersion:
+        uri = _sidecar_uri(self.root.model_uri(name, version))
+        try:
+            return _version_from_sidecar(json.loads(self.root.read_bytes(uri)))
+        except (ValueError, KeyError) as e:
+            raise StorageError(f"{uri} is not a valid model sidecar ({e}); re-register version {version}") from e
+
+
+def _sidecar_uri(checkpoint_uri: str) -> str:
+    """``v0001.json`` beside ``v0001.ckpt``."""
+    return checkpoint_uri.removesuffix(".ckpt") + ".json"
+
+
+def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
+    known = {"name", "version", "uri", "metrics", "created", "band_names", "training_data", "code_version"}
+    return ModelVersion(
+        name=d["name"],
+        version=int(d["version"]),
+        uri=d["uri"],
+        metrics={k: (math.nan if v is None else float(v)) for k, v in d["metrics"].items()},
+        created=d["created"],
+        band_names=d.get("band_names"),
+        training_data=d.get("training_data") or {},
+        code_version=d.get("code_version"),
+        extra={k: v for k, v in d.items() if k not in known},
+    )
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise StorageError(f"model name {name!r} must be letters, digits, '_', '-' or '.', e.g. 'land_cover'")
+
+
+def _number(v: Any) -> float | None:
+    f = float(v)
+    return None if math.isnan(f) or math.isinf(f) else f
+
+
+def _jsonable(o: Any) -> Any:
+    """numpy scalars and arrays, dates and paths in sidecars."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if isinstance(o, set | frozenset):
+        return list(o)
+    return str(o)
+
+
+def _git_describe() -> str | None:
+    """``git describe --always --dirty`` of the checkout this module lives in, or None."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
