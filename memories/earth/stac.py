@@ -128,7 +128,7 @@ def items_table(items: list[Any]) -> Any:
                 "cloud_cover": float(p.get("eo:cloud_cover", np.nan)),
                 "epsg": p.get("proj:epsg") or _epsg_of_code(p.get("proj:code")),
                 "processing_baseline": p.get("s2:processing_baseline"),
-                "item_json": json.dumps(it.to_dict(transform_hrefs=False)),
+                "item_json": json.dumps(_detached(it)),
                 "geometry": shape(it.geometry),
             }
         )
@@ -149,6 +149,15 @@ def newest_created(items: list[Any]) -> datetime | None:
     """The latest ``created`` time among items (None when none has one)."""
     times = [pd.Timestamp(it.properties["created"]) for it in items if it.properties.get("created")]
     return max(times).to_pydatetime() if times else None
+
+
+def _detached(item: Any) -> dict[str, Any]:
+    """An item's JSON without its links: links point at the API that answered the
+    search, which later readers must not depend on (pystac would try to resolve
+    them, a network call per item, or a failure once that server is gone)."""
+    d = item.to_dict(include_self_link=False, transform_hrefs=False)
+    d["links"] = []
+    return d
 
 
 def _epsg_of_code(code: Any) -> int | None:

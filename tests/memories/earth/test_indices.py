@@ -38,3 +38,4 @@ def test_earth_search_dn_to_reflectance_with_nodata():
 def test_scl_mask_keeps_only_clear_classes():
     scl = np.arange(12, dtype=np.uint8)
     assert list(np.flatnonzero(scl_clear_mask(scl))) == [4, 5, 6, 7, 11]
+
