@@ -8,8 +8,8 @@ feature whose ``start_date`` is after the month does not exist yet in it.
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets._memory import record
-from dagster_project.partitions import month_tile_partitions, split_key
+from assets._partition import record, tile_month
+from dagster_project.partitions import month_tile_partitions
 from memories.earth.gis import GIS_LAYERS, read_layer, write_geoparquet
 from memories.months import month_range
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -28,8 +28,8 @@ def gis_layers(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
+    tile = grid.tile_id
     root = storage.storage_root()
     source = gis.source_path()
     _, month_end = month_range(month)

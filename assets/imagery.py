@@ -18,8 +18,8 @@ from dagster import (
     asset,
 )
 
-from assets._memory import record
-from dagster_project.partitions import FIRST_MONTH, month_tile_partitions, split_key
+from assets._partition import record, tile_month
+from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import read_geoparquet, write_geoparquet
 from memories.earth.imagery import load_scenes, monthly_composite
@@ -44,8 +44,8 @@ def stac_items(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
+    tile = grid.tile_id
     found = stac.search(grid, month)
     table = items_table(found.items)
     root = storage.storage_root()
@@ -98,8 +98,8 @@ def surface_reflectance(
     dask_cluster: DaskClusterResource,
     memory: MemoryCatalogResource,
 ):  # type: ignore[no-untyped-def]
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
+    tile = grid.tile_id
     root = storage.storage_root()
     items = items_from_table(read_geoparquet(root, root.table_uri("stac_items", tile, month)))
     if not items:
@@ -156,8 +156,7 @@ def spectral_indices(
     dask_cluster: DaskClusterResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
     root = storage.storage_root()
     sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)

@@ -10,16 +10,16 @@ tile-month with the registered version and writes the class map to Zarr.
 import numpy as np
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from assets._memory import record
-from dagster_project.partitions import FIRST_MONTH, month_tile_partitions, split_key
+from assets._partition import record, tile_month
+from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
-from .imagery import surface_reflectance
 from .gis import gis_layers
+from .imagery import surface_reflectance
 
 MODEL_NAME = "land_cover"
 
@@ -110,8 +110,7 @@ def land_cover(
     from memories.ai.land_cover import predict_land_cover
     from memories.ai.registry import ModelRegistry
 
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
     root = storage.storage_root()
     registry = ModelRegistry(root)
     version = registry.latest(MODEL_NAME)

@@ -10,8 +10,8 @@ import base64
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets._memory import record
-from dagster_project.partitions import FIRST_MONTH, month_tile_partitions, split_key
+from assets._partition import record, tile_month
+from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
 from memories.applications.environmental import EnvironmentalMonitor
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -32,8 +32,8 @@ def environmental_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, tile = split_key(context.partition_key)
-    grid = stac.tile(tile)
+    month, grid = tile_month(context, stac)
+    tile = grid.tile_id
     root = storage.storage_root()
     catalog = memory.catalog()
     lc_rows = [m for m in catalog.current("land_cover", tile=tile) if m.partition == month]

@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {tile} latest:      {root.report_uri('environmental', tile, months[-1], 'report.html')}")
         if alerts:
             first = alerts[0]
-            print(f"  {tile} first alert: {first.uri}  "
-                  f"(forest loss {first.stats['forest_loss']['area_ha']:.1f} ha since {first.stats['reference_month']})")
+            loss, since = first.stats["forest_loss"]["area_ha"], first.stats["reference_month"]
+            print(f"  {tile} first alert: {first.uri}  (forest loss {loss:.1f} ha since {since})")
     print("Dagster UI over the same instance:  ./scripts/ui.sh  (http://127.0.0.1:3000)")
     return 1 if failed else 0
 

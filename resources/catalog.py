@@ -37,14 +37,7 @@ class SampleWorldResource(ConfigurableResource):  # type: ignore[misc]
         """The world's SampleWorldSpec."""
         from memories.sample import SampleWorldSpec
 
-        return SampleWorldSpec(
-            seed=self.seed,
-            n_tiles=self.n_tiles,
-            start_month=self.start_month,
-            n_months=self.n_months,
-            size_px=self.size_px,
-            revisit_days=self.revisit_days,
-        )
+        return SampleWorldSpec.from_settings(self.settings().sample)
 
     def ensure(self) -> Any:
         """The SampleWorld, generated first if missing or of another spec (one process at a time)."""

@@ -184,7 +184,7 @@ class MonthlyRasterStore:
         )
 
     def _chunks(self, ds: xr.Dataset) -> dict[str, int]:
-        c: dict[str, int] = {"time": 1, "y": min(self.chunk_px, self.grid.height), "x": min(self.chunk_px, self.grid.width)}
+        c = {"time": 1, "y": min(self.chunk_px, self.grid.height), "x": min(self.chunk_px, self.grid.width)}
         if "band" in ds.dims:
             c["band"] = 1
         return c

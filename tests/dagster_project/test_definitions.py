@@ -25,7 +25,9 @@ def test_definitions_validate_and_keep_heavy_imports_out():
 
 def test_asset_graph_lineage():
     graph = defs.resolve_asset_graph()
-    deps = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()}
+    deps = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
+    }
     assert deps["surface_reflectance"] == {"stac_items"}
     assert deps["spectral_indices"] == {"surface_reflectance"}
     assert deps["land_cover_model"] == {"surface_reflectance", "gis_layers"}

@@ -17,7 +17,6 @@ from dagster_project.definitions import defs
 from dagster_project.partitions import FIRST_MONTH, TILES, months_partitions, partition_key
 from memories.classes import CLASS_BY_NAME
 from memories.config import config
-from memories.earth.catalogs import COMMON_BANDS
 from memories.months import month_mid, month_range
 from memories.store.raster import MonthlyRasterStore
 

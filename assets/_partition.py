@@ -1,4 +1,4 @@
-"""Recording materializations in the memory catalog: the one place assets do it."""
+"""What every partitioned asset does first and last: find its tile-month, record its output."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from dagster import AssetExecutionContext
 from memories.grid import TileGrid
 from memories.memory.catalog import Materialization, MemoryCatalog
 from memories.months import month_range
+
+
+def tile_month(context: AssetExecutionContext, stac: Any) -> tuple[str, TileGrid]:
+    """(month, tile grid) of the run's month x tile partition."""
+    from dagster_project.partitions import split_key
+
+    month, tile = split_key(context.partition_key)
+    return month, stac.tile(tile)
 
 
 def record(
