@@ -6,6 +6,8 @@ grid in Zarr; ``spectral_indices`` derives NDVI, NDWI, EVI and NBR from it.
 """
 
 
+from typing import Any
+
 import numpy as np
 from dagster import (
     AssetCheckResult,
@@ -114,7 +116,7 @@ def surface_reflectance(
     written = store.read_month(month).compute()
     r = written["reflectance"].values
     clear = float(np.isfinite(r[0]).mean())
-    stats = {
+    stats: dict[str, Any] = {
         "scenes": len(items),
         "clear_fraction": clear,
         "mean_clear_obs": float(written["clear_count"].values.mean()),
@@ -163,8 +165,8 @@ def spectral_indices(
     with dask_cluster.compute():
         out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]))
     written = out.read_month(month).compute()
-    stats = {
-        name: {
+    stats: dict[str, Any] = {
+        str(name): {
             "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
             "p10": float(np.nanpercentile(v, 10)) if np.isfinite(v).any() else None,
             "p90": float(np.nanpercentile(v, 90)) if np.isfinite(v).any() else None,

@@ -7,6 +7,9 @@ tile-month with the registered version and writes the class map to Zarr.
 """
 
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
@@ -49,7 +52,7 @@ def land_cover_model(
     catalog = memory.catalog()
     have_sr = {(m.tile, m.partition) for m in catalog.current("surface_reflectance")}
     have_gis = {(m.tile, m.partition) for m in catalog.current("gis_layers")}
-    pairs = sorted(p for p in have_sr & have_gis if p[0] and p[1])
+    pairs = sorted((t, m) for t, m in have_sr & have_gis if t and m)
     if not pairs:
         raise Failure(
             description="no tile-month has both surface_reflectance and gis_layers; materialize them first"
@@ -126,7 +129,7 @@ def land_cover(
     )
     labelled = classes > 0
     shares = {c.name: float((classes == c.code).sum() / max(labelled.sum(), 1)) for c in LAND_COVER_CLASSES}
-    stats = {
+    stats: dict[str, Any] = {
         "model_version": version.version,
         "class_share": shares,
         "mean_confidence": float(np.nanmean(confidence)) if labelled.any() else None,
@@ -152,5 +155,5 @@ def _spread(pairs: list[tuple[str, str]], per_tile: int) -> list[tuple[str, str]
     return out
 
 
-def _scalars(d: dict[str, object]) -> dict[str, object]:
+def _scalars(d: Mapping[str, object]) -> dict[str, object]:
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str))}

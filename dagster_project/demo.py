@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from memories.config import config
 
     instance = DagsterInstance.get()
-    stac = defs.resources["stac"]
+    resources = dict(defs.resources or {})
+    stac = resources["stac"]
     t0 = time.perf_counter()
     print(f"sample world: {config.sample.n_tiles} tiles x {config.sample.n_months} months "
           f"x {config.sample.size_px} px at 10 m, in {config.sample.root}", flush=True)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failed: list[str] = []
 
-    def run(job_name: str, key: object | None) -> None:
+    def run(job_name: str, key: str | None) -> None:
         job = defs.resolve_job_def(job_name)
         t = time.perf_counter()
         result = job.execute_in_process(
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         for tile in tiles:
             run("analysis_job", partition_key(month, tile))
 
-    root = defs.resources["storage"].storage_root()
-    catalog = defs.resources["memory"].catalog()
+    root = resources["storage"].storage_root()
+    catalog = resources["memory"].catalog()
     print(f"\ndone in {(time.perf_counter() - t0) / 60:.1f} min; {len(failed)} failed runs")
     print("reports (open in a browser):")
     for tile in tiles:

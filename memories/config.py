@@ -98,12 +98,12 @@ class ModelSettings(BaseModel):
 class Settings(BaseModel):
     """The whole settings tree."""
 
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    sample: SampleSettings = Field(default_factory=SampleSettings)
-    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
-    aoi: AoiSettings = Field(default_factory=AoiSettings)
-    compute: ComputeSettings = Field(default_factory=ComputeSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
+    sample: SampleSettings = Field(default_factory=lambda: SampleSettings())
+    catalog: CatalogSettings = Field(default_factory=lambda: CatalogSettings())
+    aoi: AoiSettings = Field(default_factory=lambda: AoiSettings())
+    compute: ComputeSettings = Field(default_factory=lambda: ComputeSettings())
+    model: ModelSettings = Field(default_factory=lambda: ModelSettings())
 
 
 def load_settings() -> Settings:

@@ -74,7 +74,7 @@ def load_scenes(
     offset = np.array([[i.offset for i in row] for row in infos], dtype=np.float32)
     nodata = {i.nodata for row in infos for i in row}
     if len(nodata) > 1:
-        raise DataSourceError(f"scenes of tile {grid.tile_id} disagree on the nodata value: {sorted(nodata)}")
+        raise DataSourceError(f"scenes of tile {grid.tile_id} disagree on the nodata value: {sorted(nodata, key=str)}")
     dims = ("time", "band")
     refl = to_reflectance(
         dn,

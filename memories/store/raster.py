@@ -127,7 +127,7 @@ class MonthlyRasterStore:
         missing = set(ds.data_vars) - set(current.data_vars)
         if missing:
             raise StorageError(
-                f"{self.uri} has no variables {sorted(missing)}; it holds {sorted(current.data_vars)}. "
+                f"{self.uri} has no variables {sorted(map(str, missing))}; it holds {sorted(map(str, current.data_vars))}. "
                 "A product's variables are fixed when its store is created."
             )
         have = current.sizes["time"]
@@ -150,7 +150,7 @@ class MonthlyRasterStore:
             shape = (n, *var.shape)
             chunks = (1, *self._var_chunks(var))
             fill = _fill_value(var.dtype)
-            out[name] = (("time", *var.dims), da.full(shape, fill, dtype=var.dtype, chunks=chunks))
+            out[str(name)] = (("time", *var.dims), da.full(shape, fill, dtype=var.dtype, chunks=chunks))
         out[WRITTEN] = (("time",), np.zeros(n, dtype=np.uint8))
         coords: dict[str, Any] = {"time": times}
         if first == 0:
@@ -159,11 +159,11 @@ class MonthlyRasterStore:
                 coords["band"] = ("band", np.array([str(b) for b in ds["band"].values], dtype=object))
         tmpl = xr.Dataset(out, coords=coords)
         tmpl.attrs.update(self._attrs())  # appends rewrite the group's attributes too
-        encoding = {name: {"chunks": tmpl[name].data.chunksize} for name in ds.data_vars}
+        encoding = {str(name): {"chunks": tmpl[name].data.chunksize} for name in ds.data_vars}
         for name in ds.data_vars:
             # Integer products keep their dtype (0 is nodata by convention, not masked).
             fill = _fill_value(ds[name].dtype)
-            tmpl[name].encoding.update(encoding[name], _FillValue=None if fill == 0 else fill)
+            tmpl[name].encoding.update(encoding[str(name)], _FillValue=None if fill == 0 else fill)
         # One chunk per flag, so concurrent months never rewrite each other's flag.
         tmpl[WRITTEN].encoding.update(chunks=(1,))
         tmpl["time"].encoding.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="int64")
