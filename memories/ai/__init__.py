@@ -12,24 +12,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from memories.ai.land_cover import (
         LandCoverUNet,
-        SceneSplit,
         TrainingResult,
         confusion_metrics,
         predict_land_cover,
-        spatial_split,
-        split_scenes,
         train_land_cover,
     )
     from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
+    from memories.ai.split import SceneSplit, spatial_split, split_scenes
 
 _EXPORTS: dict[str, str] = {
     "LandCoverUNet": "memories.ai.land_cover",
-    "SceneSplit": "memories.ai.land_cover",
+    "SceneSplit": "memories.ai.split",
     "TrainingResult": "memories.ai.land_cover",
     "confusion_metrics": "memories.ai.land_cover",
     "predict_land_cover": "memories.ai.land_cover",
-    "spatial_split": "memories.ai.land_cover",
-    "split_scenes": "memories.ai.land_cover",
+    "spatial_split": "memories.ai.split",
+    "split_scenes": "memories.ai.split",
     "train_land_cover": "memories.ai.land_cover",
     "ModelNotFoundError": "memories.ai.registry",
     "ModelRegistry": "memories.ai.registry",

@@ -127,7 +127,8 @@ class MonthlyRasterStore:
         missing = set(ds.data_vars) - set(current.data_vars)
         if missing:
             raise StorageError(
-                f"{self.uri} has no variables {sorted(map(str, missing))}; it holds {sorted(map(str, current.data_vars))}. "
+                f"{self.uri} has no variables {sorted(map(str, missing))}; "
+                f"it holds {sorted(map(str, current.data_vars))}. "
                 "A product's variables are fixed when its store is created."
             )
         have = current.sizes["time"]

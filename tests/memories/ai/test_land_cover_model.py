@@ -15,10 +15,9 @@ from memories.ai.land_cover import (
     TrainingResult,
     confusion_metrics,
     predict_land_cover,
-    spatial_split,
-    split_scenes,
     train_land_cover,
 )
+from memories.ai.split import spatial_split, split_scenes
 from memories.classes import CLASS_BY_CODE
 from memories.config import ModelSettings
 from memories.errors import ConfigError, ProcessingError
