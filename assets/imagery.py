@@ -111,8 +111,8 @@ def surface_reflectance(
         )
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     with dask_cluster.compute():
-        refl, scl = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
-        store.write_month(month, monthly_composite(refl, scl))
+        scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
+        store.write_month(month, monthly_composite(scenes))
     written = store.read_month(month).compute()
     r = written["reflectance"].values
     clear = float(np.isfinite(r[0]).mean())

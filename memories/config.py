@@ -80,7 +80,7 @@ class ComputeSettings(BaseModel):
     dask_scheduler: str | None = None
     """``tcp://host:8786`` to join a cluster; None starts a local in-process cluster."""
     dask_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
-    chunk_px: int = Field(512, ge=64)
+    chunk_px: int = Field(2048, ge=64)
     """Spatial chunk side of rasters, pixels."""
 
 

@@ -9,6 +9,7 @@ per-pixel median of the clear observations of the month.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,20 +33,47 @@ def scl_clear_mask(scl: Any) -> Any:
     return scl.isin(list(SCL_CLEAR)) if hasattr(scl, "isin") else np.isin(scl, SCL_CLEAR)
 
 
+@dataclass(frozen=True)
+class SceneStack:
+    """A tile-month's scenes on the tile grid, lazily, as the catalog stores them.
+
+    Attributes:
+        dn: (time, band, y, x) uint16 digital numbers, ``nodata`` where missing.
+        scl: (time, y, x) uint8 scene classification, 0 where missing.
+        scale: (time, band) reflectance per DN, from each item's ``raster:bands``.
+        offset: (time, band) reflectance at DN 0.
+        nodata: the DN of missing data (None: none declared).
+    """
+
+    dn: xr.DataArray
+    scl: xr.DataArray
+    scale: np.ndarray
+    offset: np.ndarray
+    nodata: float | None
+
+    def reflectance(self) -> xr.DataArray:
+        """(time, band, y, x) float32 reflectance, NaN where the DN is nodata."""
+        dims = ("time", "band")
+        refl = to_reflectance(
+            self.dn, xr.DataArray(self.scale, dims=dims), xr.DataArray(self.offset, dims=dims), self.nodata
+        )
+        return refl.astype(np.float32)
+
+    @property
+    def uniform_scaling(self) -> bool:
+        """Whether every scene scales each band alike (then medians can be taken in DN)."""
+        return bool((self.scale == self.scale[:1]).all() and (self.offset == self.offset[:1]).all())
+
+
 def load_scenes(
     items: Sequence[Any],
     profile: CatalogProfile,
     grid: TileGrid,
     bands: Sequence[str] = COMMON_BANDS,
     *,
-    chunk_px: int = 512,
-) -> tuple[xr.DataArray, xr.DataArray]:
-    """Lazily load scenes on the tile grid.
-
-    Returns:
-        (reflectance (time, band, y, x) float32 with NaN for nodata,
-         scl (time, y, x) uint8, 0 for nodata).
-    """
+    chunk_px: int = 2048,
+) -> SceneStack:
+    """Lazily load scenes on the tile grid (stackstac; 20 m bands resampled nearest)."""
     import stackstac
 
     if not items:
@@ -70,41 +98,90 @@ def load_scenes(
         raise DataSourceError(f"cannot stack the scenes of tile {grid.tile_id}: {e}") from e
     _check_grid(dn, grid)
     infos = [[band_info(it, k) for k in keys] for it in items]
-    scale = np.array([[i.scale for i in row] for row in infos], dtype=np.float32)
-    offset = np.array([[i.offset for i in row] for row in infos], dtype=np.float32)
     nodata = {i.nodata for row in infos for i in row}
     if len(nodata) > 1:
         raise DataSourceError(f"scenes of tile {grid.tile_id} disagree on the nodata value: {sorted(nodata, key=str)}")
-    dims = ("time", "band")
-    refl = to_reflectance(
-        dn,
-        xr.DataArray(scale, dims=dims),
-        xr.DataArray(offset, dims=dims),
-        nodata.pop(),
+    times = dn["time"].values
+    return SceneStack(
+        dn=dn.assign_coords(band=list(bands), time=times),
+        scl=scl.isel(band=0, drop=True).assign_coords(time=times),
+        scale=np.array([[i.scale for i in row] for row in infos], dtype=np.float32),
+        offset=np.array([[i.offset for i in row] for row in infos], dtype=np.float32),
+        nodata=nodata.pop(),
     )
-    refl = refl.assign_coords(band=list(bands), time=dn["time"].values)
-    scl2d = scl.isel(band=0, drop=True).assign_coords(time=dn["time"].values)
-    return refl.astype(np.float32), scl2d
 
 
-def monthly_composite(refl: xr.DataArray, scl: xr.DataArray) -> xr.Dataset:
+def monthly_composite(stack: SceneStack) -> xr.Dataset:
     """Median of clear observations per pixel and band.
 
     Returns a lazy Dataset with ``reflectance`` (band, y, x) float32 (NaN where no
     clear observation), ``clear_count`` (y, x) uint8, the clear observations per
     pixel, and ``obs_count`` (y, x) uint8, the observations with data at all.
+
+    When every scene scales a band alike (the usual case within a month) the
+    median is taken on the uint16 digital numbers and scaled once: DN ->
+    reflectance is increasing and affine, so the two orders give the same value,
+    and the DN path moves a quarter of the bytes. Otherwise (a month that spans a
+    processing-baseline change) each scene is scaled first.
     """
-    clear = scl_clear_mask(scl)
-    masked = refl.where(clear)
-    masked = masked.chunk({"time": -1})
-    median = masked.median(dim="time", skipna=True).astype(np.float32)
+    clear = scl_clear_mask(stack.scl)
+    if stack.uniform_scaling and stack.nodata == 0 and (stack.scale > 0).all():
+        dn = stack.dn.chunk({"time": -1})
+        mask = clear.chunk({"time": -1}).expand_dims(band=1, axis=1)
+        med = dn.data.map_blocks(_dn_median, mask.data, drop_axis=0, dtype=np.float32)
+        scale = xr.DataArray(stack.scale[0], dims="band")
+        offset = xr.DataArray(stack.offset[0], dims="band")
+        coords = {k: v for k, v in dn.coords.items() if "time" not in v.dims}
+        reflectance = (xr.DataArray(med, dims=dn.dims[1:], coords=coords) * scale + offset).astype(np.float32)
+    else:
+        masked = stack.reflectance().where(clear).chunk({"time": -1}).transpose("time", ...)
+        # map_blocks keeps time as the leading, contiguous axis of each block: sorting
+        # along it is several times faster than along a transposed last axis.
+        reflectance = xr.DataArray(
+            masked.data.map_blocks(nanmedian_first_axis, drop_axis=0, dtype=np.float32),
+            dims=masked.dims[1:],
+            coords={k: v for k, v in masked.coords.items() if "time" not in v.dims},
+        )
     return xr.Dataset(
         {
-            "reflectance": median,
+            "reflectance": reflectance,
             "clear_count": clear.sum("time").astype(np.uint8),
-            "obs_count": (scl != 0).sum("time").astype(np.uint8),
+            "obs_count": (stack.scl != 0).sum("time").astype(np.uint8),
         }
     )
+
+
+def _dn_median(dn: np.ndarray, clear: np.ndarray) -> np.ndarray:
+    """Median DN over axis 0 of the clear, non-zero DNs; NaN where there is none.
+
+    Masked DNs become 0 and sort first, so the n valid values of a pixel are the
+    last n of its sorted column.
+    """
+    valid = clear & (dn != 0)
+    s = np.sort(np.where(valid, dn, np.uint16(0)), axis=0)
+    n = np.count_nonzero(valid, axis=0)[None]
+    t = dn.shape[0]
+    lo = np.take_along_axis(s, np.clip(t - n + (n - 1) // 2, 0, t - 1), 0)[0]
+    hi = np.take_along_axis(s, np.clip(t - n + n // 2, 0, t - 1), 0)[0]
+    out = (lo.astype(np.float32) + hi.astype(np.float32)) / 2
+    out[n[0] == 0] = np.nan
+    return out
+
+
+def nanmedian_first_axis(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Median along ``axis`` ignoring NaN, as ``np.nanmedian`` computes it, about 8x faster.
+
+    A month has few observations per pixel (6 to 30), so one sort along that axis
+    (NaN sorts last) and a pick of the middle of the valid values beats
+    ``np.nanmedian``'s per-slice partitioning. All-NaN positions give NaN.
+    """
+    s = np.sort(a, axis=axis)
+    n = np.expand_dims(np.count_nonzero(~np.isnan(a), axis=axis), axis)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0), axis)
+    hi = np.take_along_axis(s, np.maximum(n // 2, 0), axis)
+    out = ((lo + hi) / 2).astype(a.dtype, copy=False)
+    out[n == 0] = np.nan
+    return np.squeeze(out, axis)
 
 
 def _check_grid(arr: xr.DataArray, grid: TileGrid) -> None:

@@ -39,3 +39,25 @@ def test_scl_mask_keeps_only_clear_classes():
     scl = np.arange(12, dtype=np.uint8)
     assert list(np.flatnonzero(scl_clear_mask(scl))) == [4, 5, 6, 7, 11]
 
+
+
+def test_fast_nanmedian_equals_numpy():
+    import numpy as np
+
+    from memories.earth.imagery import nanmedian_first_axis
+
+    rng = np.random.default_rng(3)
+    a = rng.random((7, 40, 30)).astype(np.float32)
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[:, 0, 0] = np.nan  # never observed
+    for axis in (0, -1):
+        b = np.moveaxis(a, 0, axis)
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                want = np.nanmedian(b, axis=axis)
+        got = nanmedian_first_axis(b, axis=axis)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
