@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # The demo prints one line per run; the runs' own event logs are in the UI.
     logging.getLogger("distributed").setLevel(logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
