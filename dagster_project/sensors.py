@@ -21,7 +21,7 @@ from dagster import (
 
 from dagster_project.jobs import ingest_job
 from dagster_project.partitions import TILES, months_partitions, partition_key
-from memories.earth.stac import item_tile, open_client
+from memories.earth.stac import datetime_range, item_created, item_tile, open_client
 from memories.months import add_months, month_key, month_range
 from resources import StacCatalogResource
 
@@ -57,11 +57,11 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
         search = client.search(
             collections=[profile.collection],
             bbox=list(grid.bbox_wgs84),
-            datetime=f"{_z(start)}/{_z(end)}",
+            datetime=datetime_range(start, end),
             limit=200,
         )
         for item in search.items():
-            created = _created(item)
+            created = item_created(item)
             if item_tile(item.properties) not in (None, grid.tile_id) or (since and created <= since):
                 continue
             month = month_key(item.datetime)
@@ -87,16 +87,4 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
         dynamic_partitions_requests=[AddDynamicPartitionsRequest(TILES, new_tiles)] if new_tiles else [],
         cursor=json.dumps({"created": newest.isoformat()}) if newest else context.cursor,
     )
-
-
-def _created(item) -> datetime:  # type: ignore[no-untyped-def]
-    c = item.properties.get("created") or item.properties.get("updated")
-    d = datetime.fromisoformat(c.replace("Z", "+00:00")) if c else item.datetime
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
-
-
-def _z(d: datetime) -> str:
-    return d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
-
-
 

@@ -63,11 +63,6 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
             with dask.config.set(scheduler=self._client):
                 yield self._client
 
-    @property
-    def dashboard_link(self) -> str | None:
-        """The dashboard URL, when the cluster has one."""
-        return getattr(self._client, "dashboard_link", None) if self._client else None
-
 
 class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
     """How models train and predict: accelerator and training sizes."""

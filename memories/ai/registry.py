@@ -119,7 +119,7 @@ class ModelRegistry:
         )
         self.root.write_bytes(uri, buffer.getvalue())
         # The sidecar goes last: it is what makes the version exist.
-        self.root.write_bytes(_sidecar_uri(uri), data)
+        self.root.write_bytes(self.root.model_sidecar_uri(name, version), data)
         return _version_from_sidecar(json.loads(data))
 
     def versions(self, name: str) -> list[ModelVersion]:
@@ -187,16 +187,11 @@ class ModelRegistry:
         return numbers[-1] if numbers else None
 
     def _read_sidecar(self, name: str, version: int) -> ModelVersion:
-        uri = _sidecar_uri(self.root.model_uri(name, version))
+        uri = self.root.model_sidecar_uri(name, version)
         try:
             return _version_from_sidecar(json.loads(self.root.read_bytes(uri)))
         except (ValueError, KeyError) as e:
             raise StorageError(f"{uri} is not a valid model sidecar ({e}); re-register version {version}") from e
-
-
-def _sidecar_uri(checkpoint_uri: str) -> str:
-    """``v0001.json`` beside ``v0001.ckpt``."""
-    return checkpoint_uri.removesuffix(".ckpt") + ".json"
 
 
 def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,7 @@ def search_scenes(
     search = client.search(
         collections=[profile.collection],
         bbox=list(grid.bbox_wgs84),
-        datetime=f"{start.isoformat().replace('+00:00', 'Z')}/{end.isoformat().replace('+00:00', 'Z')}",
+        datetime=datetime_range(start, end),
         limit=100,
     )
     try:
@@ -122,7 +122,7 @@ def items_table(items: list[Any]) -> Any:
             {
                 "id": it.id,
                 "datetime": pd.Timestamp(it.datetime),
-                "created": pd.Timestamp(p["created"]) if p.get("created") else pd.NaT,
+                "created": pd.Timestamp(item_created(it)),
                 "tile": item_tile(p),
                 "platform": p.get("platform"),
                 "cloud_cover": float(p.get("eo:cloud_cover", np.nan)),
@@ -145,10 +145,20 @@ def items_from_table(table: Any) -> list[Any]:
     return [pystac.Item.from_dict(json.loads(s)) for s in table["item_json"]]
 
 
-def newest_created(items: list[Any]) -> datetime | None:
-    """The latest ``created`` time among items (None when none has one)."""
-    times = [pd.Timestamp(it.properties["created"]) for it in items if it.properties.get("created")]
-    return max(times).to_pydatetime() if times else None
+def item_created(item: Any) -> datetime:
+    """When the catalog published an item (UTC): ``created``, else ``updated``, else its ``datetime``."""
+    c = item.properties.get("created") or item.properties.get("updated")
+    d = datetime.fromisoformat(c.replace("Z", "+00:00")) if c else item.datetime
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def datetime_range(start: datetime, end: datetime) -> str:
+    """A STAC API ``datetime`` interval, ``2023-01-01T00:00:00Z/2023-01-31T23:59:59Z``."""
+
+    def z(d: datetime) -> str:
+        return d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+    return f"{z(start)}/{z(end)}"
 
 
 def _detached(item: Any) -> dict[str, Any]:

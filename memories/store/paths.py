@@ -42,10 +42,6 @@ class StorageRoot:
         """GeoParquet file of one vector layer, hive-partitioned by tile and month."""
         return f"{self.uri}/vectors/{layer}/tile={tile}/month={month}/part-0.parquet"
 
-    def vector_dataset_uri(self, layer: str) -> str:
-        """Root of a hive-partitioned GeoParquet dataset."""
-        return f"{self.uri}/vectors/{layer}"
-
     def vectors_uri(self, tile: str, month: str) -> str:
         """The folder name pattern of one tile-month across all vector layers."""
         return f"{self.uri}/vectors/*/tile={tile}/month={month}"
@@ -61,6 +57,10 @@ class StorageRoot:
     def model_uri(self, name: str, version: int) -> str:
         """A model checkpoint in the registry."""
         return f"{self.uri}/models/{name}/v{version:04d}.ckpt"
+
+    def model_sidecar_uri(self, name: str, version: int) -> str:
+        """The JSON record (metrics, training data) beside a checkpoint."""
+        return f"{self.uri}/models/{name}/v{version:04d}.json"
 
     def model_dir(self, name: str) -> str:
         """The folder of all versions of one model."""
