@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr
 
 from memories.aoi import aoi_tile, aoi_tiles
 from memories.config import Settings, config
-from memories.earth.catalogs import CatalogProfile, get_profile
+from memories.earth.catalogs import COMMON_BANDS, CatalogProfile, get_profile, profile_names
 from memories.earth.stac import SceneSearch, open_client, search_scenes
 from memories.grid import TileGrid
 
@@ -55,10 +55,23 @@ class SampleWorldResource(ConfigurableResource):  # type: ignore[misc]
 class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
     """A STAC API and the asset-key mapping of its items."""
 
-    profile: str = Field(default=config.catalog.profile, description="embedded | earth-search | planetary-computer")
+    profile: str = Field(
+        default=config.catalog.profile,
+        description=f"one of {profile_names()}; earth-search or planetary-computer with collection "
+        "landsat-c2-l2 read Landsat",
+    )
     url: str | None = Field(default=config.catalog.url, description="API root; empty = the profile's own")
     collection: str = config.catalog.collection
     max_cloud_cover: float = Field(default=config.catalog.max_cloud_cover, description="scene filter, percent")
+    request_timeout_s: float = Field(default=60.0, gt=0, description="read timeout of one HTTP request, seconds")
+    retries: int = Field(default=5, ge=0, description="retries of one request or download (429/5xx, timeouts)")
+    backoff_s: float = Field(default=0.5, ge=0, description="first retry wait, seconds; doubles per retry")
+    page_size: int = Field(default=100, ge=1, description="items per STAC search page")
+    cache_dir: str = Field(default="", description="local cache folder; empty: the storage root's cache folder")
+    stac_cache_ttl_s: float = Field(default=3600.0, gt=0, description="how long STAC answers are reused, seconds")
+    asset_cache_ttl_s: float = Field(default=30 * 86400.0, gt=0, description="how long downloads are kept, seconds")
+    cache_max_bytes: int = Field(default=20 * 1024**3, gt=0, description="size cap of the download cache, bytes")
+    download_workers: int = Field(default=4, ge=1, description="downloads running at once")
     sample_world: SampleWorldResource
 
     _server: Any = PrivateAttr(default=None)
@@ -104,11 +117,67 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
         """One tile's declared grid."""
         return aoi_tile(self.settings(), tile_id)
 
-    def search(self, grid: TileGrid, month: str) -> SceneSearch:
-        """The scenes of one tile and month."""
-        return search_scenes(
-            open_client(self.api_url), self.catalog_profile(), grid, month, max_cloud_cover=self.max_cloud_cover
+    def cache(self, kind: str, root: Any = None) -> Any:
+        """The ``memories.cache.Cache`` of ``kind`` (``stac`` answers or ``assets``), under ``cache_dir``
+        or, when that is empty, under the storage root's cache folder (``StorageRoot.cache_dir``)."""
+        from memories.cache import Cache
+
+        if self.cache_dir:
+            folder = str(Path(self.cache_dir) / kind)
+        elif root is not None:
+            folder = root.cache_dir(kind)
+        else:
+            from memories.store.paths import StorageRoot
+
+            folder = StorageRoot(config.storage.root, config.storage.s3_endpoint_url).cache_dir(kind)
+        ttl = self.stac_cache_ttl_s if kind == "stac" else self.asset_cache_ttl_s
+        return Cache(folder, ttl_s=ttl, max_bytes=self.cache_max_bytes)
+
+    def client(self, root: Any = None) -> Any:
+        """A pystac-client Client with this resource's timeouts, retries and STAC answer cache.
+
+        The embedded server gets no cache: it is started on a new port each run.
+        """
+        embedded = self.profile == "embedded" and not self.url
+        return open_client(
+            self.api_url,
+            timeout_s=(10.0, self.request_timeout_s),
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            cache=None if embedded else self.cache("stac", root),
         )
+
+    def search(self, grid: TileGrid, month: str, root: Any = None) -> SceneSearch:
+        """The scenes of one tile and month, every result page read (``root``: StorageRoot for the cache)."""
+        return search_scenes(
+            self.client(root),
+            self.catalog_profile(),
+            grid,
+            month,
+            max_cloud_cover=self.max_cloud_cover,
+            page_size=self.page_size,
+        )
+
+    def fetch(self, items: list[Any], root: Any = None, bands: tuple[str, ...] = COMMON_BANDS) -> Any:
+        """Download (remote hrefs) and verify the assets ``bands`` + mask of ``items``: a ``FetchResult``."""
+        from memories.earth.fetch import fetch_assets
+
+        profile = self.catalog_profile()
+        remote = any(not _is_local(a.href) for it in items for a in it.assets.values())
+        return fetch_assets(
+            items,
+            profile,
+            bands,
+            cache=self.cache("assets", root) if remote else None,
+            retries=self.retries,
+            backoff_s=self.backoff_s,
+            timeout_s=(10.0, self.request_timeout_s),
+            max_workers=self.download_workers,
+        )
+
+
+def _is_local(href: str) -> bool:
+    return href.startswith(("/", "file:")) or "://" not in href
 
 
 class GisSourceResource(ConfigurableResource):  # type: ignore[misc]
@@ -118,6 +187,11 @@ class GisSourceResource(ConfigurableResource):  # type: ignore[misc]
     """
 
     path: str | None = Field(default=None, description="vector file with layers buildings, roads, landuse, water")
+    simplify_m: float | None = Field(default=None, description="simplification tolerance, metres in the tile CRS")
+    climate_paths: list[str] = Field(default_factory=list, description="TMY3 station files; empty = sample world's")
+    census_table: str | None = Field(default=None, description="long CSV: name, year, values; empty = sample's")
+    census_regions: str | None = Field(default=None, description="region polygons of the census table")
+    historical_dir: str | None = Field(default=None, description="folder of <tile>/scan.tif + gcps.json")
     sample_world: SampleWorldResource
 
     def source_path(self) -> str:
@@ -125,3 +199,24 @@ class GisSourceResource(ConfigurableResource):  # type: ignore[misc]
         if self.path:
             return self.path
         return str(self.sample_world.ensure().gis_path)
+
+    def climate_sources(self) -> list[str]:
+        """TMY3 station files (the sample world's, one per tile, when none are configured)."""
+        if self.climate_paths:
+            return list(self.climate_paths)
+        return [str(p) for p in self.sample_world.ensure().climate_paths]
+
+    def census_sources(self) -> tuple[str, str]:
+        """(table CSV, region polygons) of the socioeconomic join."""
+        if self.census_table and self.census_regions:
+            return self.census_table, self.census_regions
+        world = self.sample_world.ensure()
+        return str(world.census_table_path), str(world.census_regions_path)
+
+    def historical_sources(self, tile_id: str) -> tuple[str, str]:
+        """(scan image, GCP file) of a tile's historical map."""
+        if self.historical_dir:
+            folder = Path(self.historical_dir) / tile_id
+            return str(folder / "scan.tif"), str(folder / "gcps.json")
+        world = self.sample_world.ensure()
+        return str(world.historical_scan_path(tile_id)), str(world.historical_gcps_path(tile_id))

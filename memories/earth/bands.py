@@ -45,11 +45,14 @@ def band_info(item: Any, asset_key: str) -> BandInfo:
             "Check the catalog profile's asset-key mapping."
         )
     rb = (asset.get("raster:bands") or [{}])[0]
+    # Planetary Computer's Sentinel-2 items carry no raster:bands: their DNs are reflectance x 10000 with
+    # nodata 0 (the offset of baseline 04.00+ is applied by memories.earth.quality.reflectance_offset).
+    sentinel2 = "s2:processing_baseline" in d.get("properties", {})
     return BandInfo(
         asset_key=asset_key,
         dtype=str(rb.get("data_type", "uint16")),
-        nodata=rb.get("nodata"),
-        scale=float(rb.get("scale", 1.0)),
+        nodata=rb.get("nodata", 0 if sentinel2 and "raster:bands" not in asset else None),
+        scale=float(rb.get("scale", 1e-4 if sentinel2 else 1.0)),
         offset=float(rb.get("offset", 0.0)),
         resolution_m=rb.get("spatial_resolution"),
     )

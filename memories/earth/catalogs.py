@@ -1,38 +1,71 @@
-"""The one home of the STAC catalog profiles: API root, collection, asset keys.
+"""The one home of the STAC catalog profiles: API root, collection, asset keys, mask, signing.
 
 Each profile maps the catalog's asset keys to the common band names the pipeline
-uses (``red``, ``nir``, ``scl``, ...). Switching from the embedded world to Earth
-Search or Planetary Computer is choosing another profile, not changing code.
+uses (``red``, ``nir``, ``scl``, ``qa_pixel``, ...), and says which band masks
+clouds and how to decode it (``mask_kind``: Sentinel-2 ``scl`` classes or Landsat
+``qa_pixel`` bits). Switching from the embedded world to Earth Search or
+Planetary Computer, Sentinel-2 or Landsat, is choosing another profile (or the
+same catalog with another collection), not changing code.
+
+Planetary Computer serves its blobs from Azure storage that wants a SAS token:
+``PlanetaryComputerSigner`` implements its token flow (``GET
+{token_endpoint}/{collection}`` -> ``{"token", "msft:expiry"}``, appended as the
+query string of blob hrefs), one token per collection, cached until it expires.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from types import MappingProxyType
+from typing import Any, Literal
+from urllib.parse import urlparse
 
-from memories.errors import ConfigError
+from memories.errors import ConfigError, DataSourceError
 
 COMMON_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
 """Reflectance bands the composites carry, in this order."""
 MASK_BAND = "scl"
+"""The mask band of Sentinel-2 profiles (kept for callers written before Landsat)."""
+
+MaskKind = Literal["scl", "qa_pixel"]
+SigningKind = Literal["none", "planetary-computer"]
+
+PC_SUBSCRIPTION_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
+"""Environment variable of an optional Planetary Computer subscription key (never logged)."""
+PC_TOKEN_ENDPOINT = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+PC_BLOB_SUFFIX = ".blob.core.windows.net"
 
 
 @dataclass(frozen=True)
 class CatalogProfile:
-    """A STAC API and how to read its Sentinel-2 L2A items.
+    """A STAC API collection and how to read its items.
 
     Attributes:
         name: profile name.
         url: API root, or None for the embedded server started locally.
         collection: the collection searched.
-        asset_keys: common band name -> asset key in that catalog's items.
+        asset_keys: common band name -> asset key in that catalog's items
+            (reflectance bands and the mask band).
+        mask_band: the common name of the cloud-mask band (``scl`` or ``qa_pixel``).
+        mask_kind: how the mask band is decoded: ``scl`` (Sentinel-2 scene
+            classes) or ``qa_pixel`` (Landsat Collection 2 QA bits).
+        signing: ``planetary-computer`` when hrefs need a SAS token, else ``none``.
+        token_endpoint: the SAS token API of a signing profile.
     """
 
     name: str
     url: str | None
     collection: str
     asset_keys: Mapping[str, str] = field(default_factory=dict)
+    mask_band: str = MASK_BAND
+    mask_kind: MaskKind = "scl"
+    signing: SigningKind = "none"
+    token_endpoint: str | None = None
 
     def asset_key(self, band: str) -> str:
         """The asset key of a common band name."""
@@ -40,45 +73,205 @@ class CatalogProfile:
             return self.asset_keys[band]
         except KeyError:
             raise ConfigError(
-                f"catalog profile {self.name!r} has no asset for band {band!r}; "
-                f"known bands: {sorted(self.asset_keys)}"
+                f"catalog profile {self.name!r} has no asset for band {band!r}; known bands: {sorted(self.asset_keys)}"
             ) from None
 
+    @property
+    def mask_asset_key(self) -> str:
+        """The asset key of the mask band."""
+        return self.asset_key(self.mask_band)
 
-_EARTH_SEARCH_KEYS = {b: b for b in (*COMMON_BANDS, MASK_BAND)}
-_PLANETARY_KEYS = {
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "nir": "B08",
-    "swir16": "B11",
-    "swir22": "B12",
-    "scl": "SCL",
-}
+    def required_keys(self, bands: Iterable[str] = COMMON_BANDS) -> dict[str, str]:
+        """Common name -> asset key of ``bands`` plus the mask band, the assets a composite needs."""
+        names = [*bands, self.mask_band]
+        return {b: self.asset_key(b) for b in dict.fromkeys(names)}
+
+    def resolve_bands(self, item: Any, bands: Iterable[str] = COMMON_BANDS) -> dict[str, str]:
+        """Common name -> asset key for one item, checked against the item's assets.
+
+        Raises:
+            DataSourceError: the item lacks some of the keys; the message names
+                them and the profile whose keys the item does carry, if any.
+        """
+        d = item.to_dict(include_self_link=False, transform_hrefs=False) if hasattr(item, "to_dict") else item
+        assets = d.get("assets", {})
+        keys = self.required_keys(bands)
+        missing = {b: k for b, k in keys.items() if k not in assets}
+        if missing:
+            fits = [p.name for p in PROFILES.values() if all(k in assets for k in p.required_keys(bands).values())]
+            hint = f"its assets fit the profile(s) {fits}" if fits else f"its assets are {sorted(assets)}"
+            raise DataSourceError(
+                f"item {d.get('id')!r} has no asset {sorted(missing.values())} that profile {self.name!r} maps "
+                f"bands {sorted(missing)} to; {hint}. Choose the profile that matches the catalog the item came from."
+            )
+        return keys
+
+
+_S2_COMMON_KEYS = MappingProxyType({b: b for b in (*COMMON_BANDS, "scl")})
+"""Earth Search v1 (and the embedded world): asset keys are the common names."""
+_S2_BAND_NUMBER_KEYS = MappingProxyType(
+    {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12", "scl": "SCL"}
+)
+"""Planetary Computer and Earth Search v0: asset keys are Sentinel-2 band numbers."""
+_LANDSAT_KEYS = MappingProxyType(
+    {
+        "blue": "blue",
+        "green": "green",
+        "red": "red",
+        "nir": "nir08",
+        "swir16": "swir16",
+        "swir22": "swir22",
+        "qa_pixel": "qa_pixel",
+    }
+)
+"""Landsat Collection 2 Level-2, on Earth Search and Planetary Computer alike."""
+
+_EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
+_PLANETARY = "https://planetarycomputer.microsoft.com/api/stac/v1"
+
+
+def _landsat(name: str, url: str, **kw: Any) -> CatalogProfile:
+    return CatalogProfile(name, url, "landsat-c2-l2", _LANDSAT_KEYS, mask_band="qa_pixel", mask_kind="qa_pixel", **kw)
+
+
+_PC_SIGNING: dict[str, Any] = {"signing": "planetary-computer", "token_endpoint": PC_TOKEN_ENDPOINT}
 
 PROFILES: Mapping[str, CatalogProfile] = MappingProxyType(
     {
-        "embedded": CatalogProfile("embedded", None, "sentinel-2-l2a", MappingProxyType(_EARTH_SEARCH_KEYS)),
-        "earth-search": CatalogProfile(
-            "earth-search",
-            "https://earth-search.aws.element84.com/v1",
-            "sentinel-2-l2a",
-            MappingProxyType(_EARTH_SEARCH_KEYS),
+        "embedded": CatalogProfile("embedded", None, "sentinel-2-l2a", _S2_COMMON_KEYS),
+        "earth-search": CatalogProfile("earth-search", _EARTH_SEARCH, "sentinel-2-l2a", _S2_COMMON_KEYS),
+        "earth-search-landsat": _landsat("earth-search-landsat", _EARTH_SEARCH),
+        "earth-search-v0": CatalogProfile(
+            "earth-search-v0",
+            "https://earth-search.aws.element84.com/v0",
+            "sentinel-s2-l2a-cogs",
+            _S2_BAND_NUMBER_KEYS,
         ),
         "planetary-computer": CatalogProfile(
-            "planetary-computer",
-            "https://planetarycomputer.microsoft.com/api/stac/v1",
-            "sentinel-2-l2a",
-            MappingProxyType(_PLANETARY_KEYS),
+            "planetary-computer", _PLANETARY, "sentinel-2-l2a", _S2_BAND_NUMBER_KEYS, **_PC_SIGNING
         ),
+        "planetary-computer-landsat": _landsat("planetary-computer-landsat", _PLANETARY, **_PC_SIGNING),
     }
 )
+"""Every known profile by name. A catalog's profiles share its name as prefix."""
 
 
 def get_profile(name: str, *, url: str | None = None, collection: str | None = None) -> CatalogProfile:
-    """A profile by name, optionally with another URL or collection."""
+    """A profile by name, optionally with another URL or collection.
+
+    A collection that another profile of the same catalog reads (``earth-search``
+    with ``landsat-c2-l2``) selects that profile's asset keys and mask; any other
+    collection keeps the named profile's keys.
+    """
     try:
         base = PROFILES[name]
     except KeyError:
         raise ConfigError(f"unknown catalog profile {name!r}; choose one of {sorted(PROFILES)}") from None
-    return CatalogProfile(base.name, url or base.url, collection or base.collection, base.asset_keys)
+    if collection and collection != base.collection:
+        family = name.split("-landsat")[0].split("-v0")[0]
+        for p in PROFILES.values():
+            if p.collection == collection and p.name.startswith(family) and p.url == base.url:
+                base = p
+                break
+    return replace(base, url=url or base.url, collection=collection or base.collection)
+
+
+def profile_names() -> list[str]:
+    """The names of all profiles, sorted."""
+    return sorted(PROFILES)
+
+
+# -- Planetary Computer href signing ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SasToken:
+    """A Planetary Computer SAS token of one collection.
+
+    Attributes:
+        token: the query string to append to blob hrefs (without ``?``).
+        expiry: UNIX time (seconds) at which Azure stops accepting it.
+    """
+
+    token: str
+    expiry: float
+
+
+class PlanetaryComputerSigner:
+    """Signs Azure blob hrefs of Planetary Computer items with per-collection SAS tokens.
+
+    Tokens are fetched from ``{token_endpoint}/{collection}`` and cached until
+    ``margin_s`` before their ``msft:expiry``. The subscription key, when the
+    environment sets ``PC_SDK_SUBSCRIPTION_KEY``, goes in the
+    ``Ocp-Apim-Subscription-Key`` header; it never appears in messages or logs.
+
+    Args:
+        token_endpoint: the SAS API, ``https://planetarycomputer.microsoft.com/api/sas/v1/token``.
+        session: a ``requests.Session`` (``memories.earth.http.session()``: retries, timeouts).
+        margin_s: seconds before expiry at which a cached token is renewed.
+    """
+
+    def __init__(self, token_endpoint: str = PC_TOKEN_ENDPOINT, *, session: Any = None, margin_s: float = 60.0):
+        self.token_endpoint = token_endpoint.rstrip("/")
+        self._session = session
+        self.margin_s = margin_s
+        self._tokens: dict[str, SasToken] = {}
+        self._lock = threading.Lock()
+        self.token_requests = 0
+        """How many tokens were fetched from the endpoint (the rest came from the cache)."""
+
+    def token(self, collection: str) -> SasToken:
+        """The SAS token of a collection, from the cache while it is valid."""
+        with self._lock:
+            cached = self._tokens.get(collection)
+            if cached is not None and cached.expiry - self.margin_s > time.time():
+                return cached
+            fresh = self._fetch(collection)
+            self._tokens[collection] = fresh
+            return fresh
+
+    def sign_href(self, href: str, collection: str) -> str:
+        """``href`` with the collection's token as query string; hrefs outside Azure blob storage unchanged."""
+        parsed = urlparse(href)
+        if not (parsed.scheme in ("http", "https") and parsed.hostname and parsed.hostname.endswith(PC_BLOB_SUFFIX)):
+            return href
+        if "sig=" in parsed.query:  # already signed
+            return href
+        token = self.token(collection).token
+        return f"{href}{'&' if parsed.query else '?'}{token}"
+
+    def _fetch(self, collection: str) -> SasToken:
+        from memories.earth.http import session as http_session
+
+        s = self._session or http_session()
+        headers = {}
+        key = os.environ.get(PC_SUBSCRIPTION_KEY_ENV)
+        if key:
+            headers["Ocp-Apim-Subscription-Key"] = key
+        url = f"{self.token_endpoint}/{collection}"
+        try:
+            r = s.get(url, headers=headers)
+        except Exception as e:
+            raise DataSourceError(f"cannot get a Planetary Computer SAS token from {url}: {e}") from e
+        if r.status_code != 200:
+            raise DataSourceError(
+                f"the Planetary Computer token API answered {r.status_code} for collection {collection!r} at {url}; "
+                f"check the collection id (and {PC_SUBSCRIPTION_KEY_ENV} if the API asks for a key)"
+            )
+        try:
+            body = r.json()
+            token = str(body["token"])
+            expiry = datetime.fromisoformat(str(body["msft:expiry"]).replace("Z", "+00:00")).timestamp()
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataSourceError(
+                f"the token API at {url} did not return JSON with 'token' and 'msft:expiry': {e}"
+            ) from e
+        self.token_requests += 1
+        return SasToken(token, expiry)
+
+
+def signer_for(profile: CatalogProfile, *, session: Any = None) -> PlanetaryComputerSigner | None:
+    """The href signer a profile needs, or None when its hrefs are public."""
+    if profile.signing == "planetary-computer":
+        return PlanetaryComputerSigner(profile.token_endpoint or PC_TOKEN_ENDPOINT, session=session)
+    return None

@@ -1,8 +1,12 @@
 """Scene search on a STAC API, exactly as one reaches Earth Search: through pystac-client.
 
-``search_scenes`` finds the Sentinel-2 scenes of one tile and one month; the result
-becomes a GeoParquet table (``items_table``) that keeps each item's full JSON, so
-downstream steps rebuild the items without asking the API again.
+``search_scenes`` finds the scenes of one tile and one month, following the API's
+``next`` links page by page; the result becomes a GeoParquet table
+(``items_table``) that keeps each item's full JSON, so downstream steps rebuild
+the items without asking the API again. ``open_client`` gives pystac-client the
+project's retry policy and timeouts (``memories.earth.http``) and, optionally, a
+``memories.cache.Cache`` of API answers keyed by method, URL and body, so a re-run
+within the cache's TTL does not ask the API again.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pystac_client.stac_api_io import StacApiIO
 
 from memories.earth.catalogs import CatalogProfile
-from memories.earth.http import DEFAULT_TIMEOUT_S, retry_policy
+from memories.earth.http import DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Timeout, retry_policy
 from memories.errors import ConfigError, DataSourceError
 from memories.grid import TileGrid
 from memories.months import month_range
@@ -29,20 +34,87 @@ class SceneSearch:
     Attributes:
         items: kept items (pystac Items), sorted by acquisition time.
         rejected: item id -> reason (cloud cover over the limit, another tile).
+        pages: result pages of the search read (from the API or the cache).
+        cache_hits: of those pages, how many came from the cache.
     """
 
     items: list[Any]
     rejected: dict[str, str] = field(default_factory=dict)
+    pages: int = 0
+    cache_hits: int = 0
 
 
-def open_client(url: str, *, headers: dict[str, str] | None = None) -> Any:
-    """A pystac-client ``Client`` with the project's retry policy and timeouts."""
+class CachingStacApiIO(StacApiIO):  # type: ignore[misc]
+    """pystac-client's IO with an answer cache and request counters.
+
+    Attributes:
+        cache: the ``memories.cache.Cache`` of answers, or None.
+        requests_sent: requests that reached the API.
+        cache_hits: answers served from the cache.
+        search_pages: ``/search`` result pages read (sent or cached).
+        search_cache_hits: of those, the pages served from the cache.
+    """
+
+    def __init__(self, *args: Any, cache: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache = cache
+        self.requests_sent = 0
+        self.cache_hits = 0
+        self.search_pages = 0
+        self.search_cache_hits = 0
+
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
+        from memories.cache import request_key
+
+        is_search = href.split("?", 1)[0].rstrip("/").endswith("/search")
+        self.search_pages += is_search
+        key = request_key(method or "GET", href, parameters)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.cache_hits += 1
+                self.search_cache_hits += is_search
+                return str(hit.decode("utf-8"))
+        self.requests_sent += 1
+        text = str(super().request(href, method=method, headers=headers, parameters=parameters))
+        if self.cache is not None:
+            self.cache.put(key, text.encode("utf-8"))
+        return text
+
+
+def open_client(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    cache: Any = None,
+) -> Any:
+    """A pystac-client ``Client`` with the project's retry policy, timeouts and an optional answer cache.
+
+    Args:
+        url: API root.
+        headers: sent with every request.
+        timeout_s: seconds, or (connect, read) seconds, per request.
+        retries: the most retries of one request (429/5xx, connection errors, timeouts).
+        backoff_s: first backoff, seconds, doubling per retry; a ``Retry-After`` wins.
+        cache: a ``memories.cache.Cache`` for API answers, or None.
+
+    The client's ``_stac_io`` is a ``CachingStacApiIO`` whose counters tell how many
+    requests reached the API and how many came from the cache.
+    """
     from pystac_client import Client
-    from pystac_client.stac_api_io import StacApiIO
 
     if not url:
         raise ConfigError("no STAC API URL is set; configure the catalog profile's url")
-    io = StacApiIO(headers=headers, timeout=DEFAULT_TIMEOUT_S, max_retries=retry_policy())
+    io = CachingStacApiIO(headers=headers, timeout=timeout_s, max_retries=retry_policy(retries, backoff_s), cache=cache)
     try:
         return Client.open(url, stac_io=io)
     except Exception as e:  # pystac-client raises APIError, requests errors, ...
@@ -56,6 +128,7 @@ def search_scenes(
     month: str,
     *,
     max_cloud_cover: float = 100.0,
+    page_size: int = 100,
 ) -> SceneSearch:
     """Search the scenes of one tile and month.
 
@@ -69,13 +142,16 @@ def search_scenes(
         grid: the tile.
         month: ``YYYY-MM``.
         max_cloud_cover: scene-level ``eo:cloud_cover`` limit, percent.
+        page_size: items per result page (the API's ``limit``); every page is read.
     """
     start, end = month_range(month)
+    io = getattr(client, "_stac_io", None)
+    pages0, hits0 = getattr(io, "search_pages", 0), getattr(io, "search_cache_hits", 0)
     search = client.search(
         collections=[profile.collection],
         bbox=list(grid.bbox_wgs84),
         datetime=datetime_range(start, end),
-        limit=100,
+        limit=page_size,
     )
     try:
         found = list(search.items())
@@ -95,7 +171,9 @@ def search_scenes(
         else:
             kept.append(item)
     kept.sort(key=lambda it: (it.datetime, it.id))
-    return SceneSearch(kept, rejected)
+    pages = getattr(io, "search_pages", 0) - pages0
+    hits = getattr(io, "search_cache_hits", 0) - hits0
+    return SceneSearch(kept, rejected, pages=pages, cache_hits=hits)
 
 
 def item_tile(props: dict[str, Any]) -> str | None:
@@ -126,7 +204,7 @@ def items_table(items: list[Any]) -> Any:
                 "tile": item_tile(p),
                 "platform": p.get("platform"),
                 "cloud_cover": float(p.get("eo:cloud_cover", np.nan)),
-                "epsg": p.get("proj:epsg") or _epsg_of_code(p.get("proj:code")),
+                "epsg": item_epsg(it),
                 "processing_baseline": p.get("s2:processing_baseline"),
                 "item_json": json.dumps(_detached(it)),
                 "geometry": shape(it.geometry),
@@ -170,7 +248,24 @@ def _detached(item: Any) -> dict[str, Any]:
     return d
 
 
-def _epsg_of_code(code: Any) -> int | None:
-    if isinstance(code, str) and code.upper().startswith("EPSG:"):
-        return int(code.split(":", 1)[1])
+def item_epsg(item: Any, asset_key: str | None = None) -> int | None:
+    """The EPSG code of an item (or of one of its assets), from ``proj:code`` or ``proj:epsg``.
+
+    The one place that reads a CRS from STAC: the asset's fields win over the
+    item's (projection extension v1.2 moved ``proj:epsg`` to ``proj:code``,
+    ``"EPSG:32633"``; older items carry the integer). None when neither is set or
+    the code is not an EPSG one.
+    """
+    d = item.to_dict(include_self_link=False, transform_hrefs=False) if hasattr(item, "to_dict") else item
+    places = []
+    if asset_key is not None:
+        places.append(d.get("assets", {}).get(asset_key) or {})
+    places.append(d.get("properties", {}))
+    for fields in places:
+        code = fields.get("proj:code")
+        if isinstance(code, str) and code.upper().startswith("EPSG:"):
+            return int(code.split(":", 1)[1])
+        epsg = fields.get("proj:epsg")
+        if epsg is not None:
+            return int(epsg)
     return None

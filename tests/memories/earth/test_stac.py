@@ -10,10 +10,16 @@ def test_stored_items_do_not_depend_on_the_api_that_found_them():
 
     item = pystac.Item.from_dict(
         {
-            "type": "Feature", "stac_version": "1.0.0", "id": "S2A_33TVM_20230105_0_L2A",
-            "geometry": {"type": "Point", "coordinates": [14.5, 46.0]}, "bbox": [14.5, 46.0, 14.5, 46.0],
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": "S2A_33TVM_20230105_0_L2A",
+            "geometry": {"type": "Point", "coordinates": [14.5, 46.0]},
+            "bbox": [14.5, 46.0, 14.5, 46.0],
             "properties": {"datetime": "2023-01-05T10:20:00Z", "grid:code": "MGRS-33TVM", "eo:cloud_cover": 12.5},
-            "links": [{"rel": "root", "href": "http://127.0.0.1:1/"}, {"rel": "collection", "href": "http://127.0.0.1:1/c"}],
+            "links": [
+                {"rel": "root", "href": "http://127.0.0.1:1/"},
+                {"rel": "collection", "href": "http://127.0.0.1:1/c"},
+            ],
             "assets": {"red": {"href": "/data/red.tif"}},
         }
     )
