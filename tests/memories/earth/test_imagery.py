@@ -27,8 +27,16 @@ def test_20m_bands_read_natively_equal_a_nearest_resampling(world):
     assert _native_factor(items, "swir16", grid) == 2 and _native_factor(items, "red", grid) == 1
     stack = load_scenes(items, get_profile("embedded"), grid, COMMON_BANDS, chunk_px=64)
     direct = stackstac.stack(
-        items, assets=[*COMMON_BANDS, "scl"], epsg=grid.epsg, resolution=10, bounds=grid.bounds, snap_bounds=False,
-        dtype="uint16", fill_value=np.uint16(0), rescale=False, xy_coords="center",
+        items,
+        assets=[*COMMON_BANDS, "scl"],
+        epsg=grid.epsg,
+        resolution=10,
+        bounds=grid.bounds,
+        snap_bounds=False,
+        dtype="uint16",
+        fill_value=np.uint16(0),
+        rescale=False,
+        xy_coords="center",
     ).compute()
     assert stack.dn.dtype == np.uint16 and stack.dn.shape == (4, 6, 96, 96)
     np.testing.assert_array_equal(stack.dn.values, direct.sel(band=list(COMMON_BANDS)).values)

@@ -40,7 +40,6 @@ def test_scl_mask_keeps_only_clear_classes():
     assert list(np.flatnonzero(scl_clear_mask(scl))) == [4, 5, 6, 7, 11]
 
 
-
 def test_fast_nanmedian_equals_numpy():
     import numpy as np
 
@@ -61,3 +60,26 @@ def test_fast_nanmedian_equals_numpy():
         got = nanmedian_first_axis(b, axis=axis)
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+
+
+def test_moisture_and_modified_water_indices_of_known_spectra():
+    from memories.earth.indices import mndwi, ndmi
+
+    # water: green 0.05, swir16 0.01 -> MNDWI 0.667; moist canopy: nir 0.40, swir16 0.18 -> NDMI 0.379
+    assert np.isclose(mndwi(0.05, 0.01), 0.04 / 0.06)
+    assert np.isclose(ndmi(0.40, 0.18), 0.22 / 0.58)
+    # built-up is bright in SWIR1: MNDWI separates it from water where McFeeters NDWI does not
+    assert mndwi(0.10, 0.20) < 0 < mndwi(0.05, 0.01)
+
+
+def test_compute_indices_rejects_unknown_names_and_missing_bands():
+    import pytest
+
+    from memories.errors import ProcessingError
+
+    refl = xr.DataArray(np.full((2, 1, 1), 0.2, np.float32), dims=("band", "y", "x"), coords={"band": ["red", "nir"]})
+    assert set(compute_indices(refl, ("ndvi",)).data_vars) == {"ndvi"}
+    with pytest.raises(ProcessingError, match="needs bands"):
+        compute_indices(refl, ("ndwi",))
+    with pytest.raises(ProcessingError, match="unknown index"):
+        compute_indices(refl, ("savi",))
