@@ -1,0 +1,29 @@
+"""Data acquisition: imagery, GIS layers, environmental, socioeconomic and historical sources.
+
+The seed's names are exported lazily, so ``import memories.earth`` stays light::
+
+    from memories.earth import GISProvider, EnvironmentalData, SocioeconomicData, HistoricalMaps
+    from memories.earth import SatelliteImagery
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    "GISProvider": "memories.earth.gis",
+    "EnvironmentalData": "memories.earth.environmental",
+    "SocioeconomicData": "memories.earth.socioeconomic",
+    "HistoricalMaps": "memories.earth.historical",
+    "SatelliteImagery": "memories.earth.satellite",
+}
+"""Public name -> module that defines it (add yours here)."""
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'memories.earth' has no attribute {name!r}")

@@ -1,8 +1,11 @@
-"""GIS layers of a tile: read from a file, reprojected to the tile CRS, clipped, written.
+"""GIS layers of a tile: read from a file, repaired, reprojected, clipped, written.
 
-Sources are anything GDAL's vector drivers read (GeoPackage, GeoJSON, Shapefile,
-OSM PBF) with OpenStreetMap-style tags. A feature with a ``start_date`` later than
-the month asked for does not exist yet in that month.
+Sources are OSM PBF extracts (GDAL's OSM driver, ``memories.earth.osm``),
+GeoPackage, GeoJSON and Shapefile, with OpenStreetMap-style tags; the reader is
+chosen from the file name. A feature with a ``start_date`` later than the month
+asked for does not exist yet in that month. Invalid geometries are repaired and
+counted, never silently dropped. Output is GeoParquet 1.1 with a bbox covering
+column.
 """
 
 from __future__ import annotations
@@ -14,50 +17,182 @@ from typing import Any
 import numpy as np
 
 from memories.classes import NO_LABEL, OSM_LANDUSE_TO_CLASS
-from memories.errors import DataSourceError
+from memories.earth.osm import OSM_EXTENSIONS, OSM_LAYERS, read_osm_layer
+from memories.errors import ConfigError, DataSourceError
 from memories.grid import TileGrid
 from memories.store.paths import StorageRoot
 
 GIS_LAYERS: tuple[str, ...] = ("buildings", "roads", "landuse", "water")
+"""The layers land-cover labels are burned from (``rasterize_labels``)."""
+EXTRA_LAYERS: tuple[str, ...] = ("places",)
+"""Layers written beside ``GIS_LAYERS`` when a source has them: named places (points)."""
 WATER_CLASS = 1
 BUILT_CLASS = 5
 
+VECTOR_FORMATS: dict[str, str] = {
+    ".gpkg": "gpkg",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".shp": "shapefile",
+    **{ext: "osm" for ext in OSM_EXTENSIONS},
+}
+"""File name endings we read, and the format each one means."""
 
-def read_layer(source: str, layer: str, grid: TileGrid, *, as_of: datetime | None = None) -> Any:
+_FAMILIES = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line", "MultiLineString": "line"}
+_FAMILIES.update({"LinearRing": "line", "Point": "point", "MultiPoint": "point"})
+
+
+def source_format(source: str) -> str:
+    """The format of a vector file from its name: ``osm``, ``gpkg``, ``geojson`` or ``shapefile``."""
+    lower = source.lower()
+    for ext in sorted(VECTOR_FORMATS, key=len, reverse=True):
+        if lower.endswith(ext):
+            return VECTOR_FORMATS[ext]
+    raise ConfigError(
+        f"vector source {source!r} has an ending we do not read; use one of {sorted(VECTOR_FORMATS)} "
+        "(OSM PBF, GeoPackage, GeoJSON, Shapefile)"
+    )
+
+
+def read_layer(
+    source: str,
+    layer: str,
+    grid: TileGrid | None = None,
+    *,
+    as_of: datetime | None = None,
+    simplify_m: float | None = None,
+    source_crs: str | None = None,
+) -> Any:
     """One layer of a vector source, on the tile grid's CRS and clipped to its bounds.
 
-    Invalid geometries are repaired (``make_valid``); the count of repairs is kept in
-    ``gdf.attrs["repaired"]``.
+    The reader follows the file name (``source_format``): OSM PBF through GDAL's OSM
+    driver (``memories.earth.osm``), GeoPackage by layer name, GeoJSON and
+    Shapefile (one layer per file) as they are. Then, in this order: features whose
+    ``start_date`` is after ``as_of`` are left out; the rest is reprojected to the
+    tile CRS; invalid geometries are repaired with ``make_valid``, keeping only
+    parts of the feature's own kind (polygonal parts of a polygon); an optional
+    simplification; a clip to the tile.
+
+    Counts travel in ``gdf.attrs``: ``read`` (features matched in the tile's
+    footprint), ``repaired`` (invalid geometries made valid), ``dropped`` (features
+    without a usable geometry: unreadable, or empty after repair), ``outside``
+    (features with nothing left after the clip).
 
     Args:
-        source: path of a vector file GDAL reads.
-        layer: layer name in that file.
-        grid: the tile.
+        source: path of a vector file (``.osm.pbf``, ``.gpkg``, ``.geojson``, ``.shp``).
+        layer: layer name: a GeoPackage layer, one of ``OSM_LAYERS`` for OSM, any
+            name for a single-layer GeoJSON or Shapefile.
+        grid: the tile; None keeps the source's extent and reprojects nothing.
         as_of: keep only features whose ``start_date`` is on or before this instant.
+        simplify_m: Douglas-Peucker tolerance in metres of the tile CRS (topology
+            preserving); None or 0 keeps every vertex. Needs ``grid``.
+        source_crs: CRS of a source that declares none (a Shapefile without .prj).
     """
     import geopandas as gpd
-    import pyogrio
+    import shapely
     from shapely.geometry import box
 
-    try:
-        src_crs = pyogrio.read_info(source, layer=layer)["crs"]
-    except Exception as e:
-        raise DataSourceError(f"cannot read layer {layer!r} of {source}: {e}") from e
-    # Pre-filter by the tile's footprint in the source CRS, then clip exactly.
-    footprint = gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs).to_crs(src_crs)
-    gdf = gpd.read_file(source, layer=layer, bbox=tuple(footprint.total_bounds), engine="pyogrio")
+    if simplify_m and grid is None:
+        raise ConfigError(f"simplify_m={simplify_m} needs a tile grid: the tolerance is in metres of the tile CRS")
+    fmt = source_format(source)
+    gdf, unreadable = _read_source(source, fmt, layer, grid, source_crs)
+    n_read = len(gdf) + unreadable
     if as_of is not None and "start_date" in gdf.columns:
         start = gdf["start_date"].astype("string")
         keep = start.isna() | (start <= as_of.strftime("%Y-%m-%d"))
         gdf = gdf[keep.to_numpy(dtype=bool)]
-    gdf = gdf.to_crs(grid.crs)
-    invalid = ~gdf.geometry.is_valid
+    if grid is not None:
+        gdf = gdf.to_crs(grid.crs)
+    geoms = gdf.geometry.to_numpy()
+    invalid = ~shapely.is_valid(geoms)
     if invalid.any():
-        gdf.loc[invalid, "geometry"] = gdf.geometry[invalid].make_valid()
-    gdf = gdf.clip(box(*grid.bounds))
-    gdf = gdf[~gdf.geometry.is_empty].reset_index(drop=True)
-    gdf.attrs["repaired"] = int(invalid.sum())
+        families = [_FAMILIES.get(g.geom_type) for g in geoms[invalid]]
+        repaired = shapely.make_valid(geoms[invalid])
+        geoms = geoms.copy()
+        geoms[invalid] = [_keep_family(g, f) for g, f in zip(repaired, families)]
+    if simplify_m:
+        geoms = shapely.simplify(geoms, simplify_m, preserve_topology=True)
+    gdf = gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=list(geoms), crs=gdf.crs)
+    empty = shapely.is_empty(geoms) | shapely.is_missing(geoms)
+    gdf = gdf[~empty]
+    n_before_clip = len(gdf)
+    if grid is not None:
+        gdf = gdf.clip(box(*grid.bounds), keep_geom_type=True)
+        gdf = gdf[~gdf.geometry.is_empty]
+    gdf = gdf.reset_index(drop=True)
+    gdf.attrs.update(
+        read=n_read,
+        repaired=int(invalid.sum()),
+        dropped=int(unreadable + empty.sum()),
+        outside=int(n_before_clip - len(gdf)),
+        source_format=fmt,
+    )
     return gdf
+
+
+class GISProvider:
+    """GIS layers of one vector source, per tile: the seed's facade over ``read_layer``.
+
+    Example::
+
+        gis = GISProvider("../shared/data/osm/Helsinki.osm.pbf")
+        buildings = gis.get_layer("buildings")          # EPSG:4326, whole extract
+        layers = gis.tile_layers(grid, as_of=month_end)  # tile CRS, clipped
+
+    Attributes:
+        source: the vector file.
+        simplify_m: simplification tolerance in metres (tile CRS), None for none.
+        source_crs: CRS of a source that declares none.
+    """
+
+    def __init__(self, source: str, *, simplify_m: float | None = None, source_crs: str | None = None) -> None:
+        self.source = str(source)
+        self.format = source_format(self.source)
+        self.simplify_m = simplify_m
+        self.source_crs = source_crs
+
+    def layers(self) -> list[str]:
+        """The layer names this source offers."""
+        import pyogrio
+
+        if self.format == "osm":
+            return list(OSM_LAYERS)
+        try:
+            return [str(name) for name, _ in pyogrio.list_layers(self.source)]
+        except Exception as e:
+            raise DataSourceError(f"cannot list the layers of {self.source}: {e}") from e
+
+    def get_layer(self, layer: str, grid: TileGrid | None = None, *, as_of: datetime | None = None) -> Any:
+        """One layer (see ``read_layer``; counts in ``attrs``)."""
+        return read_layer(
+            self.source,
+            layer,
+            grid,
+            as_of=as_of,
+            simplify_m=self.simplify_m if grid is not None else None,
+            source_crs=self.source_crs,
+        )
+
+    def tile_layers(
+        self, grid: TileGrid, *, as_of: datetime | None = None, layers: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """The layers of one tile, in its CRS and clipped; by default ``GIS_LAYERS``
+        plus those of ``EXTRA_LAYERS`` the source has."""
+        if layers is None:
+            offered = set(self.layers()) if self.format in ("gpkg", "osm") else set()
+            layers = GIS_LAYERS + tuple(name for name in EXTRA_LAYERS if name in offered)
+        return {name: self.get_layer(name, grid, as_of=as_of) for name in layers}
+
+
+def geometry_report(layers: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per layer: features kept, read, repaired, dropped and outside the tile (from ``read_layer``)."""
+    return {
+        name: {
+            "features": len(gdf),
+            **{k: int(gdf.attrs.get(k, 0)) for k in ("read", "repaired", "dropped", "outside")},
+        }
+        for name, gdf in layers.items()
+    }
 
 
 def rasterize_labels(layers: dict[str, Any], grid: TileGrid) -> np.ndarray:
@@ -81,25 +216,114 @@ def rasterize_labels(layers: dict[str, Any], grid: TileGrid) -> np.ndarray:
         shapes += [(g, BUILT_CLASS) for g in buildings.geometry]
     if not shapes:
         return np.full(grid.shape, NO_LABEL, dtype=np.uint8)
-    return rasterize(
-        shapes, out_shape=grid.shape, transform=grid.transform, fill=NO_LABEL, dtype="uint8"
-    )
+    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=NO_LABEL, dtype="uint8")
 
 
 def write_geoparquet(root: StorageRoot, uri: str, gdf: Any) -> int:
-    """Write a GeoDataFrame as GeoParquet 1.1 with a bbox covering column; returns bytes written.
+    """Write a GeoDataFrame as GeoParquet 1.1 with a bbox covering column, as a new version; returns bytes written.
 
-    The file appears whole or not at all (``StorageRoot.write_bytes``).
+    Every write is a new immutable version (``StorageRoot.version_uri``, id sortable
+    by write time, see ``StorageRoot.current_version``) and then the pointer to it is
+    replaced atomically: the pointer is the commit point, so a killed write leaves
+    the previous version current and every earlier version readable through
+    ``read_geoparquet(..., version=...)``. The plain file at ``uri`` is refreshed
+    last, for hive-partitioned readers (pyarrow, DuckDB). Each file appears whole or
+    not at all (``StorageRoot.write_bytes``).
     """
+    import json
+    import uuid
+    from datetime import UTC
+    from datetime import datetime as _dt
+
     buf = io.BytesIO()
     gdf.to_parquet(buf, index=False, schema_version="1.1.0", write_covering_bbox=True)
     data = buf.getvalue()
+    now = _dt.now(UTC)
+    version = f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    root.write_bytes(root.version_uri(uri, version), data)
+    pointer = {"version": version, "written_at": now.isoformat(), "rows": len(gdf), "bytes": len(data)}
+    root.write_bytes(root.version_pointer_uri(uri), json.dumps(pointer).encode())
     root.write_bytes(uri, data)
     return len(data)
 
 
-def read_geoparquet(root: StorageRoot, uri: str) -> Any:
-    """Read a GeoParquet file written by ``write_geoparquet``."""
+def read_geoparquet(root: StorageRoot, uri: str, version: str | None = None) -> Any:
+    """Read a GeoParquet file written by ``write_geoparquet``: its current version, or ``version``.
+
+    A file written before versioning (no pointer) is read as it is.
+    """
     import geopandas as gpd
 
-    return gpd.read_parquet(io.BytesIO(root.read_bytes(uri)))
+    from memories.errors import StorageError
+
+    version = version or root.current_version(uri)
+    if version is None:
+        return gpd.read_parquet(io.BytesIO(root.read_bytes(uri)))
+    target = root.version_uri(uri, version)
+    if not root.exists(target):
+        raise StorageError(
+            f"{uri} has no version {version!r}; stored versions: {root.versions(uri)[-5:]} (latest last)"
+        )
+    return gpd.read_parquet(io.BytesIO(root.read_bytes(target)))
+
+
+def _read_source(source: str, fmt: str, layer: str, grid: TileGrid | None, source_crs: str | None) -> tuple[Any, int]:
+    """(features with a geometry in the source CRS, count of those without one)."""
+    import geopandas as gpd
+    import pyogrio
+    from shapely.geometry import box
+
+    if fmt == "osm":
+        bbox = grid.bbox_wgs84 if grid is not None else None
+        return read_osm_layer(source, layer, bbox=bbox)
+    try:
+        names = [str(name) for name, _ in pyogrio.list_layers(source)]
+    except Exception as e:
+        raise DataSourceError(f"cannot open vector source {source}: {e}") from e
+    if layer in names:
+        gdal_layer = layer
+    elif fmt in ("geojson", "shapefile") and len(names) == 1:
+        gdal_layer = names[0]  # one file, one layer: the file is the layer
+    else:
+        raise DataSourceError(f"{source} has no layer {layer!r}; its layers are {names}")
+    info = pyogrio.read_info(source, layer=gdal_layer)
+    crs = info["crs"] or source_crs
+    if crs is None:
+        raise DataSourceError(
+            f"{source} declares no CRS (a Shapefile without .prj?); pass source_crs='EPSG:4326' or the CRS it is in"
+        )
+    bbox = None
+    if grid is not None:
+        footprint = gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs).to_crs(crs)
+        west, south, east, north = (float(v) for v in footprint.total_bounds)
+        bbox = (west, south, east, north)
+    try:
+        frame = pyogrio.read_dataframe(source, layer=gdal_layer, bbox=bbox, on_invalid="ignore")
+    except Exception as e:
+        raise DataSourceError(f"cannot read layer {gdal_layer!r} of {source}: {e}") from e
+    if frame.crs is None:
+        frame = frame.set_crs(crs)
+    missing = (frame.geometry.isna() | frame.geometry.is_empty).to_numpy(dtype=bool)
+    kept = gpd.GeoDataFrame(frame[~missing].reset_index(drop=True), geometry=frame.geometry.name, crs=frame.crs)
+    return kept, int(missing.sum())
+
+
+def _keep_family(geom: Any, family: str | None) -> Any:
+    """The parts of a repaired geometry of the original's kind (polygonal parts of a
+    polygon, linear of a line); an empty geometry when none is left."""
+    import shapely
+
+    if family is None or geom is None or geom.geom_type in _FAMILY_TYPES.get(family, ()):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if _FAMILIES.get(p.geom_type) == family]
+    if not parts:
+        return shapely.Polygon() if family == "polygon" else shapely.LineString()
+    merged = shapely.union_all(parts)
+    return merged
+
+
+_FAMILY_TYPES = {
+    "polygon": ("Polygon", "MultiPolygon"),
+    "line": ("LineString", "MultiLineString"),
+    "point": ("Point", "MultiPoint"),
+}

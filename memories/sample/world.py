@@ -99,6 +99,45 @@ class SampleWorld:
         """``gis/world.gpkg``: layers landuse, water, roads, buildings in EPSG:4326."""
         return self.root / "gis" / "world.gpkg"
 
+    def climate_path(self, tile_id: str) -> Path:
+        """``climate/<tile>.csv``: the tile's weather station, a TMY3-format file."""
+        self.tile(tile_id)
+        return self.root / "climate" / f"{tile_id}.csv"
+
+    @property
+    def climate_paths(self) -> list[Path]:
+        """The station files of every tile."""
+        return [self.climate_path(t.tile_id) for t in self.tiles]
+
+    @property
+    def census_regions_path(self) -> Path:
+        """``census/districts.gpkg``: layer ``districts`` (district_id, name, tile_id), EPSG:4326."""
+        return self.root / "census" / "districts.gpkg"
+
+    @property
+    def census_table_path(self) -> Path:
+        """``census/districts.csv``: district_id, name, year, population, income_per_capita."""
+        return self.root / "census" / "districts.csv"
+
+    def census_truth(self) -> dict[str, Any]:
+        """The planted flaws of the census table: ``gaps`` and ``jumps`` as [district_id, year]."""
+        return dict(json.loads((self.root / "census" / "truth.json").read_text()))
+
+    def historical_scan_path(self, tile_id: str) -> Path:
+        """``historical/<tile>/scan.tif``: the scanned map, uint8 classes with a colour table."""
+        self.tile(tile_id)
+        return self.root / "historical" / tile_id / "scan.tif"
+
+    def historical_gcps_path(self, tile_id: str) -> Path:
+        """``historical/<tile>/gcps.json``: the scan's ground control points."""
+        self.tile(tile_id)
+        return self.root / "historical" / tile_id / "gcps.json"
+
+    def historical_truth(self, tile_id: str) -> dict[str, Any]:
+        """The scan's true pixel-to-map parameters and exact check points."""
+        self.tile(tile_id)
+        return dict(json.loads((self.root / "historical" / tile_id / "truth.json").read_text()))
+
     def landcover_base_path(self, tile_id: str) -> Path:
         """``truth/<tile>/landcover_base.tif``: uint8 land cover before any event."""
         self.tile(tile_id)

@@ -123,7 +123,8 @@ def test_gis_layers_read_back_in_wgs84_with_osm_tags(tiny_world: SampleWorld) ->
     import geopandas as gpd
     import pyogrio
 
-    assert {name for name, _ in pyogrio.list_layers(tiny_world.gis_path)} == {"landuse", "water", "roads", "buildings"}
+    layers = {name for name, _ in pyogrio.list_layers(tiny_world.gis_path)}
+    assert layers == {"landuse", "water", "roads", "buildings", "places"}
     landuse = gpd.read_file(tiny_world.gis_path, layer="landuse")
     assert landuse.crs.to_epsg() == 4326
     assert set(landuse["landuse"]) <= set(OSM_LANDUSE_TO_CLASS)
@@ -181,3 +182,52 @@ def _water_geometry(world: SampleWorld, tile_id: str) -> shapely.Geometry:
 
     water = gpd.read_file(world.gis_path, layer="water")
     return shapely.union_all(water[water.tile_id == tile_id].to_crs(world.tile(tile_id).crs).geometry.values)
+
+
+def test_buildings_carry_addresses_on_named_streets_and_places_are_named(tiny_world: SampleWorld) -> None:
+    import geopandas as gpd
+
+    roads = gpd.read_file(tiny_world.gis_path, layer="roads")
+    buildings = gpd.read_file(tiny_world.gis_path, layer="buildings")
+    places = gpd.read_file(tiny_world.gis_path, layer="places")
+    assert roads["name"].notna().all()
+    addressed = buildings[buildings["addr:street"].notna()]
+    # Every third house of a tile (the 1st, 4th, ...) gets an address when a street is within 80 m.
+    every_third = sum(-(-n // 3) for n in buildings.groupby("tile_id").size())
+    assert 0.8 * every_third <= len(addressed) <= every_third
+    for tile in tiny_world.tiles:
+        mine = addressed[addressed.tile_id == tile.tile_id].to_crs(tile.crs)
+        streets = roads[roads.tile_id == tile.tile_id].to_crs(tile.crs)
+        for _, house in mine.head(10).iterrows():
+            street = streets[streets["name"] == house["addr:street"]]
+            assert street.distance(house.geometry.centroid).min() <= 80.0
+        numbers = mine.groupby("addr:street")["addr:housenumber"].apply(lambda s: sorted(int(n) for n in s))
+        assert all(n == list(range(1, len(n) + 1)) for n in numbers)
+    assert buildings["name"].notna().sum() >= 1
+    assert set(places["place"]) == {"town", "suburb", "neighbourhood"}
+    suburbs = places[places["place"] == "suburb"]
+    regions = gpd.read_file(tiny_world.census_regions_path)
+    assert sorted(suburbs["name"]) == sorted(regions["name"])
+    assert places["name"].notna().all() and places["osm_id"].is_unique
+
+
+def test_climate_census_and_historical_files_are_written(tiny_world: SampleWorld) -> None:
+    import pandas as pd
+
+    from memories.sample.census import GAP_YEAR, UNIT_ERROR_FACTOR, YEARS
+
+    for tile in tiny_world.tiles:
+        path = tiny_world.climate_path(tile.tile_id)
+        assert path.read_text().splitlines()[0].startswith("99")
+        assert len(pd.read_csv(path, skiprows=1)) == 8760
+        assert tiny_world.historical_scan_path(tile.tile_id).exists()
+        assert len(tiny_world.historical_truth(tile.tile_id)["check_points"]) == 25
+    table = pd.read_csv(tiny_world.census_table_path)
+    truth = tiny_world.census_truth()
+    for district, year in truth["gaps"]:
+        assert year == GAP_YEAR and not ((table.district_id == district) & (table.year == year)).any()
+    for district, year in truth["jumps"]:
+        income = table[table.district_id == district].set_index("year")["income_per_capita"]
+        assert year == YEARS[-1] and income[year] / income[year - 1] == pytest.approx(
+            UNIT_ERROR_FACTOR * 1.03, rel=1e-3
+        )
