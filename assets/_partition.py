@@ -27,8 +27,14 @@ def record(
     stats: dict[str, Any],
     grid: TileGrid | None = None,
     month: str | None = None,
+    version: str | dict[str, Any] | None = None,
 ) -> Materialization:
-    """Record this run's output of one asset partition (valid time = the month)."""
+    """Record this run's output of one asset partition (valid time = the month).
+
+    ``version`` names the stored data of this output: the Icechunk snapshot id a
+    raster write returned, the version id of a GeoParquet file, or a dict (layer ->
+    version) for several files; the temporal memory loads exactly that version.
+    """
     valid_from, valid_to = month_range(month) if month else (None, None)
     return catalog.record(
         asset=context.asset_key.to_user_string(),
@@ -41,4 +47,5 @@ def record(
         bbox_wgs84=grid.bbox_wgs84 if grid else None,
         stats=stats,
         run_id=context.run.run_id,
+        version_id=version,
     )

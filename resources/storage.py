@@ -29,10 +29,21 @@ class StorageResource(ConfigurableResource):  # type: ignore[misc]
 
 
 class MemoryCatalogResource(ConfigurableResource):  # type: ignore[misc]
-    """The memory catalog (SQLite file) that records every materialization."""
+    """The memory catalog that records every materialization: a SQLite file or PostgreSQL.
 
-    path: str = Field(default=config.storage.catalog_path, description="SQLite file")
+    ``url`` takes a ``postgresql://user:password@host:5432/db`` URL for a shared
+    catalog; pass it as ``EnvVar("MEMORIES_CATALOG_URL")`` so the password stays out
+    of the configuration. Empty: the SQLite file at ``path``. The password is never
+    logged (``MemoryCatalog`` shows the URL with ``***``).
+    """
+
+    path: str = Field(default=config.storage.catalog_path, description="SQLite file (when url is empty)")
+    url: str = Field(default="", description="postgresql:// URL of a shared catalog (use an EnvVar); empty: path")
+
+    def location(self) -> str:
+        """The catalog's URL or SQLite path."""
+        return self.url or self.path
 
     def catalog(self) -> MemoryCatalog:
         """The catalog of this run."""
-        return MemoryCatalog(self.path)
+        return MemoryCatalog.open(self.location())

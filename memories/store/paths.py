@@ -50,9 +50,21 @@ class StorageRoot:
         """A plain (Geo)Parquet table of one partition."""
         return f"{self.uri}/tables/{name}/tile={tile}/month={month}/part-0.parquet"
 
+    def tile_file_uri(self, product: str, tile: str, filename: str) -> str:
+        """A file of a per-tile (not monthly) product: climate, census regions, historical maps."""
+        return f"{self.uri}/sources/{product}/tile={tile}/{filename}"
+
     def report_uri(self, kind: str, tile: str, month: str, filename: str) -> str:
         """A file of one report."""
         return f"{self.uri}/reports/{kind}/{tile}/{month}/{filename}"
+
+    def memory_uri(self, kind: str, name: str) -> str:
+        """A file of the spatial, context or relationship memory (``kind``), e.g. ``spatial``, ``default.parquet``."""
+        return f"{self.uri}/memory/{kind}/{name}"
+
+    def tier_uri(self, tier: str, key: str) -> str:
+        """An object kept by the tiered store in one tier (``warm``, ``cold``, ``glacier``)."""
+        return f"{self.uri}/tiers/{tier}/{key}"
 
     def model_uri(self, name: str, version: int) -> str:
         """A model checkpoint in the registry."""
@@ -65,6 +77,56 @@ class StorageRoot:
     def model_dir(self, name: str) -> str:
         """The folder of all versions of one model."""
         return f"{self.uri}/models/{name}"
+
+    # -- versions of whole files (vectors, tables) ---------------------------
+    def version_uri(self, uri: str, version: str) -> str:
+        """The immutable copy of one version of a file: ``<folder>/_versions/<version>.<ext>``.
+
+        The ``_`` prefix keeps versions out of hive-partitioned dataset scans (pyarrow,
+        DuckDB), which see only the current file at ``uri``.
+        """
+        folder, _, name = uri.rpartition("/")
+        ext = name.rpartition(".")[2] if "." in name else "bin"
+        if not version or "/" in version or version.startswith("."):
+            raise StorageError(f"version {version!r} of {uri} is not a valid version id (no '/', not empty)")
+        return f"{folder}/_versions/{version}.{ext}"
+
+    def version_pointer_uri(self, uri: str) -> str:
+        """The small JSON file naming the current version of the file at ``uri``."""
+        folder, _, name = uri.rpartition("/")
+        return f"{folder}/_versions/{name}.current.json"
+
+    def versions_dir(self, uri: str) -> str:
+        """The folder holding every version of the file at ``uri``."""
+        return f"{uri.rpartition('/')[0]}/_versions"
+
+    def current_version(self, uri: str) -> str | None:
+        """The version id the pointer of ``uri`` names; ``None`` for a file never written versioned."""
+        import json
+
+        pointer = self.version_pointer_uri(uri)
+        if not self.exists(pointer):
+            return None
+        return str(json.loads(self.read_bytes(pointer))["version"])
+
+    def versions(self, uri: str) -> list[str]:
+        """Every stored version id of the file at ``uri``, oldest first (ids sort by write time)."""
+        folder = self.versions_dir(uri)
+        if not self.exists(folder):
+            return []
+        ext = "." + uri.rpartition(".")[2]
+        names = [str(p).rpartition("/")[2] for p in self.fs.ls(self.path(folder), detail=False)]
+        return sorted(n[: -len(ext)] for n in names if n.endswith(ext))
+
+    def cache_dir(self, name: str) -> str:
+        """Local folder of one download cache (``stac``, ``assets``): ``<root>/cache/<name>`` on a
+        local root; for an S3 root, a folder of this machine's temp dir named after the root."""
+        if self.is_local:
+            return f"{self.path(self.uri)}/cache/{name}"
+        import hashlib
+        import tempfile
+
+        return f"{tempfile.gettempdir()}/earth-memory-cache/{hashlib.sha1(self.uri.encode()).hexdigest()[:12]}/{name}"
 
     # -- access -----------------------------------------------------------
     @property
@@ -135,7 +197,30 @@ class StorageRoot:
             return zarr.storage.LocalStore(self.path(uri))
         return zarr.storage.FsspecStore.from_url(
             uri,
-            storage_options=(
-                {"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}
-            ),
+            storage_options=({"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}),
+        )
+
+    def icechunk_storage(self, uri: str) -> Any:
+        """The Icechunk storage of a versioned store at ``uri`` (a local folder or an S3 prefix).
+
+        S3 credentials come from the environment (``AWS_ACCESS_KEY_ID``, ...); with an
+        endpoint (MinIO, moto, Ceph) path-style addressing is used, and plain HTTP is
+        allowed only for an ``http://`` endpoint.
+        """
+        import icechunk
+
+        if self.is_local:
+            return icechunk.local_filesystem_storage(self.path(uri))
+        bucket, _, prefix = self.path(uri).partition("/")
+        endpoint = self.s3_endpoint_url
+        return icechunk.s3_storage(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=endpoint,
+            allow_http=bool(endpoint and endpoint.startswith("http://")),
+            force_path_style=bool(endpoint),
+            region=os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or ("us-east-1" if endpoint else None),
+            from_env=True,
         )

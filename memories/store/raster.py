@@ -1,16 +1,33 @@
-"""Monthly raster products in Zarr v3: one store per product and tile, one slice per month.
+"""Monthly raster products in versioned Zarr v3 (Icechunk): one repository per product and tile.
 
 A store holds variables with dims ``(time, [band,] y, x)`` on the tile's declared
 grid. The time axis counts months from the store's origin month; a month
 partition writes only its own slice, so partitions of one tile can run at once
-and a re-run replaces exactly its slice. A ``written`` flag per month is set only
-after the slice is complete: readers see a month whole or not at all.
+and a re-run replaces exactly its slice.
+
+Each :meth:`MonthlyRasterStore.write_month` is one Icechunk commit (a snapshot)
+carrying the product, tile, month and run id in its metadata: readers see a month
+whole or not at all, a killed write commits nothing (the previous snapshot stays
+the branch tip, its pixels untouched), and every earlier version stays readable by
+snapshot id or by time (``as_of``). A ``written`` flag per month (1 = complete) is
+set in the same commit as the month's pixels.
+
+Concurrency: months of one tile write disjoint chunks, so concurrent commits are
+rebased onto each other (``ConflictDetector``). Layout changes (create the store,
+grow the time axis, a year at a time) are their own commits; a write that raced
+a layout change is redone on the new layout. On a local root, Icechunk's file
+storage is not safe for concurrent commits, so commits are serialized with a file
+lock; on S3, Icechunk's conditional writes make the branch update atomic.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,11 +40,43 @@ from memories.months import add_months, month_index, month_key, parse_month
 from memories.store.paths import StorageRoot
 
 WRITTEN = "written"
-"""Per-month commit flag (1 = the month's slice is complete)."""
+"""Per-month completeness flag (1 = the month's slice is complete)."""
+
+BRANCH = "main"
+"""The branch every partition write commits to."""
+
+GROW_MONTHS = 12
+"""The time axis grows in steps of this many months, so layout commits are rare."""
+
+WRITE_TRIES = 5
+"""How often a write is redone when it raced a layout change of another writer."""
+
+
+@dataclass(frozen=True)
+class RasterVersion:
+    """One committed snapshot of a raster store.
+
+    Attributes:
+        snapshot_id: the Icechunk snapshot id (the version id the catalog records).
+        written_at: when it was committed (UTC).
+        message: the commit message.
+        metadata: product, tile, month (``None`` for layout commits) and run id.
+    """
+
+    snapshot_id: str
+    written_at: datetime
+    message: str
+    metadata: dict[str, Any]
+
+    @property
+    def month(self) -> str | None:
+        """The month this snapshot wrote, or ``None`` for a layout commit."""
+        m = self.metadata.get("month")
+        return str(m) if m else None
 
 
 class MonthlyRasterStore:
-    """One raster product of one tile.
+    """One raster product of one tile, versioned.
 
     Args:
         root: the storage root.
@@ -38,104 +87,245 @@ class MonthlyRasterStore:
         chunk_px: spatial chunk side in pixels.
     """
 
-    def __init__(
-        self, root: StorageRoot, product: str, grid: TileGrid, origin_month: str, chunk_px: int = 512
-    ) -> None:
+    def __init__(self, root: StorageRoot, product: str, grid: TileGrid, origin_month: str, chunk_px: int = 512) -> None:
         self.root = root
         self.product = product
         self.grid = grid
         self.origin_month = origin_month
         self.chunk_px = chunk_px
         self.uri = root.raster_uri(product, grid.tile_id)
+        self.last_snapshot: str | None = None
+        """The snapshot id of this object's last successful ``write_month``."""
 
     # -- writing ------------------------------------------------------------
-    def write_month(self, month: str, ds: xr.Dataset) -> None:
-        """Write one month's slice; variables have dims ``([band,] y, x)`` on the grid.
+    def write_month(self, month: str, ds: xr.Dataset, *, run_id: str | None = None) -> str:
+        """Write one month's slice as one commit; returns the new snapshot id.
 
-        The dataset may be dask-backed: it is computed while it is written, chunk by
-        chunk, with whatever dask scheduler is active.
+        Variables have dims ``([band,] y, x)`` on the grid. The dataset may be
+        dask-backed: it is computed while it is written, chunk by chunk, with
+        whatever dask scheduler is active (each task writes its own chunks into a
+        fork of the session, merged before the commit).
         """
         self._check_dataset(ds)
-        # Readers' attrs (stackstac's RasterSpec, ...) are not part of the product.
-        ds = ds.copy()
-        for name in ds.variables:
-            ds[name].attrs = {}
         i = month_index(month, self.origin_month)
         if i < 0:
             raise StorageError(
                 f"{self.product}/{self.grid.tile_id}: month {month} is before the store's origin "
                 f"{self.origin_month}; start the partitions at or after {self.origin_month}"
             )
-        with self._lock():
-            self._ensure_layout(ds, i + 1)
-            self._set_written(i, 0)
-        t = np.array([parse_month(month).replace(tzinfo=None)], dtype="datetime64[ns]")
-        slice_ds = ds.drop_vars([c for c in ds.coords if c not in ds.dims or c in ("x", "y", "band")])
-        slice_ds = slice_ds.expand_dims(time=t).drop_vars("time")
-        slice_ds = slice_ds.chunk(self._chunks(slice_ds))
-        slice_ds.attrs = self._attrs()  # a region write rewrites the group's attributes
-        slice_ds.to_zarr(
-            self._store(), region={"time": slice(i, i + 1)}, consolidated=False, zarr_format=3
+        # Readers' attrs (stackstac's RasterSpec, ...) are not part of the product.
+        ds = ds.copy()
+        for name in ds.variables:
+            ds[name].attrs = {}
+        metadata = {"product": self.product, "tile": self.grid.tile_id, "month": month}
+        if run_id:
+            metadata["run_id"] = run_id
+        import icechunk
+
+        conflicts: list[str] = []
+        for _ in range(WRITE_TRIES):
+            repo = self._repo(create=True)
+            with self._lock():
+                self._ensure_layout(repo, ds, i + 1)
+            session = repo.writable_session(BRANCH)
+            self._write_slice(session, i, ds)
+            _open_array(session.store, WRITTEN, "r+")[i] = 1
+            try:
+                with self._lock():
+                    snapshot = session.commit(
+                        f"{self.product} {self.grid.tile_id} {month}",
+                        metadata=metadata,
+                        rebase_with=icechunk.ConflictDetector(),
+                        rebase_tries=100,
+                    )
+            except icechunk.RebaseFailedError as e:
+                # Another writer changed the layout (grew the time axis) meanwhile: redo on the new one.
+                conflicts = [f"{c.conflict_type} at {c.path}" for c in e.conflicts]
+                continue
+            self.last_snapshot = str(snapshot)
+            return self.last_snapshot
+        raise StorageError(
+            f"{self.uri}: month {month} could not be committed after {WRITE_TRIES} tries; conflicts: {conflicts}. "
+            "Another writer is rewriting the same month or the layout; run the partition again."
         )
-        self._set_written(i, 1)
 
     # -- reading ------------------------------------------------------------
     def exists(self) -> bool:
-        """Whether the store has been created."""
-        return self.root.exists(self.uri + "/zarr.json")
+        """Whether the store has been created (its layout committed)."""
+        import icechunk
 
-    def months(self) -> list[str]:
-        """The months whose slice is complete, oldest first."""
+        _quiet_local_storage_warning()
+        storage = self.root.icechunk_storage(self.uri)
+        if not icechunk.Repository.exists(storage):
+            return False
+        return _has_layout(self._repo().readonly_session(branch=BRANCH).store)
+
+    def months(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> list[str]:
+        """The months whose slice is complete, oldest first (now, at a snapshot, or as of a time)."""
         if not self.exists():
             return []
-        ds = self._open()
+        ds = self._open(snapshot=snapshot, as_of=as_of)
+        if ds is None:
+            return []
         flags = ds[WRITTEN].values
         return [month_key(pd.Timestamp(t).to_pydatetime()) for t, f in zip(ds["time"].values, flags) if f == 1]
 
-    def read_month(self, month: str) -> xr.Dataset:
-        """The slice of one month (lazy), without the time dim."""
-        if month not in self.months():
+    def read_month(self, month: str, *, snapshot: str | None = None, as_of: datetime | None = None) -> xr.Dataset:
+        """The slice of one month (lazy), without the time dim.
+
+        Args:
+            month: ``YYYY-MM``.
+            snapshot: read this snapshot id (a version recorded in the memory catalog).
+            as_of: read the store as it stood at this instant (UTC if naive).
+        """
+        ds = self._open(snapshot=snapshot, as_of=as_of) if self.exists() else None
+        i = month_index(month, self.origin_month)
+        if ds is None or not (0 <= i < ds.sizes["time"]) or int(ds[WRITTEN].values[i]) != 1:
+            when = f" at snapshot {snapshot}" if snapshot else (f" as of {as_of.isoformat()}" if as_of else "")
             raise StorageError(
-                f"{self.product} has no data for tile {self.grid.tile_id} month {month}; "
+                f"{self.product} has no data for tile {self.grid.tile_id} month {month}{when}; "
                 f"materialize {self.product} for partition {month}|{self.grid.tile_id} first"
             )
-        ds = self._open()
-        return ds.isel(time=month_index(month, self.origin_month)).drop_vars(WRITTEN)
+        return ds.isel(time=i).drop_vars(WRITTEN)
 
-    def read(self) -> xr.Dataset:
+    def read(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> xr.Dataset:
         """All complete months (lazy), with a ``time`` dim."""
-        if not self.exists():
+        ds = self._open(snapshot=snapshot, as_of=as_of) if self.exists() else None
+        if ds is None:
             raise StorageError(f"{self.uri} does not exist; materialize {self.product} first")
-        ds = self._open()
         return ds.isel(time=np.flatnonzero(ds[WRITTEN].values == 1)).drop_vars(WRITTEN)
 
-    # -- helpers --------------------------------------------------------------
-    def _store(self) -> Any:
-        return self.root.zarr_store(self.uri)
-
-    def _open(self) -> xr.Dataset:
-        return xr.open_zarr(self._store(), consolidated=False, zarr_format=3)
-
-    def _ensure_layout(self, ds: xr.Dataset, n_months: int) -> None:
-        """Create the store or grow its time axis to ``n_months`` (under the lock)."""
+    def versions(self, month: str | None = None) -> list[RasterVersion]:
+        """The snapshots of the store, newest first; only those that wrote ``month`` if given."""
         if not self.exists():
-            self._template(ds, 0, n_months).to_zarr(
-                self._store(), mode="w-", compute=False, consolidated=False, zarr_format=3
+            return []
+        out = [
+            RasterVersion(
+                snapshot_id=str(s.id),
+                written_at=s.written_at.astimezone(UTC),
+                message=s.message,
+                metadata=dict(s.metadata or {}),
             )
+            for s in self._repo().ancestry(branch=BRANCH)
+        ]
+        return [v for v in out if v.month == month] if month else out
+
+    def snapshot_at(self, as_of: datetime) -> str | None:
+        """The snapshot id that was the branch tip at ``as_of`` (``None`` before the first commit)."""
+        t = _utc(as_of)
+        for v in self.versions():
+            if v.written_at <= t:
+                return v.snapshot_id
+        return None
+
+    # -- helpers --------------------------------------------------------------
+    def _repo(self, *, create: bool = False) -> Any:
+        import icechunk
+
+        _quiet_local_storage_warning()
+        storage = self.root.icechunk_storage(self.uri)
+        if not create:
+            try:
+                return icechunk.Repository.open(storage)
+            except icechunk.IcechunkError as e:
+                raise StorageError(f"{self.uri} is not a readable raster store: {e}") from None
+        with self._lock():
+            try:
+                return icechunk.Repository.open_or_create(storage)
+            except icechunk.IcechunkError:
+                # S3: another writer created it at the same moment.
+                return icechunk.Repository.open(storage)
+
+    def _open(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> xr.Dataset | None:
+        """The dataset at the branch tip, a snapshot, or as of a time; ``None`` if it did not exist then."""
+        import icechunk
+
+        repo = self._repo()
+        try:
+            if snapshot:
+                session = repo.readonly_session(snapshot_id=snapshot)
+            elif as_of is not None:
+                sid = self.snapshot_at(as_of)
+                if sid is None:
+                    return None
+                session = repo.readonly_session(snapshot_id=sid)
+            else:
+                session = repo.readonly_session(branch=BRANCH)
+        except icechunk.IcechunkError as e:
+            raise StorageError(f"{self.uri} has no snapshot {snapshot!r}; pick one of store.versions() ({e})") from None
+        if not _has_layout(session.store):
+            return None
+        return xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+
+    def _ensure_layout(self, repo: Any, ds: xr.Dataset, n_months: int) -> None:
+        """Create the store or grow its time axis to cover ``n_months`` (one layout commit)."""
+        import icechunk
+
+        stop = -(-n_months // GROW_MONTHS) * GROW_MONTHS
+        for _ in range(WRITE_TRIES):
+            session = repo.writable_session(BRANCH)
+            if not _has_layout(session.store):
+                self._template(ds, 0, stop).to_zarr(
+                    session.store, mode="w-", compute=False, consolidated=False, zarr_format=3
+                )
+                message = f"layout {self.product} {self.grid.tile_id}: create, {stop} months"
+            else:
+                current = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+                missing = set(ds.data_vars) - set(current.data_vars)
+                if missing:
+                    raise StorageError(
+                        f"{self.uri} has no variables {sorted(map(str, missing))}; "
+                        f"it holds {sorted(map(str, current.data_vars))}. "
+                        "A product's variables are fixed when its store is created."
+                    )
+                have = current.sizes["time"]
+                if n_months <= have:
+                    return
+                self._template(ds, have, stop).to_zarr(
+                    session.store, append_dim="time", compute=False, consolidated=False, zarr_format=3
+                )
+                message = f"layout {self.product} {self.grid.tile_id}: grow to {stop} months"
+            try:
+                session.commit(message, metadata={"product": self.product, "tile": self.grid.tile_id, "layout": stop})
+                return
+            except (icechunk.ConflictError, icechunk.RebaseFailedError):
+                continue  # another writer changed the layout first (S3 without lock): look again
+        raise StorageError(f"{self.uri}: could not commit its layout; another writer keeps changing it")
+
+    def _write_slice(self, session: Any, i: int, ds: xr.Dataset) -> None:
+        """Write each variable's month ``i`` into the session (dask: through a fork per task)."""
+        import dask
+
+        store = session.store
+        lazy: list[tuple[str, Any, tuple[int, ...]]] = []
+        for name, var in ds.data_vars.items():
+            arr = _open_array(store, str(name), "r+")
+            stored_dims = tuple(arr.metadata.dimension_names or ())[1:]
+            if stored_dims and set(stored_dims) == set(var.dims):
+                var = var.transpose(*stored_dims)
+            if var.shape != tuple(arr.shape[1:]):
+                raise ProcessingError(
+                    f"{self.product}.{name} has shape {var.shape}; the store holds {tuple(arr.shape[1:])}"
+                )
+            if dask.is_dask_collection(var.data):
+                chunks = tuple(arr.chunks[1:])
+                lazy.append((str(name), var.data.rechunk(chunks), chunks))
+            else:
+                arr[i] = np.asarray(var.values)
+        if not lazy:
             return
-        current = self._open()
-        missing = set(ds.data_vars) - set(current.data_vars)
-        if missing:
-            raise StorageError(
-                f"{self.uri} has no variables {sorted(map(str, missing))}; "
-                f"it holds {sorted(map(str, current.data_vars))}. "
-                "A product's variables are fixed when its store is created."
-            )
-        have = current.sizes["time"]
-        if n_months > have:
-            self._template(ds, have, n_months).to_zarr(
-                self._store(), append_dim="time", compute=False, consolidated=False, zarr_format=3
-            )
+        if session.has_uncommitted_changes:
+            # A fork needs a clean session: write the numpy variables after the dask ones.
+            raise ProcessingError(f"{self.product}: mix of numpy and dask variables; pass all lazy or all eager")
+        fork = session.fork()
+        tasks = []
+        for name, data, _ in lazy:
+            for idx in itertools.product(*(range(len(c)) for c in data.chunks)):
+                starts = [sum(c[:k]) for c, k in zip(data.chunks, idx)]
+                sel = (i, *(slice(s, s + c[k]) for s, c, k in zip(starts, data.chunks, idx)))
+                tasks.append(dask.delayed(_write_block)(fork, name, sel, data.blocks[idx]))
+        forks = dask.compute(*tasks)
+        session.merge(*{id(f): f for f in forks}.values())
 
     def _template(self, ds: xr.Dataset, first: int, stop: int) -> xr.Dataset:
         """An all-fill dataset for months [first, stop) with coordinates and attrs."""
@@ -159,7 +349,7 @@ class MonthlyRasterStore:
             if "band" in ds.dims:
                 coords["band"] = ("band", np.array([str(b) for b in ds["band"].values], dtype=object))
         tmpl = xr.Dataset(out, coords=coords)
-        tmpl.attrs.update(self._attrs())  # appends rewrite the group's attributes too
+        tmpl.attrs.update(self._attrs())
         encoding = {str(name): {"chunks": tmpl[name].data.chunksize} for name in ds.data_vars}
         for name in ds.data_vars:
             # Integer products keep their dtype (0 is nodata by convention, not masked).
@@ -167,7 +357,9 @@ class MonthlyRasterStore:
             tmpl[name].encoding.update(encoding[str(name)], _FillValue=None if fill == 0 else fill)
         # One chunk per flag, so concurrent months never rewrite each other's flag.
         tmpl[WRITTEN].encoding.update(chunks=(1,))
-        tmpl["time"].encoding.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="int64")
+        tmpl["time"].encoding.update(
+            units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="int64", chunks=(GROW_MONTHS,)
+        )
         return tmpl if first == 0 else tmpl.drop_vars([c for c in ("x", "y", "band") if c in tmpl.coords])
 
     def _attrs(self) -> dict[str, Any]:
@@ -180,21 +372,7 @@ class MonthlyRasterStore:
         }
 
     def _var_chunks(self, var: xr.DataArray) -> tuple[int, ...]:
-        return tuple(
-            1 if d == "band" else min(self.chunk_px, var.sizes[d]) for d in var.dims
-        )
-
-    def _chunks(self, ds: xr.Dataset) -> dict[str, int]:
-        c = {"time": 1, "y": min(self.chunk_px, self.grid.height), "x": min(self.chunk_px, self.grid.width)}
-        if "band" in ds.dims:
-            c["band"] = 1
-        return c
-
-    def _set_written(self, i: int, value: int) -> None:
-        import zarr
-
-        arr = zarr.open_array(self._store(), path=WRITTEN, mode="r+", zarr_format=3)
-        arr[i] = value
+        return tuple(1 if d == "band" else min(self.chunk_px, var.sizes[d]) for d in var.dims)
 
     def _check_dataset(self, ds: xr.Dataset) -> None:
         for name, var in ds.data_vars.items():
@@ -207,25 +385,92 @@ class MonthlyRasterStore:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """Serialize layout changes (create, grow) between processes on a local root.
+        """Serialize layout changes and commits between processes on a local root.
 
-        S3 has no locks: on an S3 root, create a tile's store with one partition
-        before running its other months at once.
+        Icechunk's local file storage is not safe for concurrent commits; on S3 its
+        conditional writes make commits safe without a lock.
         """
         if not self.root.is_local:
             yield
             return
-        import os
-
         from filelock import FileLock
 
         path = self.root.local_path(self.uri) + ".lock"
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with FileLock(path, timeout=120):
+        with FileLock(path, timeout=300):
             yield
+
+
+def open_raster_version(
+    root: StorageRoot, uri: str, snapshot: str | None = None, month: str | None = None
+) -> xr.Dataset:
+    """A raster store at ``uri`` exactly as committed in ``snapshot`` (lazy); the branch tip if ``None``.
+
+    With ``month`` (``YYYY-MM``), only that month's slice, without the time dim; an
+    error if the month was not complete in that snapshot. No grid is needed: the
+    store's own attributes and time coordinate describe it.
+    """
+    import icechunk
+
+    _quiet_local_storage_warning()
+    try:
+        repo = icechunk.Repository.open(root.icechunk_storage(uri))
+        session = repo.readonly_session(snapshot_id=snapshot) if snapshot else repo.readonly_session(branch=BRANCH)
+    except icechunk.IcechunkError as e:
+        raise StorageError(
+            f"{uri} has no readable snapshot {snapshot!r} ({e}); use a version the catalog recorded"
+        ) from None
+    if not _has_layout(session.store):
+        raise StorageError(f"{uri} has no raster layout in snapshot {snapshot}")
+    ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+    if month is None:
+        return ds.isel(time=np.flatnonzero(ds[WRITTEN].values == 1)).drop_vars(WRITTEN)
+    keys = [month_key(pd.Timestamp(t).to_pydatetime()) for t in ds["time"].values]
+    if month not in keys or int(ds[WRITTEN].values[keys.index(month)]) != 1:
+        raise StorageError(f"{uri} holds no complete month {month} in snapshot {snapshot}")
+    return ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
+
+
+def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) -> Any:
+    """Write one dask block into a fork of the session; returns the fork to merge."""
+    _open_array(fork.store, path, "r+")[sel] = block
+    return fork
+
+
+def _open_array(store: Any, path: str, mode: str) -> Any:
+    import zarr
+
+    return zarr.open_array(store, path=path, mode=mode, zarr_format=3)  # type: ignore[arg-type]
+
+
+def _has_layout(store: Any) -> bool:
+    import zarr
+
+    try:
+        group = zarr.open_group(store, mode="r", zarr_format=3)
+    except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
+        return False
+    return WRITTEN in group
+
+
+_QUIETED = False
+
+
+def _quiet_local_storage_warning() -> None:
+    """Icechunk warns at every open of local storage; commits here are serialized by a file lock."""
+    global _QUIETED
+    if _QUIETED or "ICECHUNK_LOG" in os.environ:
+        return
+    import icechunk
+
+    icechunk.set_logs_filter("icechunk=warn,icechunk::storage::object_store=error")
+    _QUIETED = True
+
+
+def _utc(d: datetime) -> datetime:
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _fill_value(dtype: np.dtype) -> Any:
     """The one nodata policy of stored products: NaN for floats, 0 for integers."""
     return np.nan if np.issubdtype(dtype, np.floating) else 0
-

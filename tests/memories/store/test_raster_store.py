@@ -1,5 +1,3 @@
-import multiprocessing as mp
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -56,21 +54,37 @@ def test_unwritten_month_and_month_before_origin_are_clear_errors(tmp_path):
         store.write_month("2023-01", _month(0.1))
 
 
-def _write(uri: str, month: str, value: float) -> None:
-    MonthlyRasterStore(StorageRoot(uri), "sr", GRID, "2023-01", chunk_px=32).write_month(month, _month(value))
+def test_each_write_is_one_commit_with_its_metadata_and_old_versions_stay_readable(tmp_path):
+    store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=32)
+    s1 = store.write_month("2023-02", _month(0.2), run_id="run-a")
+    s2 = store.write_month("2023-02", _month(0.6))
+    assert s1 != s2 and store.last_snapshot == s2
+    mine = store.versions("2023-02")
+    assert [v.snapshot_id for v in mine] == [s2, s1]  # newest first
+    assert mine[1].metadata == {"product": "sr", "tile": "33TVM", "month": "2023-02", "run_id": "run-a"}
+    assert float(store.read_month("2023-02", snapshot=s1)["reflectance"].mean()) == pytest.approx(0.2)
+    assert float(store.read_month("2023-02", as_of=mine[1].written_at)["reflectance"].mean()) == pytest.approx(0.2)
+    assert float(store.read_month("2023-02")["reflectance"].mean()) == pytest.approx(0.6)
+    # Layout commits (create, grow by a year) are not month versions.
+    store.write_month("2024-03", _month(0.3))
+    layout = [v for v in store.versions() if "layout" in v.message]
+    assert len(layout) == 2 and all(v.month is None for v in layout)
+    assert store.months() == ["2023-02", "2024-03"]
 
 
-def test_concurrent_months_of_one_tile_from_separate_processes(tmp_path):
-    uri = tmp_path.as_uri()
-    months = [f"2023-{m:02d}" for m in range(1, 9)]
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_write, args=(uri, m, i / 10)) for i, m in enumerate(months)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
-    store = MonthlyRasterStore(StorageRoot(uri), "sr", GRID, "2023-01")
-    assert store.months() == months
-    means = store.read()["reflectance"].mean(["band", "y", "x"]).values
-    np.testing.assert_allclose(means, [i / 10 for i in range(8)], atol=1e-6)
+@pytest.mark.filterwarnings("ignore:Couldn't detect a suitable IP address")  # in-process cluster, no network
+def test_dask_backed_month_is_written_through_a_distributed_client(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+
+    store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=32)
+    lazy = _month(0.5).chunk({"y": 16, "x": 48})  # misaligned with the store's chunks: rechunked before writing
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+        dask.config.set(scheduler=client),
+    ):
+        store.write_month("2023-01", lazy)
+    got = store.read_month("2023-01").compute()
+    np.testing.assert_array_equal(got["reflectance"].values, _month(0.5)["reflectance"].values)
+    np.testing.assert_array_equal(got["clear_count"].values, _month(0.5)["clear_count"].values)
