@@ -2,6 +2,7 @@
 
 from resources.catalog import GisSourceResource, SampleWorldResource, StacCatalogResource
 from resources.compute import DaskClusterResource, ModelRuntimeResource
+from resources.memory import TieredStorageResource
 from resources.storage import MemoryCatalogResource, StorageResource
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "SampleWorldResource",
     "StacCatalogResource",
     "StorageResource",
+    "TieredStorageResource",
 ]
