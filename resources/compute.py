@@ -74,6 +74,9 @@ class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
     patches_per_scene: int = config.model.patches_per_scene
     seed: int = config.model.seed
     max_training_months: int = Field(default=6, description="months per tile used to train, spread over the year")
+    mc_passes: int = Field(default=8, ge=1, description="Monte-Carlo dropout passes per land-cover prediction")
+    change_steps: int = Field(default=120, ge=1, description="optimizer steps of the change detector")
+    change_width: int = Field(default=8, ge=4, description="channels of the change detector's first level")
 
     def model_settings(self) -> ModelSettings:
         """The library's ModelSettings of this runtime."""

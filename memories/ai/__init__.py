@@ -10,6 +10,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from memories.ai.entities import Gazetteer, extract_entities
+    from memories.ai.explain import band_importance, plot_band_importance
+    from memories.ai.forecast import detect_anomalies, forecast_series
     from memories.ai.land_cover import (
         LandCoverUNet,
         TrainingResult,
@@ -17,10 +20,16 @@ if TYPE_CHECKING:
         predict_land_cover,
         train_land_cover,
     )
+    from memories.ai.manager import ModelManager, ModelPipeline
     from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
     from memories.ai.split import SceneSplit, spatial_split, split_scenes
 
 _EXPORTS: dict[str, str] = {
+    "UncertaintyEstimator": "memories.ai.uncertainty",
+    "ChangeDetector": "memories.ai.change",
+    "difference_change": "memories.ai.change",
+    "predict_change": "memories.ai.change",
+    "train_change_detector": "memories.ai.change",
     "LandCoverUNet": "memories.ai.land_cover",
     "SceneSplit": "memories.ai.split",
     "TrainingResult": "memories.ai.land_cover",
@@ -32,10 +41,26 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFoundError": "memories.ai.registry",
     "ModelRegistry": "memories.ai.registry",
     "ModelVersion": "memories.ai.registry",
+    "ModelManager": "memories.ai.manager",
+    "ModelPipeline": "memories.ai.manager",
+    "forecast_series": "memories.ai.forecast",
+    "detect_anomalies": "memories.ai.forecast",
+    "band_importance": "memories.ai.explain",
+    "plot_band_importance": "memories.ai.explain",
+    "extract_entities": "memories.ai.entities",
+    "Gazetteer": "memories.ai.entities",
 }
 
 __all__ = [
+    "Gazetteer",
     "LandCoverUNet",
+    "ModelManager",
+    "ModelPipeline",
+    "band_importance",
+    "detect_anomalies",
+    "extract_entities",
+    "forecast_series",
+    "plot_band_importance",
     "ModelNotFoundError",
     "ModelRegistry",
     "ModelVersion",

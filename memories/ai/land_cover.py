@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,7 +39,6 @@ from memories.ai.split import (
     SceneSplit,
     _band_statistics,
     _check_samples,
-    _pad_to_multiple,
     _TrainPatches,
     _ValidationBlocks,
     spatial_split,
@@ -57,7 +56,9 @@ __all__ = [
     "predict_land_cover",
     "spatial_split",
     "split_scenes",
+    "tiled_inference",
     "train_land_cover",
+    "upload_reflectance",
 ]
 
 Schedule = Literal["none", "cosine", "onecycle"]
@@ -418,54 +419,198 @@ def confusion_metrics(confusion: np.ndarray) -> dict[str, float]:
 
 
 def predict_land_cover(
-    model: LandCoverUNet, reflectance: np.ndarray, *, batch_px: int = 512
+    model: LandCoverUNet,
+    reflectance: np.ndarray,
+    *,
+    batch_px: int = 512,
+    scale: float | Sequence[float] | None = None,
+    offset: float | Sequence[float] | None = None,
+    nodata: int = 0,
+    tiles_per_batch: int = 8,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Classify a scene of any size, tile by tile.
+    """Classify a scene of any size, tile by tile, on the model's device.
 
     Tiles of at most ``batch_px`` pixels a side are read with a context margin
-    of :data:`TILE_MARGIN_PX` that is discarded, and padded to multiples of 8.
+    of :data:`TILE_MARGIN_PX` that is discarded; up to ``tiles_per_batch`` tiles
+    go to the model at once (see :func:`tiled_inference` for the GPU path:
+    uint16 upload, on-device scaling, bf16 autocast, channels-last).
 
     Args:
         model: A trained land-cover model; it runs on its own device.
-        reflectance: float ``(C, H, W)``, reflectance 0–1 with NaN for no data.
+        reflectance: float ``(C, H, W)`` reflectance 0–1 with NaN for no data, or
+            integer digital numbers (uint16) with ``scale``/``offset``.
         batch_px: Side of the largest tile sent to the model at once, pixels.
+        scale: Reflectance per DN (per band or one value) for integer input; ``1e-4`` if None.
+        offset: Reflectance added after scaling for integer input; 0 if None.
+        nodata: The DN of no data for integer input.
+        tiles_per_batch: Tiles per forward pass.
 
     Returns:
         Class codes uint8 ``(H, W)`` and confidence float32 ``(H, W)`` (max softmax
         probability, 0–1); class 0 and NaN confidence where all bands are NaN.
     """
-    x = np.asarray(reflectance, dtype=np.float32)
-    c = int(model.hparams["in_channels"])
-    if x.ndim != 3 or x.shape[0] != c:
-        raise ProcessingError(
-            f"reflectance of shape {x.shape}: the model wants ({c}, H, W) with bands "
-            f"{model.hparams.get('band_names')}; stack the bands first"
-        )
+    _check_input(model, reflectance)
+
+    def classify(x: Tensor) -> Tensor:
+        classes, confidence = model.classify(x)
+        return torch.stack([classes.float(), confidence.float()], dim=1)
+
+    out = tiled_inference(
+        model,
+        classify,
+        reflectance,
+        n_out=2,
+        batch_px=batch_px,
+        scale=scale,
+        offset=offset,
+        nodata=nodata,
+        tiles_per_batch=tiles_per_batch,
+    )
+    classes = np.nan_to_num(out[0], nan=0.0).astype(np.uint8)
+    return classes, out[1].astype(np.float32)
+
+
+def tiled_inference(
+    model: nn.Module,
+    fn: Callable[[Tensor], Tensor],
+    image: np.ndarray,
+    *,
+    n_out: int,
+    batch_px: int = 512,
+    scale: float | Sequence[float] | None = None,
+    offset: float | Sequence[float] | None = None,
+    nodata: int = 0,
+    tiles_per_batch: int = 8,
+    channels_last: bool | None = None,
+) -> np.ndarray:
+    """Run ``fn`` over a scene of any size in batches of overlapping tiles; float32 ``(n_out, H, W)``.
+
+    The scene is cut into cores of at most ``batch_px - 2 * TILE_MARGIN_PX`` pixels
+    (the whole scene when it fits in ``batch_px``), each read with a context margin
+    of :data:`TILE_MARGIN_PX` and padded with no data to one window size (a
+    multiple of 8), so tiles batch. On CUDA the batch is uploaded from pinned
+    host memory without blocking, *as stored* (uint16 DN travel at half the bytes
+    of float32) and scaled to reflectance on the device; the model runs under
+    ``torch.autocast(dtype=torch.bfloat16)`` in channels-last memory format.
+
+    Args:
+        model: The module ``fn`` calls; its device and mode are used (eval mode inside).
+        fn: Maps reflectance ``(B, C, h, w)`` float32 with NaN for no data to ``(B, n_out, h, w)``.
+        image: ``(C, H, W)`` float reflectance with NaN, or integer DN with ``scale``/``offset``.
+        n_out: Channels ``fn`` returns.
+        batch_px: Window side, pixels (at least ``2 * TILE_MARGIN_PX + 8``).
+        scale: Reflectance per DN of integer input (scalar or per band); ``1e-4`` if None.
+        offset: Added after scaling (scalar or per band); 0 if None.
+        nodata: DN of no data in integer input; such pixels become NaN.
+        tiles_per_batch: Tiles per call of ``fn``.
+        channels_last: Use channels-last memory format; None: on CUDA only.
+    """
     if batch_px < 2 * TILE_MARGIN_PX + DOWNSAMPLING:
         raise ConfigError(f"batch_px={batch_px} is too small; use at least {2 * TILE_MARGIN_PX + DOWNSAMPLING}")
-    _, rows, cols = x.shape
-    classes = np.zeros((rows, cols), dtype=np.uint8)
-    confidence = np.full((rows, cols), np.nan, dtype=np.float32)
+    if tiles_per_batch < 1:
+        raise ConfigError(f"tiles_per_batch={tiles_per_batch}; use 1 or more")
+    x = np.asarray(image)
+    integer = np.issubdtype(x.dtype, np.integer)
+    if not integer:
+        x = x.astype(np.float32, copy=False)
+    n_bands, rows, cols = x.shape
     device = next(model.parameters()).device
+    cuda = device.type == "cuda"
+    use_cl = cuda if channels_last is None else channels_last
+    scale_t, offset_t = _dn_scaling(scale, offset, n_bands, device)
+    win_r = _round_up(min(batch_px, rows), DOWNSAMPLING) if rows <= batch_px else _round_up(batch_px, DOWNSAMPLING)
+    win_c = _round_up(min(batch_px, cols), DOWNSAMPLING) if cols <= batch_px else _round_up(batch_px, DOWNSAMPLING)
+    fill = nodata if integer else np.nan
+    windows = []
+    for r0, r1 in _spans(rows, batch_px):
+        for c0, c1 in _spans(cols, batch_px):
+            wr0 = max(r0 - TILE_MARGIN_PX, 0) if rows > batch_px else 0
+            wc0 = max(c0 - TILE_MARGIN_PX, 0) if cols > batch_px else 0
+            windows.append((r0, r1, c0, c1, wr0, min(wr0 + win_r, rows), wc0, min(wc0 + win_c, cols)))
+    out = np.full((n_out, rows, cols), np.nan, dtype=np.float32)
     was_training = model.training
     model.eval()
+    if use_cl:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     try:
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-            for r0, r1 in _spans(rows, batch_px):
-                for c0, c1 in _spans(cols, batch_px):
-                    wr0, wr1 = max(r0 - TILE_MARGIN_PX, 0), min(r1 + TILE_MARGIN_PX, rows)
-                    wc0, wc1 = max(c0 - TILE_MARGIN_PX, 0), min(c1 + TILE_MARGIN_PX, cols)
-                    tile = _pad_to_multiple(x[:, wr0:wr1, wc0:wc1], np.nan)
-                    cls, conf = model.classify(torch.from_numpy(tile)[None].to(device))
-                    sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
-                    classes[r0:r1, c0:c1] = cls[0][sl].cpu().numpy()
-                    confidence[r0:r1, c0:c1] = conf[0][sl].float().cpu().numpy()
+        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=cuda):
+            for b0 in range(0, len(windows), tiles_per_batch):
+                group = windows[b0 : b0 + tiles_per_batch]
+                host = np.full((len(group), n_bands, win_r, win_c), fill, dtype=x.dtype)
+                for k, (_, _, _, _, wr0, wr1, wc0, wc1) in enumerate(group):
+                    host[k, :, : wr1 - wr0, : wc1 - wc0] = x[:, wr0:wr1, wc0:wc1]
+                batch = upload_reflectance(host, device, scale=scale_t, offset=offset_t, nodata=nodata)
+                if use_cl:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                result = fn(batch).float().cpu().numpy()
+                for k, (r0, r1, c0, c1, wr0, _, wc0, _) in enumerate(group):
+                    out[:, r0:r1, c0:c1] = result[k, :, r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
     finally:
+        if use_cl:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         model.train(was_training)
-    return classes, confidence
+    return out
+
+
+def upload_reflectance(
+    host: np.ndarray,
+    device: torch.device,
+    *,
+    scale: Tensor | None = None,
+    offset: Tensor | None = None,
+    nodata: int = 0,
+) -> Tensor:
+    """A batch ``(B, C, h, w)`` as float32 reflectance on ``device``, NaN for no data.
+
+    Integer DN are sent as they are (pinned host memory and a non-blocking copy on
+    CUDA) and turned into reflectance on the device: ``DN * scale + offset``, NaN
+    where ``DN == nodata``. ``scale`` and ``offset`` are ``(1, C, 1, 1)`` tensors on
+    ``device`` (:func:`_dn_scaling`); float input is uploaded as float32.
+    """
+    a = np.ascontiguousarray(host)
+    t = torch.from_numpy(a)
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    else:
+        t = t.to(device)
+    if not torch.is_floating_point(t):
+        missing = t == nodata
+        refl = t.float()
+        if scale is not None:
+            refl = refl * scale
+        if offset is not None:
+            refl = refl + offset
+        return refl.masked_fill(missing, float("nan"))
+    return t.float()
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+def _check_input(model: nn.Module, reflectance: np.ndarray) -> None:
+    c = int(model.hparams["in_channels"])  # type: ignore[index, operator]
+    x = np.asarray(reflectance)
+    if x.ndim != 3 or x.shape[0] != c:
+        raise ProcessingError(
+            f"reflectance of shape {x.shape}: the model wants ({c}, H, W) with bands "
+            f"{model.hparams.get('band_names')}; stack the bands first"  # type: ignore[union-attr, operator]
+        )
+
+
+def _dn_scaling(
+    scale: float | Sequence[float] | None, offset: float | Sequence[float] | None, n_bands: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """(1, C, 1, 1) scale and offset tensors on ``device`` (scale 1e-4 and offset 0 by default)."""
+    s = np.broadcast_to(np.asarray(1e-4 if scale is None else scale, dtype=np.float32).ravel(), (n_bands,))
+    o = np.broadcast_to(np.asarray(0.0 if offset is None else offset, dtype=np.float32).ravel(), (n_bands,))
+    return (
+        torch.tensor(s.copy(), device=device).view(1, -1, 1, 1),
+        torch.tensor(o.copy(), device=device).view(1, -1, 1, 1),
+    )
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:

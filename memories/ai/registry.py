@@ -16,13 +16,15 @@ from one place (the ``land_cover_model`` asset) to keep versions distinct.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.metadata
 import io
 import json
 import math
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 from memories.errors import StorageError
 from memories.store.paths import StorageRoot
 
-__all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion"]
+__all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion", "training_data_version"]
 
 _SIDECAR = re.compile(r"^v(\d+)\.json$")
 
@@ -56,6 +58,11 @@ class ModelVersion:
     """What the model was trained on (tiles, months, label source, ...), as the caller gave it."""
     code_version: str | None = None
     """``git describe`` of the code that trained it, when known."""
+    training_data_version: str | None = None
+    """Fingerprint of the exact inputs (see :func:`training_data_version`); two versions with the
+    same fingerprint were trained on the same data."""
+    model_class: str | None = None
+    """``module.QualName`` of the model, which :meth:`ModelRegistry.load` rebuilds."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Sidecar keys this version of the code does not know."""
 
@@ -74,6 +81,7 @@ class ModelRegistry:
         *,
         training_data: dict[str, Any],
         code_version: str | None = None,
+        training_data_version: str | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return that version.
 
@@ -84,6 +92,8 @@ class ModelRegistry:
             metrics: Validation metrics to keep beside it (numbers; NaN is stored as null).
             training_data: JSON-able description of the training data.
             code_version: Version of the training code; ``git describe`` of this checkout if None.
+            training_data_version: Fingerprint of the inputs, e.g. :func:`training_data_version` of the
+                catalog materializations trained on; the SHA-256 of ``training_data`` (canonical JSON) if None.
         """
         _check_name(name)
         version = (self._latest_number(name) or 0) + 1
@@ -99,10 +109,14 @@ class ModelRegistry:
             "metrics": {str(k): _number(v) for k, v in metrics.items()},
             "training_data": training_data,
             "code_version": code_version if code_version is not None else _git_describe(),
+            "training_data_version": training_data_version,
             "band_names": hparams.get("band_names"),
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         }
         try:
+            if training_data_version is None:
+                canonical = json.dumps(training_data, sort_keys=True, default=_jsonable, allow_nan=False)
+                sidecar["training_data_version"] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
             data = json.dumps(sidecar, indent=2, default=_jsonable, allow_nan=False).encode()
         except ValueError as e:
             raise StorageError(
@@ -149,19 +163,37 @@ class ModelRegistry:
             raise ModelNotFoundError(f"model {name!r} has no version {version}; registered versions are {numbers}")
         return self._read_sidecar(name, version)
 
+    def best(self, name: str, metric: str, *, higher_is_better: bool = True) -> ModelVersion:
+        """The version of ``name`` with the best value of ``metric`` (ties: the newest).
+
+        Versions without the metric, or with NaN, are not candidates.
+
+        Raises:
+            ModelNotFoundError: no version has the metric.
+        """
+        scored = [v for v in self.versions(name) if not math.isnan(v.metrics.get(metric, math.nan))]
+        if not scored:
+            raise ModelNotFoundError(
+                f"no version of model {name!r} has metric {metric!r}; "
+                f"known metrics: {sorted({k for v in self.versions(name) for k in v.metrics})}"
+            )
+        sign = 1.0 if higher_is_better else -1.0
+        return max(scored, key=lambda v: (sign * v.metrics[metric], v.version))
+
     def load(self, name: str, version: int | None = None, *, map_location: str = "cpu") -> Any:
-        """The :class:`~memories.ai.land_cover.LandCoverUNet` of one version (latest if None), in eval mode.
+        """The model of one version (latest if None), rebuilt from its hyper-parameters, in eval mode.
+
+        The class is the sidecar's ``model_class`` when it lives in ``memories``
+        (never an arbitrary import), else :class:`~memories.ai.land_cover.LandCoverUNet`.
 
         Raises:
             ModelNotFoundError: the model has no (such) version; materialize ``land_cover_model`` first.
         """
         import torch
 
-        from memories.ai.land_cover import LandCoverUNet
-
         mv = self.get(name, version)
         checkpoint = torch.load(io.BytesIO(self.root.read_bytes(mv.uri)), map_location=map_location, weights_only=True)
-        model = LandCoverUNet(**checkpoint["hyper_parameters"])
+        model = _model_class(mv.model_class)(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])
         return model.to(map_location).eval()
 
@@ -195,7 +227,18 @@ class ModelRegistry:
 
 
 def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
-    known = {"name", "version", "uri", "metrics", "created", "band_names", "training_data", "code_version"}
+    known = {
+        "name",
+        "version",
+        "uri",
+        "metrics",
+        "created",
+        "band_names",
+        "training_data",
+        "code_version",
+        "training_data_version",
+        "model_class",
+    }
     return ModelVersion(
         name=d["name"],
         version=int(d["version"]),
@@ -205,8 +248,37 @@ def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
         band_names=d.get("band_names"),
         training_data=d.get("training_data") or {},
         code_version=d.get("code_version"),
+        training_data_version=d.get("training_data_version"),
+        model_class=d.get("model_class"),
         extra={k: v for k, v in d.items() if k not in known},
     )
+
+
+def training_data_version(materializations: Iterable[Any]) -> str:
+    """A fingerprint of the exact inputs a model was trained on, ``sha256:<16 hex>``.
+
+    Args:
+        materializations: Memory-catalog rows (:class:`~memories.memory.catalog.Materialization`,
+            or anything with ``asset``, ``tile``, ``partition``, ``version`` and ``transaction_from``).
+            Order does not matter; a re-materialized input (new catalog version) changes the fingerprint.
+    """
+    keys = sorted(
+        (str(m.asset), str(m.tile), str(m.partition), int(m.version), str(m.transaction_from)) for m in materializations
+    )
+    return "sha256:" + hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
+
+
+def _model_class(qualname: str | None) -> Any:
+    """The class a sidecar names, when it is one of this project's; LandCoverUNet otherwise."""
+    if qualname and qualname.startswith("memories.") and "." in qualname:
+        module, _, cls = qualname.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as e:
+            raise StorageError(f"model class {qualname!r} of a sidecar cannot be imported ({e})") from e
+    from memories.ai.land_cover import LandCoverUNet
+
+    return LandCoverUNet
 
 
 def _check_name(name: str) -> None:

@@ -1,0 +1,142 @@
+"""Per-pixel uncertainty of land-cover predictions by Monte-Carlo dropout.
+
+The model runs ``passes`` times with its dropout layers active and BatchNorm in
+eval mode (Gal & Ghahramani 2016): each pass is a sample of the approximate
+posterior. Per pixel, the mean of the class probabilities over the passes is
+the prediction; the spread over passes is the model's (epistemic) uncertainty.
+
+Reported per pixel:
+
+- ``probabilities`` ``(K, H, W)``: mean softmax probability of class codes 1..K (0–1);
+- ``classes``: the class code of the largest mean probability (0 where no data);
+- ``confidence``: that largest mean probability (0–1);
+- ``variance``: variance over the passes of the predicted class's probability
+  (probability², 0–0.25); exactly 0 with one pass or without dropout;
+- ``entropy``: predictive entropy of the mean probabilities, nats (0–ln K).
+
+Input convention as :func:`memories.ai.land_cover.predict_land_cover`: float
+reflectance ``(C, H, W)`` with NaN, or integer DN with scale and offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from memories.ai.land_cover import LandCoverUNet, _check_input, tiled_inference
+from memories.classes import NO_LABEL
+from memories.errors import ConfigError
+
+__all__ = ["UncertaintyEstimator", "UncertaintyMaps"]
+
+
+@dataclass(frozen=True)
+class UncertaintyMaps:
+    """The per-pixel outputs of :meth:`UncertaintyEstimator.predict` (NaN where there is no data)."""
+
+    probabilities: np.ndarray
+    """float32 ``(n_classes - 1, H, W)``: mean probability of class codes 1.., 0–1."""
+    classes: np.ndarray
+    """uint8 ``(H, W)``: predicted class code, 0 where all bands are no data."""
+    confidence: np.ndarray
+    """float32 ``(H, W)``: mean probability of the predicted class, 0–1."""
+    variance: np.ndarray
+    """float32 ``(H, W)``: variance over passes of the predicted class's probability."""
+    entropy: np.ndarray
+    """float32 ``(H, W)``: predictive entropy of the mean probabilities, nats."""
+    passes: int
+
+
+class UncertaintyEstimator:
+    """Monte-Carlo dropout over a land-cover model: ``T`` stochastic passes per pixel.
+
+    Args:
+        model: A :class:`~memories.ai.land_cover.LandCoverUNet` (any module with
+            ``class_probabilities(x)`` and ``hparams["in_channels"]``).
+        passes: Number of stochastic forward passes T (1 gives the plain prediction, variance 0).
+        seed: Seed of the dropout masks, so a prediction is reproducible.
+        batch_px: Tile side sent to the model, pixels.
+        tiles_per_batch: Tiles per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: LandCoverUNet,
+        passes: int = 16,
+        *,
+        seed: int = 0,
+        batch_px: int = 512,
+        tiles_per_batch: int = 4,
+    ) -> None:
+        if passes < 1:
+            raise ConfigError(f"passes={passes}: Monte-Carlo dropout needs at least 1 pass; 10–30 is usual")
+        self.model = model
+        self.passes = int(passes)
+        self.seed = int(seed)
+        self.batch_px = batch_px
+        self.tiles_per_batch = tiles_per_batch
+
+    def predict(
+        self,
+        reflectance: np.ndarray,
+        *,
+        scale: float | Sequence[float] | None = None,
+        offset: float | Sequence[float] | None = None,
+        nodata: int = 0,
+    ) -> UncertaintyMaps:
+        """Mean probabilities, class, confidence, variance and entropy of a scene ``(C, H, W)`` of any size."""
+        model = self.model
+        _check_input(model, reflectance)
+        n_probs = int(model.hparams["n_classes"]) - 1
+        passes = self.passes
+
+        def sample(x: Tensor) -> Tensor:
+            _dropout_train(model, True)
+            try:
+                runs = torch.stack([model.class_probabilities(x).float() for _ in range(passes)])
+            finally:
+                _dropout_train(model, False)
+            mean = runs.mean(dim=0)
+            confidence, index = mean.max(dim=1, keepdim=True)
+            chosen = runs.gather(2, index.unsqueeze(0).expand(passes, -1, -1, -1, -1))
+            variance = chosen.var(dim=0, unbiased=False) if passes > 1 else torch.zeros_like(confidence)
+            entropy = -(mean * torch.log(mean.clamp_min(1e-12))).sum(dim=1, keepdim=True)
+            classes = (index + 1).float()
+            out = torch.cat([mean, classes, confidence, variance, entropy], dim=1)
+            nodata_px = torch.isnan(x).all(dim=1, keepdim=True)
+            return out.masked_fill(nodata_px, float("nan"))
+
+        devices = [model.device] if model.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            out = tiled_inference(
+                model,
+                sample,
+                reflectance,
+                n_out=n_probs + 4,
+                batch_px=self.batch_px,
+                scale=scale,
+                offset=offset,
+                nodata=nodata,
+                tiles_per_batch=self.tiles_per_batch,
+            )
+        classes = np.nan_to_num(out[n_probs], nan=NO_LABEL).astype(np.uint8)
+        return UncertaintyMaps(
+            probabilities=out[:n_probs],
+            classes=classes,
+            confidence=out[n_probs + 1],
+            variance=out[n_probs + 2],
+            entropy=out[n_probs + 3],
+            passes=passes,
+        )
+
+
+def _dropout_train(model: nn.Module, active: bool) -> None:
+    """Dropout layers in train mode (``active``) or eval mode; every other layer is left alone."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout | nn.Dropout2d):
+            m.train(active)

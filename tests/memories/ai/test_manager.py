@@ -1,0 +1,89 @@
+"""ModelManager ids and loaders, and a pipeline chaining real model outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memories.ai.land_cover import LandCoverUNet, TrainingResult, predict_land_cover
+from memories.ai.manager import (
+    ModelManager,
+    ModelPipeline,
+    class_area_summary,
+    land_cover_step,
+    parse_model_id,
+)
+from memories.ai.registry import ModelNotFoundError
+from memories.classes import CLASS_BY_CODE
+from memories.errors import ConfigError
+from memories.store.paths import StorageRoot
+
+
+@pytest.fixture
+def manager(tmp_path: Path, trained: TrainingResult) -> ModelManager:
+    """A registry with three land_cover versions; version 2 has the best val_miou."""
+    m = ModelManager(StorageRoot((tmp_path / "store").as_uri()))
+    for miou in (0.5, 0.9, 0.7):
+        m.registry.register(
+            "land_cover", trained.model, {**trained.metrics, "val_miou": miou}, training_data={}, code_version="x"
+        )
+    return m
+
+
+def test_model_ids_pick_latest_number_and_best(manager: ModelManager) -> None:
+    assert manager.resolve("land_cover").version == 3
+    assert manager.resolve("land_cover@latest").version == 3
+    assert manager.resolve("land_cover:1").version == 1
+    assert manager.resolve("land_cover@best").version == 2
+    loaded = manager.load_model("land_cover@best")
+    assert isinstance(loaded.model, LandCoverUNet) and not loaded.model.training
+    assert loaded.id == "land_cover:2"
+    assert [(v.name, v.version) for v in manager.list_models()] == [("land_cover", n) for n in (1, 2, 3)]
+
+
+def test_bad_ids_and_missing_models_say_what_to_do(manager: ModelManager) -> None:
+    assert parse_model_id("land_cover@best:val_accuracy") == ("land_cover", "best", "val_accuracy")
+    with pytest.raises(ConfigError, match="land_cover:3"):
+        manager.resolve("land cover!")
+    with pytest.raises(ModelNotFoundError, match="registered versions are"):
+        manager.load_model("land_cover:9")
+    with pytest.raises(ModelNotFoundError, match="materialize"):
+        manager.load_model("change_detection")
+
+
+def test_registered_loader_is_used_for_its_model(manager: ModelManager, trained: TrainingResult) -> None:
+    manager.registry.register("ndvi_threshold", trained.model, {}, training_data={}, code_version="x")
+    manager.register_loader("ndvi_threshold", lambda registry, mv: ("threshold", mv.version))
+    assert manager.load_model("ndvi_threshold").model == ("threshold", 1)
+
+
+def test_pipeline_chains_land_cover_into_class_areas(
+    manager: ModelManager, trained: TrainingResult, scene_factory
+) -> None:
+    scene = scene_factory(64, 80, seed=33)
+    run = (
+        ModelPipeline(manager)
+        .then("land_cover", land_cover_step, model="land_cover@best")
+        .then("areas_ha", class_area_summary)
+        .run(scene.reflectance)
+    )
+    assert run.models == {"land_cover": "land_cover:2"}
+    classes = run.outputs["land_cover"]
+    want, _ = predict_land_cover(trained.model, scene.reflectance)
+    assert np.array_equal(classes, want)
+    # Areas from the model agree with the ground truth's areas (10 m pixels: 0.01 ha each).
+    data = ~scene.nodata
+    truth = {CLASS_BY_CODE[int(c)].name: float((scene.truth[data] == c).sum()) / 100 for c in np.unique(scene.truth)}
+    areas = run.final
+    assert sum(areas.values()) == pytest.approx(data.sum() / 100)
+    for name, ha in truth.items():
+        assert areas.get(name, 0.0) == pytest.approx(ha, abs=0.1 * data.sum() / 100)
+
+
+def test_pipeline_without_manager_refuses_model_steps() -> None:
+    with pytest.raises(ConfigError, match="ModelPipeline\\(manager\\)"):
+        ModelPipeline().then("lc", land_cover_step, model="land_cover")
+    run = ModelPipeline().then("double", lambda x: 2 * x).then("plus", lambda x: x + 1).run(3)
+    assert run.outputs == {"double": 6, "plus": 7} and run.final == 7
