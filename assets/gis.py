@@ -1,16 +1,26 @@
-"""GIS layers of a tile-month: buildings, roads, land use and water.
+"""GIS layers of a tile-month: buildings, roads, land use, water (and named places).
 
 Read from the configured vector source, reprojected to the tile's CRS, clipped to
 its grid, and written as GeoParquet 1.1 hive-partitioned by tile and month. A
-feature whose ``start_date`` is after the month does not exist yet in it.
+feature whose ``start_date`` is after the month does not exist yet in it. Invalid
+geometries are repaired and counted; features without a usable geometry are
+dropped and counted, both in the metadata.
 """
 
-
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from assets._partition import record, tile_month
 from dagster_project.partitions import month_tile_partitions
-from memories.earth.gis import GIS_LAYERS, read_layer, write_geoparquet
+from memories.earth.expectations import validate_vector_layers
+from memories.earth.gis import GISProvider, geometry_report, write_geoparquet
 from memories.months import month_range
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -20,6 +30,15 @@ from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResou
     group_name="acquisition",
     kinds={"geopandas", "geoparquet"},
     description="Buildings, roads, land use and water of the tile as they stood at the end of the month.",
+    check_specs=[
+        AssetCheckSpec(
+            "vector_quality",
+            asset="gis_layers",
+            blocking=True,
+            description="great-expectations suite: CRS is the tile's, geometries valid and not empty, "
+            "geometry types expected per layer, at least one feature",
+        )
+    ],
 )
 def gis_layers(
     context: AssetExecutionContext,
@@ -27,29 +46,43 @@ def gis_layers(
     gis: GisSourceResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
-) -> MaterializeResult:
+):  # type: ignore[no-untyped-def]
     month, grid = tile_month(context, stac)
     tile = grid.tile_id
     root = storage.storage_root()
     source = gis.source_path()
     _, month_end = month_range(month)
-    counts: dict[str, int] = {}
-    repaired: dict[str, int] = {}
-    for layer in GIS_LAYERS:
-        gdf = read_layer(source, layer, grid, as_of=month_end)
+    provider = GISProvider(source, simplify_m=gis.simplify_m)
+    layers = provider.tile_layers(grid, as_of=month_end)
+    for layer, gdf in layers.items():
         write_geoparquet(root, root.vector_uri(layer, tile, month), gdf)
-        counts[layer] = len(gdf)
-        repaired[layer] = int(gdf.attrs.get("repaired", 0))
-    stats = {"features": counts, "repaired": repaired, "source": source}
+    report = geometry_report(layers)
+    counts = {layer: r["features"] for layer, r in report.items()}
+    repaired = {layer: r["repaired"] for layer, r in report.items()}
+    dropped = {layer: r["dropped"] for layer, r in report.items()}
+    stats = {"features": counts, "repaired": repaired, "dropped": dropped, "source": source}
     uri = root.vectors_uri(tile, month)
-    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month)
-    return MaterializeResult(
+    versions = {layer: root.current_version(root.vector_uri(layer, tile, month)) for layer in layers}
+    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month, version=versions)
+    yield MaterializeResult(
         metadata={
             "dagster/row_count": sum(counts.values()),
             "features": MetadataValue.json(counts),
             "repaired_geometries": MetadataValue.json(repaired),
+            "dropped_geometries": MetadataValue.json(dropped),
             "crs": grid.crs,
             "source": source,
             "uri": uri,
         }
+    )
+    quality = validate_vector_layers(layers, crs=grid.crs)
+    yield AssetCheckResult(
+        check_name="vector_quality",
+        passed=quality.success,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "features_validated": quality.rows,
+            "expectations": len(quality.outcomes),
+            "failed": MetadataValue.json(quality.summary()["failed"]),
+        },
     )

@@ -1,10 +1,10 @@
 """Imagery assets: the scenes of a tile-month, its cloud-free composite, its indices.
 
-``stac_items`` searches the STAC API for the scenes of the partition; 
-``surface_reflectance`` is the SCL-masked monthly median composite on the tile's
+``stac_items`` searches the STAC API for the scenes of the partition;
+``surface_reflectance`` is the cloud-masked monthly median composite on the tile's
 grid in Zarr; ``spectral_indices`` derives NDVI, NDWI, EVI and NBR from it.
+Blocking great-expectations checks gate the scene table and the composite.
 """
-
 
 from typing import Any
 
@@ -23,8 +23,9 @@ from dagster import (
 from assets._partition import record, tile_month
 from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
 from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
-from memories.earth.imagery import load_scenes, monthly_composite
+from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
 from memories.earth.indices import compute_indices
 from memories.earth.stac import items_from_table, items_table
 from memories.store.raster import MonthlyRasterStore
@@ -39,16 +40,24 @@ MIN_CLEAR_FRACTION = 0.05
     group_name="acquisition",
     kinds={"stac", "geoparquet"},
     description="Sentinel-2 L2A scenes of the tile-month found on the STAC API, after the scene cloud filter.",
+    check_specs=[
+        AssetCheckSpec(
+            "scene_table_quality",
+            asset="stac_items",
+            blocking=True,
+            description="great-expectations suite: ids unique, datetime set, cloud cover 0-100 %, MGRS tile ids",
+        )
+    ],
 )
 def stac_items(
     context: AssetExecutionContext,
     stac: StacCatalogResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
-) -> MaterializeResult:
+):  # type: ignore[no-untyped-def]
     month, grid = tile_month(context, stac)
     tile = grid.tile_id
-    found = stac.search(grid, month)
+    found = stac.search(grid, month, root=storage.storage_root())
     table = items_table(found.items)
     root = storage.storage_root()
     uri = root.table_uri("stac_items", tile, month)
@@ -58,20 +67,23 @@ def stac_items(
         "rejected": len(found.rejected),
         "mean_cloud_cover_pct": float(table["cloud_cover"].mean()) if len(table) else None,
     }
-    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month)
+    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month, version=root.current_version(uri))
     preview = table[["id", "datetime", "cloud_cover", "platform", "processing_baseline"]].copy()
     preview["datetime"] = preview["datetime"].astype(str)
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
             "scenes": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no scenes_"),
             "rejected": MetadataValue.json(found.rejected),
+            "search_pages": found.pages,
+            "search_cache_hits": found.cache_hits,
             "mean_cloud_cover_pct": stats["mean_cloud_cover_pct"],
             "catalog": stac.api_url,
             "uri": uri,
             "bytes": size,
         }
     )
+    yield _suite_check("scene_table_quality", validate_stac_items(table))
 
 
 @asset(
@@ -80,15 +92,17 @@ def stac_items(
     group_name="acquisition",
     kinds={"dask", "zarr"},
     description=(
-        "Cloud-masked (SCL) monthly median surface reflectance per tile on its 10 m grid, "
-        "bands blue green red nir swir16 swir22 (reflectance 0-1), with clear and total observation counts."
+        "Cloud-masked (SCL, QA_PIXEL or spectral test) monthly median surface reflectance per tile on its 10 m "
+        "grid, bands blue green red nir swir16 swir22 (reflectance 0-1), with the interquartile range of the clear "
+        "observations as per-pixel spread and clear and total observation counts."
     ),
     check_specs=[
         AssetCheckSpec(
             "clear_coverage",
             asset="surface_reflectance",
             blocking=True,
-            description=f"at least {MIN_CLEAR_FRACTION:.0%} of pixels seen clear, reflectance within -0.1..1.6",
+            description=f"great-expectations suite: at least {MIN_CLEAR_FRACTION:.0%} of pixels seen clear, "
+            "reflectance within -0.1..1.6, spread >= 0, 0 <= clear_count <= obs_count",
         )
     ],
     tags={"dagster/concurrency_key": "raster"},
@@ -109,39 +123,58 @@ def surface_reflectance(
             description=f"no scenes for tile {tile} in {month} after the cloud filter; "
             f"raise max_cloud_cover (now {stac.max_cloud_cover}%) or check the catalog",
         )
+    fetched = stac.fetch(items, root)
+    context.add_asset_metadata(
+        {
+            "completeness": MetadataValue.float(fetched.completeness),
+            "failed_assets": MetadataValue.json(fetched.failures_json()),
+            "excluded_scenes": MetadataValue.json(fetched.excluded),
+            "downloaded_bytes": fetched.downloaded_bytes,
+            "asset_cache_hits": fetched.cache_hits,
+            "download_retries": fetched.retries,
+        }
+    )
+    if not fetched.items:
+        raise Failure(
+            description=f"none of the {len(items)} scenes of tile {tile} in {month} could be fetched "
+            f"(completeness {fetched.completeness:.0%}); failed assets: {fetched.failures_json()[:5]}",
+            metadata={"failed_assets": MetadataValue.json(fetched.failures_json())},
+        )
+    items = fetched.items
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     with dask_cluster.compute():
         scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
         store.write_month(month, monthly_composite(scenes))
     written = store.read_month(month).compute()
     r = written["reflectance"].values
-    clear = float(np.isfinite(r[0]).mean())
+    quality = composite_stats(written)
+    clear = float(quality["valid_fraction"])
     stats: dict[str, Any] = {
         "scenes": len(items),
         "clear_fraction": clear,
-        "mean_clear_obs": float(written["clear_count"].values.mean()),
+        "valid_pixels": quality["valid_pixels"],
+        "cloud_fraction": quality["cloud_fraction"],
+        "mean_clear_obs": quality["mean_clear_obs"],
+        "median_spread": quality["median_spread"],
         "median_reflectance": {
             b: float(np.nanmedian(r[i])) if np.isfinite(r[i]).any() else None for i, b in enumerate(COMMON_BANDS)
         },
     }
-    record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, month=month)
-    lo, hi = float(np.nanmin(r)) if clear else 0.0, float(np.nanmax(r)) if clear else 0.0
+    record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, month=month, version=store.last_snapshot)
     yield MaterializeResult(
         metadata={
             "scenes": len(items),
             "clear_fraction": MetadataValue.float(clear),
             "mean_clear_observations": stats["mean_clear_obs"],
+            "valid_pixels": quality["valid_pixels"],
+            "cloud_fraction": MetadataValue.float(quality["cloud_fraction"] or 0.0),
+            "median_spread": MetadataValue.json(quality["median_spread"]),
             "median_reflectance": MetadataValue.json(stats["median_reflectance"]),
             "grid": MetadataValue.json(grid.to_dict()),
             "uri": store.uri,
         }
     )
-    yield AssetCheckResult(
-        check_name="clear_coverage",
-        passed=clear >= MIN_CLEAR_FRACTION and -0.1 <= lo and hi <= 1.6,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"clear_fraction": clear, "min_reflectance": lo, "max_reflectance": hi},
-    )
+    yield _suite_check("clear_coverage", validate_composite(written, min_valid_fraction=MIN_CLEAR_FRACTION))
 
 
 @asset(
@@ -173,7 +206,7 @@ def spectral_indices(
         }
         for name, v in ((n, written[n].values) for n in written.data_vars)
     }
-    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month)
+    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return MaterializeResult(
         metadata={
             "mean_ndvi": stats["ndvi"]["mean"],
@@ -181,4 +214,20 @@ def spectral_indices(
             "indices": MetadataValue.json(stats),
             "uri": out.uri,
         }
+    )
+
+
+def _suite_check(name: str, result: SuiteResult) -> AssetCheckResult:
+    """A blocking asset check's result from a great-expectations suite result."""
+    summary = result.summary()
+    return AssetCheckResult(
+        check_name=name,
+        passed=result.success,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if result.success else f"{len(result.failed)} of {len(result.outcomes)} expectations failed",
+        metadata={
+            "rows_validated": result.rows,
+            "expectations": len(result.outcomes),
+            "failed": MetadataValue.json(summary["failed"]),
+        },
     )

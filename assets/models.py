@@ -6,7 +6,6 @@ split, and registers the checkpoint with its metrics. ``land_cover`` predicts ea
 tile-month with the registered version and writes the class map to Zarr.
 """
 
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +24,7 @@ from .gis import gis_layers
 from .imagery import surface_reflectance
 
 MODEL_NAME = "land_cover"
+CHANGE_MODEL_NAME = "change"
 
 
 @asset(
@@ -54,9 +54,7 @@ def land_cover_model(
     have_gis = {(m.tile, m.partition) for m in catalog.current("gis_layers")}
     pairs = sorted((t, m) for t, m in have_sr & have_gis if t and m)
     if not pairs:
-        raise Failure(
-            description="no tile-month has both surface_reflectance and gis_layers; materialize them first"
-        )
+        raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
     chosen = _spread(pairs, model_runtime.max_training_months)
     samples = []
     stale = 0
@@ -81,7 +79,13 @@ def land_cover_model(
         result.metrics,
         training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": "gis_layers"},
     )
-    record(context, catalog, uri=version.uri, stats={"version": version.version, **_scalars(result.metrics)})
+    record(
+        context,
+        catalog,
+        uri=version.uri,
+        stats={"version": version.version, **_scalars(result.metrics)},
+        version=str(version.version),
+    )
     return MaterializeResult(
         metadata={
             "version": version.version,
@@ -107,11 +111,12 @@ def land_cover(
     stac: StacCatalogResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
+    model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
     import xarray as xr
 
-    from memories.ai.land_cover import predict_land_cover
     from memories.ai.registry import ModelRegistry
+    from memories.ai.uncertainty import UncertaintyEstimator
 
     month, grid = tile_month(context, stac)
     root = storage.storage_root()
@@ -121,11 +126,20 @@ def land_cover(
         raise Failure(description="no land-cover model is registered; materialize land_cover_model first")
     model = registry.load(MODEL_NAME, version.version)
     refl = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH).read_month(month)
-    classes, confidence = predict_land_cover(model, refl["reflectance"].sel(band=list(COMMON_BANDS)).values)
+    estimator = UncertaintyEstimator(model, passes=model_runtime.mc_passes, seed=model_runtime.seed)
+    maps = estimator.predict(refl["reflectance"].sel(band=list(COMMON_BANDS)).values)
+    classes, confidence = maps.classes, maps.confidence
     out = MonthlyRasterStore(root, "land_cover", grid, FIRST_MONTH)
     out.write_month(
         month,
-        xr.Dataset({"land_cover": (("y", "x"), classes), "confidence": (("y", "x"), confidence.astype(np.float32))}),
+        xr.Dataset(
+            {
+                "land_cover": (("y", "x"), classes),
+                "confidence": (("y", "x"), confidence.astype(np.float32)),
+                "variance": (("y", "x"), maps.variance.astype(np.float32)),
+                "entropy": (("y", "x"), maps.entropy.astype(np.float32)),
+            }
+        ),
     )
     labelled = classes > 0
     shares = {c.name: float((classes == c.code).sum() / max(labelled.sum(), 1)) for c in LAND_COVER_CLASSES}
@@ -133,16 +147,219 @@ def land_cover(
         "model_version": version.version,
         "class_share": shares,
         "mean_confidence": float(np.nanmean(confidence)) if labelled.any() else None,
+        "mean_variance": float(np.nanmean(maps.variance)) if labelled.any() else None,
+        "mc_passes": maps.passes,
     }
-    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month)
+    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return MaterializeResult(
         metadata={
             "model_version": version.version,
             "class_share": MetadataValue.json(shares),
             "mean_confidence": stats["mean_confidence"],
+            "mean_variance": stats["mean_variance"],
+            "mc_passes": maps.passes,
             "uri": out.uri,
         }
     )
+
+
+@asset(
+    deps=[surface_reflectance],
+    group_name="models",
+    kinds={"pytorch", "lightning"},
+    description=(
+        "Siamese U-Net change detector trained on pairs of monthly composites, labels from the sample "
+        "world's event truth on all tiles but the first (sorted ids); scored (IoU) on that tile, never trained on."
+    ),
+    tags={"dagster/concurrency_key": "training"},
+)
+def change_model(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+    model_runtime: ModelRuntimeResource,
+) -> MaterializeResult:
+    from memories.ai.change import train_change_detector
+    from memories.ai.registry import ModelRegistry
+
+    if stac.profile != "embedded":
+        raise Failure(description="change_model trains on the sample world's event truth; use the embedded profile")
+    root = storage.storage_root()
+    catalog = memory.catalog()
+    have = sorted({(m.tile, m.partition) for m in catalog.current("surface_reflectance") if m.tile and m.partition})
+    tiles = sorted({t for t, _ in have})
+    if not tiles or max(sum(1 for t, _ in have if t == tile) for tile in tiles) < 2:
+        raise Failure(description="change_model needs two months of surface_reflectance on a tile; materialize them")
+    world = stac.sample_world.ensure()
+    held_out = tiles[0] if len(tiles) > 1 else None
+    train_pairs: list[Any] = []
+    val_pairs: list[Any] = []
+    used: list[dict[str, Any]] = []
+    for tile in tiles:
+        months = [m for t, m in have if t == tile]
+        for pair in _labelled_pairs(root, stac.tile(tile), world, months):
+            (val_pairs if tile == held_out else train_pairs).append(pair)
+        used.append({"tile": tile, "months": months, "role": "validation" if tile == held_out else "training"})
+    if not train_pairs:
+        raise Failure(description="no training tile has two months; materialize surface_reflectance of another tile")
+    result = train_change_detector(
+        train_pairs,
+        validation=val_pairs,
+        band_names=COMMON_BANDS,
+        width=model_runtime.change_width,
+        steps=model_runtime.change_steps,
+        seed=model_runtime.seed,
+        accelerator=model_runtime.accelerator,
+    )
+    context.log.info(f"change detector: {len(train_pairs)} training pairs, {len(val_pairs)} held-out, {result.metrics}")
+    version = ModelRegistry(root).register(
+        CHANGE_MODEL_NAME,
+        result.model,
+        result.metrics,
+        training_data={"tiles": used, "label_source": "sample world event truth", "held_out_tile": held_out},
+    )
+    record(context, catalog, uri=version.uri, stats={"version": version.version, **_scalars(result.metrics)})
+    return MaterializeResult(
+        metadata={
+            "version": version.version,
+            "val_iou": MetadataValue.float(float(result.metrics["val_iou"])),
+            "held_out_tile": held_out or "none",
+            "training_pairs": len(train_pairs),
+            "metrics": MetadataValue.json(_scalars(result.metrics)),
+            "uri": version.uri,
+        }
+    )
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    deps=[change_model, surface_reflectance],
+    group_name="models",
+    kinds={"pytorch", "zarr", "geoparquet"},
+    description=(
+        "Change since the previous month in memory, by the difference rule and the learned siamese U-Net: "
+        "Zarr change map and GeoParquet change polygons (column method), per tile-month."
+    ),
+)
+def change_map(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+) -> MaterializeResult:
+    import pandas as pd
+    import xarray as xr
+
+    from memories.ai.change import (
+        change_iou,
+        change_polygons,
+        difference_change,
+        event_truth,
+        load_change_detector,
+        predict_change,
+    )
+    from memories.ai.registry import ModelRegistry
+    from memories.earth.gis import write_geoparquet
+    from memories.months import month_mid
+
+    month, grid = tile_month(context, stac)
+    root = storage.storage_root()
+    version = ModelRegistry(root).latest(CHANGE_MODEL_NAME)
+    if version is None:
+        raise Failure(description="no change model is registered; materialize change_model first")
+    model = load_change_detector(root, version.uri)
+    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    earlier = [m for m in store.months() if m < month]
+    if not earlier:
+        # The first month in memory has nothing to compare with: materialize it as "no reference" rather than
+        # fail, so a backfill over all months does not report the first as broken.
+        context.log.info(f"no surface_reflectance before {month} on tile {grid.tile_id}: no change computed")
+        return MaterializeResult(metadata={"reference_month": "none (first month in memory)", "model_version": 0})
+    before_month = earlier[-1]
+    before = _reflectance(store, before_month)
+    after = _reflectance(store, month)
+    baseline, score = difference_change(before, after)
+    probability = predict_change(model, before, after)
+    learned = np.nan_to_num(probability, nan=0.0) >= 0.5
+    out = MonthlyRasterStore(root, "change_map", grid, FIRST_MONTH)
+    out.write_month(
+        month,
+        xr.Dataset(
+            {
+                "change_baseline": (("y", "x"), baseline.astype(np.uint8)),
+                "change_learned": (("y", "x"), learned.astype(np.uint8)),
+                "change_probability": (("y", "x"), probability.astype(np.float32)),
+                "difference_score": (("y", "x"), score.astype(np.float32)),
+            }
+        ),
+    )
+    polygons = pd.concat(
+        [
+            change_polygons(baseline, grid, method="difference", month=month, reference_month=before_month),
+            change_polygons(learned, grid, method="learned", month=month, reference_month=before_month),
+        ],
+        ignore_index=True,
+    )
+    polygons_uri = root.vector_uri("change_polygons", grid.tile_id, month)
+    write_geoparquet(root, polygons_uri, polygons)
+    pixel_ha = grid.resolution**2 / 10_000
+    stats: dict[str, Any] = {
+        "model_version": version.version,
+        "reference_month": before_month,
+        "changed_ha_difference": round(float(baseline.sum() * pixel_ha), 2),
+        "changed_ha_learned": round(float(learned.sum() * pixel_ha), 2),
+        "polygons_difference": int((polygons["method"] == "difference").sum()),
+        "polygons_learned": int((polygons["method"] == "learned").sum()),
+        "polygons_uri": polygons_uri,
+    }
+    if stac.profile == "embedded":
+        world = stac.sample_world.ensure()
+        truth = event_truth(
+            world.events(grid.tile_id),
+            {e.kind: world.event_mask(grid.tile_id, e.kind) for e in world.events(grid.tile_id)},
+            month_mid(before_month),
+            month_mid(month),
+        )
+        if truth:
+            stats["iou_difference"] = _rounded(change_iou(baseline, truth))
+            stats["iou_learned"] = _rounded(change_iou(learned, truth))
+    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
+    return MaterializeResult(
+        metadata={
+            **{k: v for k, v in stats.items() if not isinstance(v, dict)},
+            **{k: MetadataValue.json(v) for k, v in stats.items() if isinstance(v, dict)},
+            "uri": out.uri,
+        }
+    )
+
+
+def _reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:
+    return np.asarray(store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
+
+
+def _labelled_pairs(root: Any, grid: Any, world: Any, months: list[str]) -> list[Any]:
+    """Every (earlier, later) pair of months of one tile with its event-truth change label."""
+    from memories.ai.change import IGNORE, ChangePair, event_truth
+    from memories.months import month_mid
+
+    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    refl = {m: _reflectance(store, m) for m in months}
+    events = world.events(grid.tile_id)
+    masks = {e.kind: world.event_mask(grid.tile_id, e.kind) for e in events}
+    pairs = []
+    for i, a in enumerate(months):
+        for b in months[i + 1 :]:
+            label = np.zeros(grid.shape, dtype=np.uint8)
+            for m in event_truth(events, masks, month_mid(a), month_mid(b)).values():
+                label[m] = 1
+            label[np.isnan(refl[a]).all(axis=0) | np.isnan(refl[b]).all(axis=0)] = IGNORE
+            pairs.append(ChangePair(refl[a], refl[b], label))
+    return pairs
+
+
+def _rounded(d: Mapping[str, float]) -> dict[str, float | None]:
+    return {k: (round(v, 4) if v == v else None) for k, v in d.items()}
 
 
 def _spread(pairs: list[tuple[str, str]], per_tile: int) -> list[tuple[str, str]]:

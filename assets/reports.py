@@ -5,7 +5,6 @@ vegetation loss) and a JSON summary of every number in it, written under the
 storage root and previewed in the Dagster UI.
 """
 
-
 import base64
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset

@@ -60,11 +60,15 @@ def main() -> None:
     hrefs = [it.assets[k].href for it in items for k in (*BANDS, "scl")]
     in_bytes, decode_s = _decode_all(hrefs)
     print(f"chunks: ours {chunk} px (compute.chunk_px), plain stackstac's default 1024 px")
-    print(f"{n} scenes x {len(BANDS)} bands + SCL on a {grid.width} x {grid.height} px tile: "
-          f"{in_bytes / 1e9:.3f} GB of digital numbers at native resolution")
+    print(
+        f"{n} scenes x {len(BANDS)} bands + SCL on a {grid.width} x {grid.height} px tile: "
+        f"{in_bytes / 1e9:.3f} GB of digital numbers at native resolution"
+    )
     decode_limit = in_bytes / decode_s * args.threads / 1e9
-    print(f"GDAL decode of those files, one thread: {decode_s:.2f} s -> limit with {args.threads} threads "
-          f"{decode_limit:.3f} GB/s")
+    print(
+        f"GDAL decode of those files, one thread: {decode_s:.2f} s -> limit with {args.threads} threads "
+        f"{decode_limit:.3f} GB/s"
+    )
 
     out = Path(tempfile.mkdtemp(prefix="bench-"))
     dask.config.set(scheduler="threads", num_workers=args.threads)
@@ -80,8 +84,10 @@ def main() -> None:
     print(f"plain: {plain:7.2f} s   {in_bytes / plain / 1e9:6.3f} GB/s of input")
     print(f"ratio plain/ours: {plain / ours:.2f}x  (above 1: ours is faster)")
     print(f"ours reaches {in_bytes / ours / 1e9 / decode_limit:.0%} of the GDAL decode limit")
-    print(f"memory-copy bandwidth (numpy copyto, 1 GiB): {bw:.1f} GB/s; ours reads input at "
-          f"{in_bytes / ours / 1e9 / bw:.2%} of it")
+    print(
+        f"memory-copy bandwidth (numpy copyto, 1 GiB): {bw:.1f} GB/s; ours reads input at "
+        f"{in_bytes / ours / 1e9 / bw:.2%} of it"
+    )
     print(f"composites agree: max |ours - plain| = {agree:.2e} reflectance")
 
 
@@ -108,16 +114,19 @@ def _plain(items, grid, path: Path) -> None:  # type: ignore[no-untyped-def]
     refl = stack.sel(band=list(BANDS)).where(scl.isin([4, 5, 6, 7, 11]))
     comp = refl.median("time")
     comp.attrs = {}  # stackstac's RasterSpec attr is not JSON: every hand-written recipe needs this line
-    comp.to_dataset(name="reflectance").drop_vars(
-        [c for c in comp.coords if c not in ("band", "x", "y")]
-    ).to_zarr(path / "composite.zarr", mode="w", consolidated=False)
+    comp.to_dataset(name="reflectance").drop_vars([c for c in comp.coords if c not in ("band", "x", "y")]).to_zarr(
+        path / "composite.zarr", mode="w", consolidated=False
+    )
     import xarray as xr
 
     c = xr.open_zarr(path / "composite.zarr", consolidated=False)["reflectance"]
     red, nir, green, blue = (c.sel(band=b) for b in ("red", "nir", "green", "blue"))
     xr.Dataset(
-        {"ndvi": (nir - red) / (nir + red), "ndwi": (green - nir) / (green + nir),
-         "evi": 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1)}
+        {
+            "ndvi": (nir - red) / (nir + red),
+            "ndwi": (green - nir) / (green + nir),
+            "evi": 2.5 * (nir - red) / (nir + 6 * red - 7.5 * blue + 1),
+        }
     ).drop_vars("band", errors="ignore").to_zarr(path / "indices.zarr", mode="w", consolidated=False)
 
 

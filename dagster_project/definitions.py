@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
+import assets.forecast
 import assets.gis
 import assets.imagery
+import assets.memory
 import assets.models
 import assets.reports
-from dagster_project.jobs import analysis_job, ingest_job, monthly_job, train_job
+import assets.sources
+from dagster_project.jobs import analysis_job, ingest_job, memory_job, monthly_job, tile_job, train_job
 from dagster_project.schedules import monthly_schedule
 from dagster_project.sensors import new_scenes_sensor
 from resources import (
@@ -19,15 +22,16 @@ from resources import (
     SampleWorldResource,
     StacCatalogResource,
     StorageResource,
+    TieredStorageResource,
 )
 
-_MODULES = [assets.imagery, assets.gis, assets.models, assets.reports]
+_MODULES = [assets.imagery, assets.gis, assets.sources, assets.models, assets.reports, assets.memory, assets.forecast]
 _sample = SampleWorldResource()
 
 defs = Definitions(
     assets=load_assets_from_modules(_MODULES),
     asset_checks=load_asset_checks_from_modules(_MODULES),
-    jobs=[ingest_job, train_job, analysis_job, monthly_job],
+    jobs=[ingest_job, train_job, analysis_job, monthly_job, tile_job, memory_job],
     schedules=[monthly_schedule],
     sensors=[new_scenes_sensor],
     resources={
@@ -37,5 +41,6 @@ defs = Definitions(
         "memory": MemoryCatalogResource(),
         "dask_cluster": DaskClusterResource(),
         "model_runtime": ModelRuntimeResource(),
+        "tiers": TieredStorageResource(),
     },
 )

@@ -2,7 +2,8 @@
 
 Runs every partition through Dagster itself (a persistent instance under
 ``$DAGSTER_HOME``, default ``.dagster_home``): ingest each tile-month, train the
-land-cover model, then land cover and the environmental report of each tile-month.
+land-cover and change models, then land cover, change and the environmental report of
+each tile-month, the per-tile sources and forecasts, and the memory's graphs and tiers.
 Afterwards ``dagster dev`` shows the same runs, materializations and reports.
 """
 
@@ -49,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     resources = dict(defs.resources or {})
     stac = resources["stac"]
     t0 = time.perf_counter()
-    print(f"sample world: {config.sample.n_tiles} tiles x {config.sample.n_months} months "
-          f"x {config.sample.size_px} px at 10 m, in {config.sample.root}", flush=True)
+    print(
+        f"sample world: {config.sample.n_tiles} tiles x {config.sample.n_months} months "
+        f"x {config.sample.size_px} px at 10 m, in {config.sample.root}",
+        flush=True,
+    )
     world = stac.sample_world.ensure()
     print(f"  ready in {time.perf_counter() - t0:.0f} s", flush=True)
     tiles = [g.tile_id for g in world.tiles]
@@ -64,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(job_name: str, key: str | None) -> None:
         job = defs.resolve_job_def(job_name)
         t = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, run_config=quiet
-        )
+        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=quiet)
         label = f"{job_name} {key or ''}".strip()
         print(f"  {label:40s} {'ok' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)", flush=True)
         if not result.success:
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     for month in months:
         for tile in tiles:
             run("analysis_job", partition_key(month, tile))
+
+    print("per-tile sources and forecasts", flush=True)
+    for tile in tiles:
+        run("tile_job", tile)
+    print("memory: spatial index, events, knowledge graph, tiers", flush=True)
+    run("memory_job", None)
 
     root = resources["storage"].storage_root()
     catalog = resources["memory"].catalog()

@@ -1,38 +1,52 @@
-"""Jobs: ingest a tile-month, train the land-cover model, analyse a tile-month."""
+"""Jobs: ingest a tile-month, train the models, analyse a tile-month, per-tile sources, the memory graphs."""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from assets.forecast import ndvi_forecast
 from assets.gis import gis_layers
 from assets.imagery import spectral_indices, stac_items, surface_reflectance
-from assets.models import land_cover, land_cover_model
+from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
+from assets.models import change_map, change_model, land_cover, land_cover_model
 from assets.reports import environmental_report
-from dagster_project.partitions import month_tile_partitions
+from assets.sources import climate_series, historical_map, socioeconomic_regions
+from dagster_project.partitions import month_tile_partitions, tiles_partitions
 
-INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers)
-ANALYSIS = AssetSelection.assets(land_cover, environmental_report)
+INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
+ANALYSIS = AssetSelection.assets(land_cover, change_map, environmental_report)
 
 ingest_job = define_asset_job(
     "ingest_job",
     selection=INGEST,
     partitions_def=month_tile_partitions,
-    description="Scenes, cloud-free composite, indices and GIS layers of one tile-month.",
+    description="Scenes, cloud-free composite, indices, GIS layers and climate of one tile-month.",
 )
 train_job = define_asset_job(
     "train_job",
-    selection=AssetSelection.assets(land_cover_model),
-    description="Train and register the land-cover model on the composites in memory.",
+    selection=AssetSelection.assets(land_cover_model, change_model),
+    description="Train and register the land-cover and change models on the composites in memory.",
 )
 analysis_job = define_asset_job(
     "analysis_job",
     selection=ANALYSIS,
     partitions_def=month_tile_partitions,
-    description="Land cover and the environmental report of one tile-month (needs a registered model).",
+    description="Land cover, change map and the environmental report of one tile-month (needs registered models).",
 )
 monthly_job = define_asset_job(
     "monthly_job",
     selection=INGEST | ANALYSIS,
     partitions_def=month_tile_partitions,
     description="Everything of one tile-month, from the STAC search to the report.",
+)
+tile_job = define_asset_job(
+    "tile_job",
+    selection=AssetSelection.assets(socioeconomic_regions, historical_map, ndvi_forecast),
+    partitions_def=tiles_partitions,
+    description="Per-tile sources and series: census districts, the georeferenced historical map, the NDVI forecast.",
+)
+memory_job = define_asset_job(
+    "memory_job",
+    selection=AssetSelection.assets(spatial_index, event_hypergraph, knowledge_graph, storage_tiering),
+    description="Spatial index, event hypergraph, knowledge graph over what the pipeline holds; then storage tiering.",
 )

@@ -1,6 +1,5 @@
 """The monthly schedule: on the 3rd, process the month that just ended, every tile."""
 
-
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from dagster_project.jobs import monthly_job
@@ -23,6 +22,4 @@ def monthly_schedule(context: ScheduleEvaluationContext):  # type: ignore[no-unt
     tiles = context.instance.get_dynamic_partitions(TILES)
     if not tiles:
         return SkipReason("no tiles yet: the new_scenes sensor or the demo adds the area of interest's tiles")
-    return [
-        RunRequest(run_key=f"monthly|{month}|{tile}", partition_key=partition_key(month, tile)) for tile in tiles
-    ]
+    return [RunRequest(run_key=f"monthly|{month}|{tile}", partition_key=partition_key(month, tile)) for tile in tiles]

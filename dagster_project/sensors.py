@@ -6,7 +6,6 @@ window and requests an ingest run for each (month, tile) with newer scenes. Tile
 of the area of interest that are not yet partitions are added first.
 """
 
-
 import json
 from datetime import UTC, datetime
 
@@ -41,8 +40,10 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
     keys = months_partitions.get_partition_keys(dynamic_partitions_store=context.instance)
     if not keys:
         return SensorResult(skip_reason="no month partitions are configured")
-    first = keys[0] if since is None or stac.profile == "embedded" else max(
-        keys[0], month_key(add_months(datetime.now(UTC), -LOOKBACK_MONTHS))
+    first = (
+        keys[0]
+        if since is None or stac.profile == "embedded"
+        else max(keys[0], month_key(add_months(datetime.now(UTC), -LOOKBACK_MONTHS)))
     )
     start, _ = month_range(first)
     _, end = month_range(keys[-1])
@@ -87,4 +88,3 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
         dynamic_partitions_requests=[AddDynamicPartitionsRequest(TILES, new_tiles)] if new_tiles else [],
         cursor=json.dumps({"created": newest.isoformat()}) if newest else context.cursor,
     )
-

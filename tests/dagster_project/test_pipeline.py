@@ -50,8 +50,15 @@ def pipeline():
             )
     root = defs.resources["storage"].storage_root()
     catalog = defs.resources["memory"].catalog()
-    return {"instance": instance, "world": world, "tiles": tiles, "months": months, "results": results,
-            "root": root, "catalog": catalog}
+    return {
+        "instance": instance,
+        "world": world,
+        "tiles": tiles,
+        "months": months,
+        "results": results,
+        "root": root,
+        "catalog": catalog,
+    }
 
 
 def test_every_run_succeeds(pipeline):
@@ -135,9 +142,7 @@ def test_reports_are_written_and_shown_in_metadata(pipeline):
     assert "ndvi_timeseries.png" in html and "vegetation_loss.png" in html and "Forest loss detected" in html
     png = root.read_bytes(root.report_uri("environmental", tile, month, "vegetation_loss.png"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    event = instance.get_latest_materialization_event(
-        __import__("dagster").AssetKey("environmental_report")
-    )
+    event = instance.get_latest_materialization_event(__import__("dagster").AssetKey("environmental_report"))
     assert event is not None
     md = event.asset_materialization.metadata["summary"].value
     assert "data:image/png;base64," in md
@@ -146,8 +151,14 @@ def test_reports_are_written_and_shown_in_metadata(pipeline):
 def test_memory_catalog_records_every_partition_with_valid_time(pipeline):
     catalog = pipeline["catalog"]
     n = len(pipeline["months"]) * len(pipeline["tiles"])
-    for asset in ("stac_items", "surface_reflectance", "spectral_indices", "gis_layers", "land_cover",
-                  "environmental_report"):
+    for asset in (
+        "stac_items",
+        "surface_reflectance",
+        "spectral_indices",
+        "gis_layers",
+        "land_cover",
+        "environmental_report",
+    ):
         rows = catalog.current(asset)
         assert len(rows) == n, asset
         for r in rows:
