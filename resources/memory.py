@@ -17,12 +17,9 @@ class TieredStorageResource(ConfigurableResource):  # type: ignore[misc]
     """
 
     warm_root: str = Field(
-        default_factory=lambda: (
-            config.storage.root.rsplit("/", 1)[0] + "/tiers"
-            if config.storage.root.startswith("file://")
-            else "file:///tmp/earth-memory-tiers"
-        ),
-        description="file:// URI of the warm tier (also holds the access statistics)",
+        default_factory=lambda: "file://" + StorageRoot(config.storage.root).cache_dir("tiers"),
+        description="file:// URI of the warm tier (also holds the access statistics); default: the storage "
+        "root's local cache folder",
     )
     cold_root: str | None = Field(default=None, description="s3:// (or file://) URI of the cold tier; empty: none")
     glacier_root: str | None = Field(default=None, description="s3:// URI of the archive tier; empty: none")
