@@ -4,12 +4,14 @@ Features are random (seeded) in a 2° x 2° box around 46° N 14° E: 80 % point
 20 % small squares (~30 m). Each engine answers the same point-radius (2 km,
 geodesic) and bbox (~3 km) queries; results are checked equal.
 
-- ours: ``SpatialMemory`` (H3 partitions + STRtrees, AEQD refinement);
+- ours: ``SpatialMemory.query`` (H3 partitions + STRtrees, AEQD refinement), returning a
+  GeoDataFrame with every attribute (and ``distance_km``, sorted); ``oursids``: the same
+  index and refinement returning matching row ids only, like the two engines below;
 - brute force: numpy comparison of all feature bounds with the query box, then the
   same exact refinement on the hits;
 - GeoPackage R-tree: the same data written with pyogrio, candidate ids from the
   ``rtree_<table>_geom`` virtual table in SQLite, then the same refinement; and
-  ``pyogrio.read_dataframe(bbox=...)`` (R-tree plus reading the features) for bbox queries.
+  ``pyogrio.read_dataframe(bbox=...)`` (R-tree plus reading the features: compare with ``ours``).
 
 Run: ``.venv/bin/python bench/spatial_bench.py [--n 1000000] [--queries 100]``
 """
@@ -96,7 +98,17 @@ def main() -> None:
 
     lat_ms: dict[str, list[float]] = {
         k: []
-        for k in ("ours_radius", "scan_radius", "rtree_radius", "ours_bbox", "scan_bbox", "rtree_bbox", "pyogrio_bbox")
+        for k in (
+            "ours_radius",
+            "oursids_radius",
+            "scan_radius",
+            "rtree_radius",
+            "ours_bbox",
+            "oursids_bbox",
+            "scan_bbox",
+            "rtree_bbox",
+            "pyogrio_bbox",
+        )
     }
     hits = []
     for la, lo in zip(qlat, qlon):
@@ -104,13 +116,16 @@ def main() -> None:
         ours = mem.query(location=(la, lo), radius_km=args.radius_km)
         lat_ms["ours_radius"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
+        ours_ids, _ = mem._radius_rows((la, lo), args.radius_km)
+        lat_ms["oursids_radius"].append(1000 * (time.perf_counter() - t))
+        t = time.perf_counter()
         brute = refine(scan(window(la, lo, args.radius_km)), la, lo, args.radius_km)
         lat_ms["scan_radius"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         viagp = refine(rtree(window(la, lo, args.radius_km)), la, lo, args.radius_km)
         lat_ms["rtree_radius"].append(1000 * (time.perf_counter() - t))
         want = set(fids[brute].tolist())
-        assert set(ours["fid_"]) == want == set(fids[viagp].tolist()), "engines disagree"
+        assert set(ours["fid_"]) == want == set(fids[viagp].tolist()) == set(fids[ours_ids].tolist()), "disagree"
         hits.append(len(want))
 
         box = (lo - 0.02, la - 0.0135, lo + 0.02, la + 0.0135)
@@ -118,6 +133,9 @@ def main() -> None:
         ours_b = mem.query(bbox=box)
         lat_ms["ours_bbox"].append(1000 * (time.perf_counter() - t))
         qbox = shapely.box(*box)
+        t = time.perf_counter()
+        ours_ids_b = mem._get_index().query(qbox, "intersects")
+        lat_ms["oursids_bbox"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         c = scan(box)
         scan_b = c[shapely.intersects(np.asarray(all_geoms)[c], qbox)]
@@ -130,12 +148,13 @@ def main() -> None:
         pyogrio.read_dataframe(gpkg, layer="bench", bbox=box)
         lat_ms["pyogrio_bbox"].append(1000 * (time.perf_counter() - t))
         assert set(ours_b["fid_"]) == set(fids[scan_b].tolist()) == set(fids[rtree_b].tolist())
+        assert set(fids[ours_ids_b].tolist()) == set(fids[scan_b].tolist())
 
     print(f"{args.queries} queries; radius {args.radius_km} km -> {np.mean(hits):.0f} features on average")
     print(f"{'engine / query':<18}{'p50 ms':>10}{'p95 ms':>10}{'p50 vs ours':>14}")
     for q in ("radius", "bbox"):
         base = np.percentile(lat_ms[f"ours_{q}"], 50)
-        for eng in ("ours", "scan", "rtree", "pyogrio"):
+        for eng in ("ours", "oursids", "scan", "rtree", "pyogrio"):
             k = f"{eng}_{q}"
             if k not in lat_ms:
                 continue
