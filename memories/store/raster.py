@@ -318,12 +318,19 @@ class MonthlyRasterStore:
             # A fork needs a clean session: write the numpy variables after the dask ones.
             raise ProcessingError(f"{self.product}: mix of numpy and dask variables; pass all lazy or all eager")
         fork = session.fork()
+        # Optimize the variables together, then compute without re-optimizing: blockwise fusion per
+        # write task would otherwise give each variable its own copy of shared work (a composite's
+        # median and spread come from one sort) and compute it twice.
         tasks = []
         for name, data, _ in lazy:
+            # Blocks as delayed objects of the unoptimized graph: passing ``data.blocks[idx]`` to
+            # ``dask.delayed`` optimizes each block's graph on its own, and work shared by several
+            # variables (a composite's median and spread come from one sort) would run once per variable.
+            blocks = data.to_delayed(optimize_graph=False)
             for idx in itertools.product(*(range(len(c)) for c in data.chunks)):
                 starts = [sum(c[:k]) for c, k in zip(data.chunks, idx)]
                 sel = (i, *(slice(s, s + c[k]) for s, c, k in zip(starts, data.chunks, idx)))
-                tasks.append(dask.delayed(_write_block)(fork, name, sel, data.blocks[idx]))
+                tasks.append(dask.delayed(_write_block)(fork, name, sel, blocks[idx]))
         forks = dask.compute(*tasks)
         session.merge(*{id(f): f for f in forks}.values())
 
