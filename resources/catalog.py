@@ -72,6 +72,13 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
     asset_cache_ttl_s: float = Field(default=30 * 86400.0, gt=0, description="how long downloads are kept, seconds")
     cache_max_bytes: int = Field(default=20 * 1024**3, gt=0, description="size cap of the download cache, bytes")
     download_workers: int = Field(default=4, ge=1, description="downloads running at once")
+    asset_s3_endpoint_url: str | None = Field(
+        default=None, description="endpoint of the S3-compatible server holding s3:// asset hrefs; empty = AWS"
+    )
+    asset_s3_anon: bool = Field(default=False, description="read s3:// assets without credentials (public buckets)")
+    asset_s3_requester_pays: bool = Field(
+        default=False, description="s3:// assets in requester-pays buckets (Landsat C2 on AWS); credentials from AWS_*"
+    )
     sample_world: SampleWorldResource
 
     _server: Any = PrivateAttr(default=None)
@@ -173,7 +180,15 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
             backoff_s=self.backoff_s,
             timeout_s=(10.0, self.request_timeout_s),
             max_workers=self.download_workers,
+            s3_options=self._s3_options(),
         )
+
+    def _s3_options(self) -> dict[str, Any]:
+        """fsspec options for s3:// asset hrefs; credentials stay in the environment (AWS_*)."""
+        options: dict[str, Any] = {"anon": self.asset_s3_anon, "requester_pays": self.asset_s3_requester_pays}
+        if self.asset_s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": self.asset_s3_endpoint_url}
+        return options
 
 
 def _is_local(href: str) -> bool:

@@ -16,7 +16,15 @@ common abbreviations expanded (St/Ave/Rd/Blvd..., Finnish ``k.``/``t.`` for
 ``katu``/``tie``, German ``str.``); street names match fuzzily
 (:class:`difflib.SequenceMatcher` ratio >= ``min_score``), house numbers exactly,
 so an address that is not in the memory resolves to nothing rather than to a
-neighbour.
+neighbour. An address that several features carry (the same street name in two
+towns) resolves to the one nearest a place named in the same text (``Mill Road
+1 in Saint-Rémy``), else to the first; ``Match.candidates`` says how many there
+were.
+
+:meth:`Gazetteer.from_memory` builds the gazetteer of what the memory knows: the
+``buildings`` and ``places`` GeoParquet layers that the ``gis_layers`` asset
+wrote for some tiles and one month (a building or place whose ``start_date`` is
+after that month is not in them, so it does not resolve).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from memories.errors import ProcessingError
+from memories.errors import ProcessingError, StorageError
 
 __all__ = ["Entity", "Gazetteer", "Match", "expand_other_tags", "extract_entities", "normalize"]
 
@@ -93,6 +101,9 @@ class Match:
     """A point on the feature, EPSG:4326 degrees."""
     score: float
     """0–1: the street (or name) similarity of normalised text."""
+    candidates: int = 1
+    """Features that carry this address (or name) equally well; above 1 the text was ambiguous and the
+    one nearest a place named in the same text (or, with none, the first) was chosen."""
 
 
 def normalize(text: str) -> str:
@@ -211,11 +222,79 @@ class Gazetteer:
             raise ProcessingError("no features to build a gazetteer from; pass buildings or places with names")
         return cls(pd.concat(parts, ignore_index=True), min_score=min_score)
 
+    @classmethod
+    def from_memory(
+        cls,
+        root: Any,
+        tiles: Iterable[Any],
+        month: str,
+        *,
+        place_layers: Iterable[str] = ("places",),
+        min_score: float = 0.85,
+    ) -> Gazetteer:
+        """The gazetteer of the GIS layers the pipeline wrote for ``month`` (``YYYY-MM``) of ``tiles``.
+
+        Reads the ``buildings`` GeoParquet of each tile-month (names and ``addr:*``)
+        and the named-place layers (``places``: towns, suburbs, neighbourhoods) where
+        the pipeline wrote them (a source without places has none), from
+        ``root.vector_uri(layer, tile, month)``. Tiles in different CRSs are merged in
+        EPSG:4326; a feature in two overlapping tiles (same ``osm_id``) counts once.
+
+        Args:
+            root: the ``memories.store.StorageRoot`` the ``gis_layers`` asset wrote to.
+            tiles: tile ids (``"33TVM"``) or ``TileGrid`` objects.
+            month: the month whose layers to read; features built later are absent.
+            place_layers: layers read as named places besides the buildings' names.
+            min_score: least similarity of a fuzzy match, 0–1.
+
+        Raises:
+            StorageError: a tile-month's buildings were not written (the message names it).
+        """
+        import geopandas as gpd
+
+        from memories.earth.gis import read_geoparquet
+
+        frames: dict[str, list[Any]] = {"buildings": [], "places": []}
+        tile_ids = [str(getattr(t, "tile_id", t)) for t in tiles]
+        if not tile_ids:
+            raise ProcessingError("no tiles given to build a gazetteer from; pass the tile ids the memory holds")
+        for tile in tile_ids:
+            uri = root.vector_uri("buildings", tile, month)
+            if not root.exists(uri):
+                raise StorageError(f"{uri} does not exist; materialize gis_layers for partition {month}|{tile} first")
+            frames["buildings"].append(read_geoparquet(root, uri).to_crs(4326))
+            for layer in place_layers:
+                uri = root.vector_uri(layer, tile, month)
+                if root.exists(uri):
+                    frames["places"].append(read_geoparquet(root, uri).to_crs(4326))
+
+        def merged(parts: list[Any]) -> Any:
+            parts = [p for p in parts if len(p)]
+            if not parts:
+                return None
+            g = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
+            return g.drop_duplicates("osm_id") if "osm_id" in g.columns else g
+
+        return cls.from_frames(merged(frames["buildings"]), merged(frames["places"]), min_score=min_score)
+
     def resolve(self, text: str) -> list[Match]:
-        """The features the addresses and place names in ``text`` point to (best match per entity)."""
+        """The features the addresses and place names in ``text`` point to (best match per entity).
+
+        An ambiguous address or place name (several features carry it: ``Old Town``
+        in two towns) resolves to the feature nearest the unambiguous places the
+        same text names.
+        """
+        entities = extract_entities(text, self)
+        places = {e: self._match_place(e) for e in entities if e.kind == "place"}
+        context = [(m.lon, m.lat) for m in places.values() if m is not None and m.candidates == 1]
         out = []
-        for e in extract_entities(text, self):
-            m = self._match_address(e) if e.kind == "address" else self._match_place(e)
+        for e in entities:
+            if e.kind == "address":
+                m = self._match_address(e, context)
+            else:
+                m = places[e]
+                if m is not None and m.candidates > 1 and context:
+                    m = self._match_place(e, context)
             if m is not None:
                 out.append(m)
         return out
@@ -234,21 +313,38 @@ class Gazetteer:
         return max(matches, key=lambda m: m.score)
 
     # -- matching --------------------------------------------------------------
-    def _match_address(self, e: Entity) -> Match | None:
+    def _match_address(self, e: Entity, context: list[tuple[float, float]] | None = None) -> Match | None:
         assert e.street is not None and e.housenumber is not None
         street = normalize(e.street)
         number = e.housenumber.lower()
-        best: tuple[float, int] | None = None
+        best: tuple[float, list[int]] | None = None
         for candidate in self._street_candidates(street):
             score = difflib.SequenceMatcher(None, street, candidate).ratio()
             rows = self._by_street[candidate].get(number)
             if rows and score >= self.min_score and (best is None or score > best[0]):
-                best = (score, rows[0])
-        return self._feature_match(e, best[1], best[0]) if best else None
+                best = (score, rows)
+        if best is None:
+            return None
+        return self._feature_match(e, self._nearest(best[1], context), best[0], candidates=len(best[1]))
 
-    def _match_place(self, e: Entity) -> Match | None:
+    def _match_place(self, e: Entity, context: list[tuple[float, float]] | None = None) -> Match | None:
         hit = self._best_name(normalize(e.text))
-        return self._feature_match(e, self._by_name[hit[0]][0], hit[1]) if hit else None
+        if hit is None:
+            return None
+        rows = self._by_name[hit[0]]
+        return self._feature_match(e, self._nearest(rows, context), hit[1], candidates=len(rows))
+
+    def _nearest(self, rows: list[int], context: list[tuple[float, float]] | None) -> int:
+        """Of features carrying the same address, the one nearest a place of the text (great circle), or the first."""
+        if len(rows) == 1 or not context:
+            return rows[0]
+        f = self.features
+
+        def distance(row: int) -> float:
+            lon, lat = float(f.at[row, "lon"]), float(f.at[row, "lat"])
+            return min(_haversine_m(lon, lat, clon, clat) for clon, clat in context)
+
+        return min(rows, key=distance)
 
     def _best_name(self, q: str) -> tuple[str, float] | None:
         if q in self._by_name:
@@ -281,13 +377,13 @@ class Gazetteer:
             i += 1
         return out
 
-    def _feature_match(self, e: Entity, row: int, score: float) -> Match:
+    def _feature_match(self, e: Entity, row: int, score: float, *, candidates: int = 1) -> Match:
         f = self.features.iloc[row]
         if isinstance(f["street"], str) and isinstance(f["housenumber"], str) and e.kind == "address":
             label = f"{f['street']} {f['housenumber']}"
         else:
             label = str(f["name"])
-        return Match(e, str(f["id"]), label, float(f["lon"]), float(f["lat"]), round(float(score), 3))
+        return Match(e, str(f["id"]), label, float(f["lon"]), float(f["lat"]), round(float(score), 3), candidates)
 
 
 def expand_other_tags(frame: Any, keys: Iterable[str] = ("addr:street", "addr:housenumber")) -> Any:
@@ -301,6 +397,16 @@ def expand_other_tags(frame: Any, keys: Iterable[str] = ("addr:street", "addr:ho
 
 
 # -- helpers ---------------------------------------------------------------------
+
+
+def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres between two EPSG:4326 points (degrees)."""
+    import math
+
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(a))
 
 
 def _clean_number(n: str) -> str:

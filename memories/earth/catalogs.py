@@ -11,6 +11,13 @@ Planetary Computer serves its blobs from Azure storage that wants a SAS token:
 ``PlanetaryComputerSigner`` implements its token flow (``GET
 {token_endpoint}/{collection}`` -> ``{"token", "msft:expiry"}``, appended as the
 query string of blob hrefs), one token per collection, cached until it expires.
+
+Which hrefs get signed is one policy, ``href_needs_signing``: an ``http(s)``
+href of a signing profile whose host is one of the profile's ``signed_hosts``
+(a name starting with ``.`` is a domain suffix, ``.blob.core.windows.net`` by
+default; any other name is one exact host) and whose query has no ``sig=`` yet.
+Every other href (a STAC API, a public mirror, a local file) goes out unchanged,
+so a token never leaks to a host that did not ask for it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ PC_SUBSCRIPTION_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
 """Environment variable of an optional Planetary Computer subscription key (never logged)."""
 PC_TOKEN_ENDPOINT = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
 PC_BLOB_SUFFIX = ".blob.core.windows.net"
+PC_SIGNED_HOSTS: tuple[str, ...] = (PC_BLOB_SUFFIX,)
+"""Hosts whose hrefs a Planetary Computer profile signs: Azure blob storage accounts."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,9 @@ class CatalogProfile:
             classes) or ``qa_pixel`` (Landsat Collection 2 QA bits).
         signing: ``planetary-computer`` when hrefs need a SAS token, else ``none``.
         token_endpoint: the SAS token API of a signing profile.
+        signed_hosts: hosts whose hrefs a signing profile signs (``href_needs_signing``):
+            ``.suffix`` entries match a domain and its subdomains, others one exact
+            host name (no port). Point it at a mirror or a test server to sign there.
     """
 
     name: str
@@ -66,6 +78,14 @@ class CatalogProfile:
     mask_kind: MaskKind = "scl"
     signing: SigningKind = "none"
     token_endpoint: str | None = None
+    signed_hosts: tuple[str, ...] = PC_SIGNED_HOSTS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.signed_hosts, str) or not all(isinstance(h, str) and h for h in self.signed_hosts):
+            raise ConfigError(
+                f"catalog profile {self.name!r}: signed_hosts must be a tuple of host names, "
+                f"e.g. ('.blob.core.windows.net',), not {self.signed_hosts!r}"
+            )
 
     def asset_key(self, band: str) -> str:
         """The asset key of a common band name."""
@@ -184,6 +204,25 @@ def profile_names() -> list[str]:
 # -- Planetary Computer href signing ------------------------------------------
 
 
+def href_needs_signing(href: str, signed_hosts: Iterable[str] = PC_SIGNED_HOSTS) -> bool:
+    """Whether a signing profile appends its token to ``href``: the one policy of which hrefs get signed.
+
+    True for an ``http(s)`` href whose host matches ``signed_hosts`` (an entry
+    starting with ``.`` matches that domain's hosts, any other entry one exact host
+    name, case-insensitive, ports ignored) and whose query carries no ``sig=`` yet
+    (never signed twice).
+    """
+    parsed = urlparse(href)
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme not in ("http", "https") or not host or "sig=" in parsed.query:
+        return False
+    for entry in signed_hosts:
+        e = entry.lower()
+        if (e.startswith(".") and (host.endswith(e) or host == e[1:])) or host == e:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class SasToken:
     """A Planetary Computer SAS token of one collection.
@@ -209,10 +248,19 @@ class PlanetaryComputerSigner:
         token_endpoint: the SAS API, ``https://planetarycomputer.microsoft.com/api/sas/v1/token``.
         session: a ``requests.Session`` (``memories.earth.http.session()``: retries, timeouts).
         margin_s: seconds before expiry at which a cached token is renewed.
+        signed_hosts: the hosts whose hrefs get a token (``href_needs_signing``).
     """
 
-    def __init__(self, token_endpoint: str = PC_TOKEN_ENDPOINT, *, session: Any = None, margin_s: float = 60.0):
+    def __init__(
+        self,
+        token_endpoint: str = PC_TOKEN_ENDPOINT,
+        *,
+        session: Any = None,
+        margin_s: float = 60.0,
+        signed_hosts: Iterable[str] = PC_SIGNED_HOSTS,
+    ):
         self.token_endpoint = token_endpoint.rstrip("/")
+        self.signed_hosts = tuple(signed_hosts)
         self._session = session
         self.margin_s = margin_s
         self._tokens: dict[str, SasToken] = {}
@@ -231,14 +279,11 @@ class PlanetaryComputerSigner:
             return fresh
 
     def sign_href(self, href: str, collection: str) -> str:
-        """``href`` with the collection's token as query string; hrefs outside Azure blob storage unchanged."""
-        parsed = urlparse(href)
-        if not (parsed.scheme in ("http", "https") and parsed.hostname and parsed.hostname.endswith(PC_BLOB_SUFFIX)):
-            return href
-        if "sig=" in parsed.query:  # already signed
+        """``href`` with the collection's token as query string; hrefs ``href_needs_signing`` rejects unchanged."""
+        if not href_needs_signing(href, self.signed_hosts):
             return href
         token = self.token(collection).token
-        return f"{href}{'&' if parsed.query else '?'}{token}"
+        return f"{href}{'&' if urlparse(href).query else '?'}{token}"
 
     def _fetch(self, collection: str) -> SasToken:
         from memories.earth.http import session as http_session
@@ -270,8 +315,24 @@ class PlanetaryComputerSigner:
         return SasToken(token, expiry)
 
 
+_SIGNERS: dict[tuple[str, tuple[str, ...]], PlanetaryComputerSigner] = {}
+_SIGNERS_LOCK = threading.Lock()
+
+
 def signer_for(profile: CatalogProfile, *, session: Any = None) -> PlanetaryComputerSigner | None:
-    """The href signer a profile needs, or None when its hrefs are public."""
-    if profile.signing == "planetary-computer":
-        return PlanetaryComputerSigner(profile.token_endpoint or PC_TOKEN_ENDPOINT, session=session)
-    return None
+    """The href signer a profile needs, or None when its hrefs are public.
+
+    One signer per token endpoint and ``signed_hosts`` is shared by the whole
+    process, so every ``fetch_assets`` call (every partition of a run) reuses the
+    cached token of a collection until it nears expiry: one token request per
+    collection and hour, not per call. The first caller's ``session`` is the one
+    it keeps for token requests.
+    """
+    if profile.signing != "planetary-computer":
+        return None
+    key = ((profile.token_endpoint or PC_TOKEN_ENDPOINT).rstrip("/"), profile.signed_hosts)
+    with _SIGNERS_LOCK:
+        signer = _SIGNERS.get(key)
+        if signer is None:
+            signer = _SIGNERS[key] = PlanetaryComputerSigner(key[0], session=session, signed_hosts=key[1])
+        return signer

@@ -323,12 +323,21 @@ class _Fetcher:
     def _download_s3(self, href: str, dest: Path) -> int:
         import fsspec
 
-        with fsspec.open(href, "rb", **self.s3_options) as src, open(dest, "wb") as f:
-            expected = getattr(src, "size", None)
-            n = 0
-            while chunk := src.read(CHUNK_BYTES):
-                f.write(chunk)
-                n += len(chunk)
+        try:
+            with fsspec.open(href, "rb", **self.s3_options) as src, open(dest, "wb") as f:
+                expected = getattr(src, "size", None)
+                n = 0
+                while chunk := src.read(CHUNK_BYTES):
+                    f.write(chunk)
+                    n += len(chunk)
+        except FileNotFoundError:
+            # s3fs's answer to NoSuchKey / 404 (and to a missing bucket): another attempt finds nothing either
+            raise _Permanent(f"{href} does not exist (no such key or bucket)") from None
+        except PermissionError as e:
+            raise _Permanent(
+                f"access to {href} denied ({e}); check the credentials, or pass s3_options "
+                "anon=True for a public bucket or requester_pays=True for a requester-pays one"
+            ) from None
         if expected is not None and n != int(expected):
             raise DataSourceError(f"truncated download: {n} of {expected} bytes")
         return n
