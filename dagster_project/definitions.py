@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+import os
+
+from dagster import Definitions, EnvVar, load_asset_checks_from_modules, load_assets_from_modules
 
 import assets.forecast
 import assets.gis
@@ -27,6 +29,12 @@ from resources import (
 
 _MODULES = [assets.imagery, assets.gis, assets.sources, assets.models, assets.reports, assets.memory, assets.forecast]
 _sample = SampleWorldResource()
+# A shared PostgreSQL catalog comes from the environment, so its password never enters code or run config.
+_memory = (
+    MemoryCatalogResource(url=EnvVar("MEMORIES_CATALOG_URL"))
+    if os.environ.get("MEMORIES_CATALOG_URL")
+    else MemoryCatalogResource()
+)
 
 defs = Definitions(
     assets=load_assets_from_modules(_MODULES),
@@ -38,7 +46,7 @@ defs = Definitions(
         "stac": StacCatalogResource(sample_world=_sample),
         "gis": GisSourceResource(sample_world=_sample),
         "storage": StorageResource(),
-        "memory": MemoryCatalogResource(),
+        "memory": _memory,
         "dask_cluster": DaskClusterResource(),
         "model_runtime": ModelRuntimeResource(),
         "tiers": TieredStorageResource(),
