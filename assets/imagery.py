@@ -144,7 +144,7 @@ def surface_reflectance(
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     with dask_cluster.compute():
         scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
-        store.write_month(month, monthly_composite(scenes))
+        store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
     written = store.read_month(month).compute()
     r = written["reflectance"].values
     quality = composite_stats(written)
@@ -196,7 +196,7 @@ def spectral_indices(
     sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     with dask_cluster.compute():
-        out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]))
+        out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]), run_id=context.run.run_id)
     written = out.read_month(month).compute()
     stats: dict[str, Any] = {
         str(name): {
