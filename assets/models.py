@@ -2,12 +2,18 @@
 
 ``land_cover_model`` trains a small U-Net on the monthly composites in memory with
 labels rasterized from the GIS layers of the same tile-month, on a seeded spatial
-split, and registers the checkpoint with its metrics. ``land_cover`` predicts each
-tile-month with the registered version and writes the class map to Zarr.
+split, and registers the checkpoint with its metrics, the fingerprint of the catalog
+rows it trained on and the permutation importance of each band on held-out pixels.
+``land_cover`` predicts each tile-month with the version that
+``model_runtime.land_cover_model`` names (``land_cover@latest`` by default;
+``land_cover:3``, ``land_cover@best``) and writes the class map to Zarr;
+``change_map`` picks the change detector by ``model_runtime.change_model``. Both
+record the exact ``model_id`` (``land_cover:3``) in metadata and in the catalog.
 """
 
+import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
@@ -22,6 +28,9 @@ from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogRe
 
 from .gis import gis_layers
 from .imagery import surface_reflectance
+
+if TYPE_CHECKING:
+    from memories.ai.manager import LoadedModel, ModelManager
 
 MODEL_NAME = "land_cover"
 CHANGE_MODEL_NAME = "change"
@@ -44,15 +53,17 @@ def land_cover_model(
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
+    from memories.ai.explain import held_out_band_importance, plot_band_importance
     from memories.ai.labels import clean_labels
     from memories.ai.land_cover import train_land_cover
-    from memories.ai.registry import ModelRegistry
+    from memories.ai.registry import ModelRegistry, training_data_version
+    from memories.errors import ProcessingError
 
     root = storage.storage_root()
     catalog = memory.catalog()
-    have_sr = {(m.tile, m.partition) for m in catalog.current("surface_reflectance")}
-    have_gis = {(m.tile, m.partition) for m in catalog.current("gis_layers")}
-    pairs = sorted((t, m) for t, m in have_sr & have_gis if t and m)
+    sr_rows = {(m.tile, m.partition): m for m in catalog.current("surface_reflectance")}
+    gis_rows = {(m.tile, m.partition): m for m in catalog.current("gis_layers")}
+    pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
     if not pairs:
         raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
     chosen = _spread(pairs, model_runtime.max_training_months)
@@ -67,36 +78,71 @@ def land_cover_model(
         stale += dropped
         samples.append((refl, labels))
     context.log.info(f"training on {len(samples)} tile-months {chosen}; {stale} stale GIS labels dropped")
+    settings = model_runtime.model_settings()
     result = train_land_cover(
-        samples,
-        band_names=COMMON_BANDS,
-        settings=model_runtime.model_settings(),
-        accelerator=model_runtime.accelerator,
+        samples, band_names=COMMON_BANDS, settings=settings, accelerator=model_runtime.accelerator
     )
+    data_version = training_data_version([r for key in chosen for r in (sr_rows[key], gis_rows[key])])
+    extra: dict[str, Any] = {}
+    if model_runtime.importance_repeats > 0:
+        # Once per version, on the held-out blocks of the first tile-month: the numbers travel with the
+        # checkpoint, so every report made with this version shows what it looks at.
+        tile, month = chosen[0]
+        try:
+            importance = held_out_band_importance(
+                result.model,
+                samples,
+                patch_px=settings.patch_px,
+                seed=settings.seed,
+                n_repeats=model_runtime.importance_repeats,
+            )
+        except ProcessingError as e:
+            # Sparse GIS labels can leave the held-out blocks of that month unlabelled: register without.
+            context.log.warning(f"band importance not computed on {month}|{tile}: {e}")
+        else:
+            extra = importance.sidecar(scored_on=f"validation blocks of {month}|{tile}")
     version = ModelRegistry(root).register(
         MODEL_NAME,
         result.model,
         result.metrics,
         training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": "gis_layers"},
+        training_data_version=data_version,
+        extra=extra,
     )
+    model_id = f"{MODEL_NAME}:{version.version}"
     record(
         context,
         catalog,
         uri=version.uri,
-        stats={"version": version.version, **_scalars(result.metrics)},
+        stats={
+            "version": version.version,
+            "model_id": model_id,
+            "training_data_version": data_version,
+            **_scalars(result.metrics),
+            **({"band_importance": extra["band_importance"]} if extra else {}),
+        },
         version=str(version.version),
     )
-    return MaterializeResult(
-        metadata={
-            "version": version.version,
-            "val_accuracy": MetadataValue.float(float(result.metrics["val_accuracy"])),
-            "val_miou": MetadataValue.float(float(result.metrics["val_miou"])),
-            "metrics": MetadataValue.json(result.metrics),
-            "training_partitions": MetadataValue.json([f"{m}|{t}" for t, m in chosen]),
-            "stale_labels_dropped": stale,
-            "uri": version.uri,
-        }
-    )
+    metadata: dict[str, Any] = {
+        "version": version.version,
+        "model_id": model_id,
+        "training_data_version": data_version,
+        "val_accuracy": MetadataValue.float(float(result.metrics["val_accuracy"])),
+        "val_miou": MetadataValue.float(float(result.metrics["val_miou"])),
+        "metrics": MetadataValue.json(result.metrics),
+        "training_partitions": MetadataValue.json([f"{m}|{t}" for t, m in chosen]),
+        "stale_labels_dropped": stale,
+        "uri": version.uri,
+    }
+    if extra:
+        chart = base64.b64encode(plot_band_importance(extra["band_importance"], title=model_id)).decode()
+        metadata["band_importance"] = MetadataValue.json(extra["band_importance"])
+        metadata["band_importance_info"] = MetadataValue.json(extra["band_importance_info"])
+        metadata["band_importance_chart"] = MetadataValue.md(
+            f"Permutation importance (drop in pixel accuracy, 0-1) on {extra['band_importance_info']['scored_on']}"
+            f"\n\n![band importance](data:image/png;base64,{chart})\n"
+        )
+    return MaterializeResult(metadata=metadata)
 
 
 @asset(
@@ -115,16 +161,19 @@ def land_cover(
 ) -> MaterializeResult:
     import xarray as xr
 
-    from memories.ai.registry import ModelRegistry
+    from memories.ai.land_cover import LandCoverUNet
+    from memories.ai.manager import ModelManager
     from memories.ai.uncertainty import UncertaintyEstimator
 
     month, grid = tile_month(context, stac)
     root = storage.storage_root()
-    registry = ModelRegistry(root)
-    version = registry.latest(MODEL_NAME)
-    if version is None:
-        raise Failure(description="no land-cover model is registered; materialize land_cover_model first")
-    model = registry.load(MODEL_NAME, version.version)
+    loaded = _load(ModelManager(root), model_runtime.land_cover_model, "land_cover_model", "land_cover_model")
+    if not isinstance(loaded.model, LandCoverUNet):
+        raise Failure(
+            description=f"model_runtime.land_cover_model={model_runtime.land_cover_model!r} is {loaded.id}, "
+            f"a {type(loaded.model).__name__}, not a land-cover model; name a version of {MODEL_NAME!r}"
+        )
+    model, version = loaded.model, loaded.version
     refl = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH).read_month(month)
     estimator = UncertaintyEstimator(model, passes=model_runtime.mc_passes, seed=model_runtime.seed)
     maps = estimator.predict(refl["reflectance"].sel(band=list(COMMON_BANDS)).values)
@@ -140,10 +189,12 @@ def land_cover(
                 "entropy": (("y", "x"), maps.entropy.astype(np.float32)),
             }
         ),
+        run_id=context.run.run_id,
     )
     labelled = classes > 0
     shares = {c.name: float((classes == c.code).sum() / max(labelled.sum(), 1)) for c in LAND_COVER_CLASSES}
     stats: dict[str, Any] = {
+        "model_id": loaded.id,
         "model_version": version.version,
         "class_share": shares,
         "mean_confidence": float(np.nanmean(confidence)) if labelled.any() else None,
@@ -153,7 +204,9 @@ def land_cover(
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return MaterializeResult(
         metadata={
+            "model_id": loaded.id,
             "model_version": version.version,
+            "model_requested": model_runtime.land_cover_model,
             "class_share": MetadataValue.json(shares),
             "mean_confidence": stats["mean_confidence"],
             "mean_variance": stats["mean_variance"],
@@ -247,11 +300,13 @@ def change_map(
     stac: StacCatalogResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
+    model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
     import pandas as pd
     import xarray as xr
 
     from memories.ai.change import (
+        ChangeDetector,
         change_iou,
         change_polygons,
         difference_change,
@@ -259,23 +314,34 @@ def change_map(
         load_change_detector,
         predict_change,
     )
-    from memories.ai.registry import ModelRegistry
+    from memories.ai.manager import ModelManager
     from memories.earth.gis import write_geoparquet
     from memories.months import month_mid
 
     month, grid = tile_month(context, stac)
     root = storage.storage_root()
-    version = ModelRegistry(root).latest(CHANGE_MODEL_NAME)
-    if version is None:
-        raise Failure(description="no change model is registered; materialize change_model first")
-    model = load_change_detector(root, version.uri)
+    manager = ModelManager(root)
+    manager.register_loader(CHANGE_MODEL_NAME, lambda registry, mv: load_change_detector(registry.root, mv.uri))
+    loaded = _load(manager, model_runtime.change_model, "change_model", "change_model")
+    if not isinstance(loaded.model, ChangeDetector):
+        raise Failure(
+            description=f"model_runtime.change_model={model_runtime.change_model!r} is {loaded.id}, "
+            f"a {type(loaded.model).__name__}, not a change detector; name a version of {CHANGE_MODEL_NAME!r}"
+        )
+    model, version = loaded.model, loaded.version
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
     earlier = [m for m in store.months() if m < month]
     if not earlier:
         # The first month in memory has nothing to compare with: materialize it as "no reference" rather than
         # fail, so a backfill over all months does not report the first as broken.
         context.log.info(f"no surface_reflectance before {month} on tile {grid.tile_id}: no change computed")
-        return MaterializeResult(metadata={"reference_month": "none (first month in memory)", "model_version": 0})
+        return MaterializeResult(
+            metadata={
+                "reference_month": "none (first month in memory)",
+                "model_id": loaded.id,
+                "model_version": version.version,
+            }
+        )
     before_month = earlier[-1]
     before = _reflectance(store, before_month)
     after = _reflectance(store, month)
@@ -293,6 +359,7 @@ def change_map(
                 "difference_score": (("y", "x"), score.astype(np.float32)),
             }
         ),
+        run_id=context.run.run_id,
     )
     polygons = pd.concat(
         [
@@ -305,6 +372,7 @@ def change_map(
     write_geoparquet(root, polygons_uri, polygons)
     pixel_ha = grid.resolution**2 / 10_000
     stats: dict[str, Any] = {
+        "model_id": loaded.id,
         "model_version": version.version,
         "reference_month": before_month,
         "changed_ha_difference": round(float(baseline.sum() * pixel_ha), 2),
@@ -332,6 +400,22 @@ def change_map(
             "uri": out.uri,
         }
     )
+
+
+def _load(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":
+    """The model an id names, or a Failure that names the id, the registered versions and the fix."""
+    from memories.errors import ConfigError, StorageError
+
+    try:
+        return manager.load_model(model_id)
+    except (ConfigError, StorageError) as e:
+        raise Failure(
+            description=(
+                f"{e}. Set model_runtime.{setting} (config key model.{setting}) to a registered id, "
+                f"or materialize {trainer} first"
+            ),
+            metadata={"model_id": model_id, "setting": f"model_runtime.{setting}"},
+        ) from e
 
 
 def _reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:

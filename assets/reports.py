@@ -1,16 +1,18 @@
 """Application reports: the environmental report of each tile-month.
 
 An HTML page with PNG figures (NDVI over time per land-cover class, a map of
-vegetation loss) and a JSON summary of every number in it, written under the
-storage root and previewed in the Dagster UI.
+vegetation loss, the band importance of the land-cover model version that
+classified the tile-month) and a JSON summary of every number in it, written
+under the storage root and previewed in the Dagster UI.
 """
 
 import base64
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import record, tile_month
 from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
+from memories.ai.registry import ModelNotFoundError
 from memories.applications.environmental import EnvironmentalMonitor
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -36,11 +38,18 @@ def environmental_report(
     root = storage.storage_root()
     catalog = memory.catalog()
     lc_rows = [m for m in catalog.current("land_cover", tile=tile) if m.partition == month]
-    model = {"version": lc_rows[0].stats.get("model_version")} if lc_rows else {}
-    model_rows = catalog.current("land_cover_model")
-    if model_rows:
-        model["val_accuracy"] = model_rows[0].stats.get("val_accuracy")
-    report = EnvironmentalMonitor(root, FIRST_MONTH).report(grid, month, model=model)
+    stats = lc_rows[0].stats if lc_rows else {}
+    # The version that classified this tile-month; rows written before model ids were recorded carry the number.
+    model_id = stats.get("model_id") or (
+        f"{MODEL_NAME}:{stats['model_version']}" if stats.get("model_version") is not None else None
+    )
+    try:
+        report = EnvironmentalMonitor(root, FIRST_MONTH).report(grid, month, model_id=model_id)
+    except ModelNotFoundError as e:
+        raise Failure(
+            description=f"the land cover of {month}|{tile} was made by {model_id}, which the registry lacks: {e}; "
+            "re-materialize land_cover for this partition"
+        ) from e
     files = report.write(root)
     s = report.summary
     record(context, catalog, uri=files["report.html"], stats=_flat(s), grid=grid, month=month)
@@ -57,6 +66,12 @@ def environmental_report(
         f"![vegetation loss](data:image/png;base64,{figure})\n\n"
         f"![NDVI over time](data:image/png;base64,{series})\n"
     )
+    if "band_importance" in report.figures:
+        chart = base64.b64encode(report.figures["band_importance"]).decode()
+        md += (
+            f"\n**What {s['model_id']} looks at** (permutation importance)\n\n"
+            f"![band importance](data:image/png;base64,{chart})\n"
+        )
     return MaterializeResult(
         metadata={
             "summary": MetadataValue.md(md),
@@ -65,11 +80,22 @@ def environmental_report(
             "reference_month": s["reference_month"] or "",
             "report": MetadataValue.url(files["report.html"]),
             "summary_json": MetadataValue.url(files["summary.json"]),
-            "model": MetadataValue.text(f"{MODEL_NAME} v{model.get('version')}"),
+            "model": MetadataValue.text(str(s["model_id"])),
+            "model_id": MetadataValue.text(str(s["model_id"])),
+            "band_importance": MetadataValue.json(s["band_importance"] or {}),
         }
     )
 
 
 def _flat(s: dict[str, object]) -> dict[str, object]:
-    keep = ("reference_month", "ndvi_mean", "valid_fraction", "alert", "forest_loss", "vegetation_loss")
+    keep = (
+        "reference_month",
+        "ndvi_mean",
+        "valid_fraction",
+        "alert",
+        "forest_loss",
+        "vegetation_loss",
+        "model_id",
+        "band_importance",
+    )
     return {k: s[k] for k in keep}

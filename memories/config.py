@@ -53,7 +53,14 @@ class SampleSettings(BaseModel):
 class CatalogSettings(BaseModel):
     """Which STAC API to search and how its asset keys map to band names."""
 
-    profile: Literal["embedded", "earth-search", "planetary-computer"] = "embedded"
+    profile: Literal[
+        "embedded",
+        "earth-search",
+        "earth-search-landsat",
+        "earth-search-v0",
+        "planetary-computer",
+        "planetary-computer-landsat",
+    ] = "embedded"
     url: str | None = None
     """API root; None means the profile's own (the embedded one is started locally)."""
     collection: str = "sentinel-2-l2a"
@@ -85,7 +92,7 @@ class ComputeSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """Land-cover model training."""
+    """Land-cover model training, and the model versions inference uses."""
 
     width: int = Field(16, ge=4)
     """Channels of the U-Net's first level."""
@@ -93,6 +100,11 @@ class ModelSettings(BaseModel):
     patch_px: int = Field(64, ge=16)
     patches_per_scene: int = Field(48, ge=1)
     seed: int = 7
+    land_cover_model: str = "land_cover@latest"
+    """Model id the ``land_cover`` asset predicts with: ``land_cover``, ``land_cover:3``,
+    ``land_cover@latest``, ``land_cover@best`` (see :mod:`memories.ai.manager`)."""
+    change_model: str = "change@latest"
+    """Model id of the learned change detector the ``change_map`` asset uses (registered as ``change``)."""
 
 
 class Settings(BaseModel):

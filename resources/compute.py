@@ -65,7 +65,7 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
 
 
 class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
-    """How models train and predict: accelerator and training sizes."""
+    """How models train and predict: accelerator, training sizes, and the model ids inference uses."""
 
     accelerator: str = Field(default="auto", description="auto | cpu | gpu (Lightning)")
     width: int = config.model.width
@@ -77,6 +77,16 @@ class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
     mc_passes: int = Field(default=8, ge=1, description="Monte-Carlo dropout passes per land-cover prediction")
     change_steps: int = Field(default=120, ge=1, description="optimizer steps of the change detector")
     change_width: int = Field(default=8, ge=4, description="channels of the change detector's first level")
+    importance_repeats: int = Field(
+        default=2, ge=0, description="shuffles per band of the held-out band importance at training; 0 skips it"
+    )
+    land_cover_model: str = Field(
+        default=config.model.land_cover_model,
+        description="model id land_cover predicts with: land_cover, land_cover:3, land_cover@latest, land_cover@best",
+    )
+    change_model: str = Field(
+        default=config.model.change_model, description="model id of the learned change detector change_map uses"
+    )
 
     def model_settings(self) -> ModelSettings:
         """The library's ModelSettings of this runtime."""
@@ -86,4 +96,6 @@ class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
             patch_px=self.patch_px,
             patches_per_scene=self.patches_per_scene,
             seed=self.seed,
+            land_cover_model=self.land_cover_model,
+            change_model=self.change_model,
         )

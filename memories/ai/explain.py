@@ -9,19 +9,25 @@
   (gradient x input, with the band mean the model normalises by as the
   reference), normalised to sum to 1. One backward pass; labels only choose
   the pixels.
+
+:func:`held_out_band_importance` runs the permutation method on the validation
+blocks of one training scene, split exactly as ``train_land_cover`` split it, so
+the numbers describe pixels the model never trained on; the model registry keeps
+them in the version's sidecar (``band_importance``) and reports show them.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from memories.errors import ConfigError, ProcessingError
 
-__all__ = ["band_importance", "plot_band_importance"]
+__all__ = ["HeldOutImportance", "band_importance", "held_out_band_importance", "plot_band_importance"]
 
 Method = Literal["permutation", "gradient"]
 
@@ -82,6 +88,79 @@ def band_importance(
     else:
         raise ConfigError(f"method={method!r}; use 'permutation' or 'gradient'")
     return dict(sorted(zip(names, scores, strict=True), key=lambda kv: -kv[1]))
+
+
+@dataclass(frozen=True)
+class HeldOutImportance:
+    """Permutation importance of each band on held-out (validation) pixels."""
+
+    values: dict[str, float]
+    """Drop in pixel accuracy (0–1) when the band is shuffled, by band name, most important first."""
+    n_pixels: int
+    """Labelled validation pixels with data that were scored."""
+    n_repeats: int
+    """Shuffles per band."""
+    method: str = "permutation"
+    unit: str = "drop in pixel accuracy (0-1)"
+
+    def sidecar(self, scored_on: str) -> dict[str, Any]:
+        """The model-registry sidecar keys of this result (``register(..., extra=...)``).
+
+        Args:
+            scored_on: What was scored, for people, e.g. ``"validation blocks of 2023-05|33TVM"``.
+        """
+        return {
+            "band_importance": dict(self.values),
+            "band_importance_info": {
+                "method": self.method,
+                "unit": self.unit,
+                "n_repeats": self.n_repeats,
+                "n_pixels": self.n_pixels,
+                "scored_on": scored_on,
+            },
+        }
+
+
+def held_out_band_importance(
+    model: Any,
+    samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    patch_px: int,
+    seed: int,
+    val_fraction: float = 0.25,
+    scene: int = 0,
+    n_repeats: int = 2,
+) -> HeldOutImportance:
+    """Permutation importance on the validation blocks of one training scene.
+
+    The blocks are those :func:`~memories.ai.land_cover.train_land_cover` held out
+    with the same ``patch_px``, ``val_fraction`` and ``seed`` (the split depends on
+    the scene's shape and the seed only), so only pixels the model never trained
+    on are scored; bands are shuffled over the whole scene.
+
+    Args:
+        model: The trained :class:`~memories.ai.land_cover.LandCoverUNet`.
+        samples: The ``(reflectance, labels)`` pairs it was trained on (see ``train_land_cover``).
+        patch_px: ``ModelSettings.patch_px`` of the training (pixels).
+        seed: ``ModelSettings.seed`` of the training.
+        val_fraction: ``val_fraction`` of the training.
+        scene: Index of the scene in ``samples`` to score.
+        n_repeats: Shuffles per band; each costs one prediction of the scene.
+
+    Raises:
+        ProcessingError: ``scene`` is out of range or its validation blocks hold no labelled pixel.
+    """
+    from memories.ai.split import split_scenes
+
+    if not 0 <= scene < len(samples):
+        raise ProcessingError(f"scene={scene} but {len(samples)} sample(s) were given; pick 0..{len(samples) - 1}")
+    x, labels = samples[scene]
+    y = np.asarray(labels)
+    split = split_scenes([y], patch_px=patch_px, val_fraction=val_fraction, seed=seed)
+    held = np.where(split.val_masks[0], y, 0).astype(y.dtype)
+    n_pixels = int(((held != 0) & ~np.isnan(np.asarray(x, dtype=np.float32)).all(axis=0)).sum())
+    values = band_importance(model, x, held, method="permutation", n_repeats=n_repeats, seed=seed)
+    return HeldOutImportance(values=values, n_pixels=n_pixels, n_repeats=n_repeats)
 
 
 def plot_band_importance(importance: Mapping[str, float], *, title: str = "Band importance") -> bytes:

@@ -99,15 +99,19 @@ class ModelManager:
         """The registered version an id points to.
 
         Raises:
-            ModelNotFoundError: no such model, version or metric.
+            ModelNotFoundError: no such model, version or metric; the message names the id and the
+                versions that are registered.
             ConfigError: malformed id.
         """
         name, version, metric = parse_model_id(model_id)
-        if version == "best":
-            return self.registry.best(name, metric or self.best_metric)
-        if isinstance(version, int):
-            return self.registry.get(name, version)
-        return self.registry.get(name)
+        try:
+            if version == "best":
+                return self.registry.best(name, metric or self.best_metric)
+            if isinstance(version, int):
+                return self.registry.get(name, version)
+            return self.registry.get(name)
+        except ModelNotFoundError as e:
+            raise ModelNotFoundError(f"model id {model_id!r} does not resolve: {e}; {self._registered(name)}") from e
 
     def load_model(self, model_id: str) -> LoadedModel:
         """The model an id points to, loaded and ready for inference (eval mode), with its version."""
@@ -133,6 +137,16 @@ class ModelManager:
             except ModelNotFoundError:
                 continue
         return out
+
+    def _registered(self, name: str) -> str:
+        """What is registered, for error messages: the versions of ``name``, else every model's."""
+        numbers = [v.version for v in self.registry.versions(name)]
+        if numbers:
+            return f"registered versions of {name!r}: {numbers}"
+        models: dict[str, list[int]] = {}
+        for v in self.list_models():
+            models.setdefault(v.name, []).append(v.version)
+        return f"registered models and versions: {models}" if models else "no model is registered yet"
 
 
 # -- pipelines -----------------------------------------------------------------

@@ -64,7 +64,8 @@ class ModelVersion:
     model_class: str | None = None
     """``module.QualName`` of the model, which :meth:`ModelRegistry.load` rebuilds."""
     extra: dict[str, Any] = field(default_factory=dict)
-    """Sidecar keys this version of the code does not know."""
+    """Further sidecar keys: those given as ``register(..., extra=...)`` (``band_importance``, see
+    :func:`memories.ai.explain.held_out_band_importance`) and keys this version of the code does not know."""
 
 
 class ModelRegistry:
@@ -82,6 +83,7 @@ class ModelRegistry:
         training_data: dict[str, Any],
         code_version: str | None = None,
         training_data_version: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return that version.
 
@@ -94,8 +96,16 @@ class ModelRegistry:
             code_version: Version of the training code; ``git describe`` of this checkout if None.
             training_data_version: Fingerprint of the inputs, e.g. :func:`training_data_version` of the
                 catalog materializations trained on; the SHA-256 of ``training_data`` (canonical JSON) if None.
+            extra: More JSON-able sidecar keys, e.g. ``{"band_importance": {"nir": 0.21, ...}}``; they come
+                back in :attr:`ModelVersion.extra`. They may not reuse a key the registry writes itself.
+
+        Raises:
+            StorageError: ``training_data`` or ``extra`` is not JSON-able, or ``extra`` reuses a registry key.
         """
         _check_name(name)
+        clash = sorted(set(extra or {}) & _KNOWN_KEYS)
+        if clash:
+            raise StorageError(f"extra keys {clash} of model {name!r} are written by the registry itself; rename them")
         version = (self._latest_number(name) or 0) + 1
         uri = self.root.model_uri(name, version)
         import torch
@@ -112,6 +122,7 @@ class ModelRegistry:
             "training_data_version": training_data_version,
             "band_names": hparams.get("band_names"),
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            **dict(extra or {}),
         }
         try:
             if training_data_version is None:
@@ -120,7 +131,7 @@ class ModelRegistry:
             data = json.dumps(sidecar, indent=2, default=_jsonable, allow_nan=False).encode()
         except ValueError as e:
             raise StorageError(
-                f"training_data of model {name!r} cannot be written as JSON ({e}); pass plain values, no NaN"
+                f"training_data or extra of model {name!r} cannot be written as JSON ({e}); pass plain values, no NaN"
             ) from e
         buffer = io.BytesIO()
         torch.save(
@@ -226,8 +237,8 @@ class ModelRegistry:
             raise StorageError(f"{uri} is not a valid model sidecar ({e}); re-register version {version}") from e
 
 
-def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
-    known = {
+_KNOWN_KEYS = frozenset(
+    {
         "name",
         "version",
         "uri",
@@ -239,6 +250,11 @@ def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
         "training_data_version",
         "model_class",
     }
+)
+"""The sidecar keys the registry writes itself; every other key is :attr:`ModelVersion.extra`."""
+
+
+def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
     return ModelVersion(
         name=d["name"],
         version=int(d["version"]),
@@ -250,7 +266,7 @@ def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
         code_version=d.get("code_version"),
         training_data_version=d.get("training_data_version"),
         model_class=d.get("model_class"),
-        extra={k: v for k, v in d.items() if k not in known},
+        extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
     )
 
 

@@ -4,6 +4,12 @@
 cover kept in memory and builds a report: an HTML page with PNG figures and a
 JSON summary holding every number in it (with units). Figures are rendered with
 matplotlib's Agg backend, so no display is needed.
+
+Given the ``model_id`` of the land-cover model version that classified the
+tile-month (``land_cover:3``, as the ``land_cover`` asset records it), the report
+reads that version's sidecar from the model registry and shows what the model
+looks at: the permutation importance of each band on held-out pixels
+(``band_importance``, see :func:`memories.ai.explain.held_out_band_importance`).
 """
 
 from __future__ import annotations
@@ -79,8 +85,28 @@ class EnvironmentalMonitor:
         self.thresholds = thresholds
         self.alert_threshold_ha = alert_threshold_ha
 
-    def report(self, grid: TileGrid, month: str, *, model: dict[str, Any] | None = None) -> EnvironmentalReport:
-        """Build the report of one tile and month (``YYYY-MM``)."""
+    def report(
+        self,
+        grid: TileGrid,
+        month: str,
+        *,
+        model: dict[str, Any] | None = None,
+        model_id: str | None = None,
+    ) -> EnvironmentalReport:
+        """Build the report of one tile and month (``YYYY-MM``).
+
+        Args:
+            grid: The tile.
+            month: ``YYYY-MM``.
+            model: Land-cover model facts to show (``version``, ``val_accuracy``); they override the
+                registry's.
+            model_id: The land-cover model version that made the tile-month's land cover
+                (``land_cover:3``); its version, validation accuracy and band importance come from the
+                model registry under the storage root.
+
+        Raises:
+            ModelNotFoundError: ``model_id`` names no registered version.
+        """
         indices = MonthlyRasterStore(self.root, "spectral_indices", grid, self.origin_month)
         land_cover = MonthlyRasterStore(self.root, "land_cover", grid, self.origin_month)
         months = [m for m in indices.months() if m <= month]
@@ -127,15 +153,49 @@ class EnvironmentalMonitor:
             },
             "land_cover": _class_table(lc_now, ndvi_now, px_ha),
             "ndvi_series": _ndvi_series(months, ndvi_all, lc_now),
-            "model": {"version": None, "val_accuracy": None, **(model or {})},
+            "model": {**_model_facts(self.root, model_id), **(model or {})},
             "sources": {"indices": indices.uri, "land_cover": land_cover.uri},
         }
+        summary["model_id"] = summary["model"]["id"]
+        summary["band_importance"] = summary["model"].pop("band_importance")
         figures = {
             "ndvi_timeseries": _plot_series(summary["ndvi_series"], grid.tile_id),
             "vegetation_loss": _plot_loss(ndvi_now, veg_loss, forest_loss, grid, month, ref),
         }
+        if summary["band_importance"]:
+            from memories.ai.explain import plot_band_importance
+
+            figures["band_importance"] = plot_band_importance(
+                summary["band_importance"], title=f"What {summary['model_id']} looks at"
+            )
         html = _render_html(summary, {k: f"{k}.png" for k in figures})
         return EnvironmentalReport(summary, figures, html, forest_loss)
+
+
+def _model_facts(root: StorageRoot, model_id: str | None) -> dict[str, Any]:
+    """Id, version, validation accuracy and band importance of a land-cover model version (None if unknown)."""
+    facts: dict[str, Any] = {
+        "id": None,
+        "version": None,
+        "val_accuracy": None,
+        "band_importance": None,
+        "band_importance_info": None,
+    }
+    if model_id is None:
+        return facts
+    from memories.ai.manager import ModelManager
+
+    mv = ModelManager(root).resolve(model_id)
+    accuracy = mv.metrics.get("val_accuracy")
+    importance = mv.extra.get("band_importance")
+    facts.update(
+        id=f"{mv.name}:{mv.version}",
+        version=mv.version,
+        val_accuracy=None if accuracy is None or accuracy != accuracy else float(accuracy),
+        band_importance={str(k): float(v) for k, v in importance.items()} if importance else None,
+        band_importance_info=mv.extra.get("band_importance_info"),
+    )
+    return facts
 
 
 def _nanmean(a: np.ndarray) -> float | None:

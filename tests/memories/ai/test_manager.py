@@ -87,3 +87,38 @@ def test_pipeline_without_manager_refuses_model_steps() -> None:
         ModelPipeline().then("lc", land_cover_step, model="land_cover")
     run = ModelPipeline().then("double", lambda x: 2 * x).then("plus", lambda x: x + 1).run(3)
     assert run.outputs == {"double": 6, "plus": 7} and run.final == 7
+
+
+def test_unresolved_ids_name_the_id_and_what_is_registered(manager: ModelManager) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"'land_cover:9'.*registered versions of 'land_cover': \[1, 2, 3\]"):
+        manager.resolve("land_cover:9")
+    with pytest.raises(ModelNotFoundError, match=r"'land_cover@best:val_f1'.*\[1, 2, 3\]"):
+        manager.resolve("land_cover@best:val_f1")
+    with pytest.raises(ModelNotFoundError, match=r"'forest@latest'.*registered models and versions: .*\[1, 2, 3\]"):
+        manager.resolve("forest@latest")
+
+
+def test_extra_sidecar_keys_travel_with_the_version(manager: ModelManager, trained: TrainingResult) -> None:
+    from memories.errors import StorageError
+
+    importance = {"nir": 0.2, "red": 0.05}
+    mv = manager.registry.register(
+        "land_cover", trained.model, trained.metrics, training_data={}, code_version="x",
+        extra={"band_importance": importance},
+    )  # fmt: skip
+    assert mv.extra == {"band_importance": importance}
+    assert manager.resolve(f"land_cover:{mv.version}").extra["band_importance"] == importance
+    with pytest.raises(StorageError, match="written by the registry"):
+        manager.registry.register("land_cover", trained.model, {}, training_data={}, extra={"metrics": {}})
+
+
+def test_change_detector_loads_by_id(tmp_path: Path) -> None:
+    from memories.ai.change import ChangeDetector
+
+    m = ModelManager(StorageRoot((tmp_path / "store").as_uri()))
+    detector = ChangeDetector(6, width=4)
+    m.registry.register("change", detector, {"val_iou": 0.5}, training_data={}, code_version="x")
+    loaded = m.load_model("change@latest")
+    assert isinstance(loaded.model, ChangeDetector) and loaded.id == "change:1"
+    for name, value in detector.state_dict().items():
+        assert np.array_equal(loaded.model.state_dict()[name].numpy(), value.numpy())
