@@ -10,8 +10,11 @@ import ipaddress
 import os
 import socket
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 TEST_ROOT = Path(tempfile.mkdtemp(prefix="earth-memory-tests-"))
@@ -49,3 +52,45 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 server (moto's server mode) on a free port of 127.0.0.1 for the session.
+
+    Test credentials go into ``AWS_*`` for as long as it runs; each test module
+    makes its own bucket with :func:`s3_bucket`.
+    """
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    mp = pytest.MonkeyPatch()
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        mp.setenv(k, v)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        mp.undo()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_endpoint: str) -> Callable[[str], Any]:
+    """Make a bucket on the session's S3 server (idempotent); returns a boto3 client."""
+    import boto3
+
+    def make(name: str) -> Any:
+        client = boto3.client("s3", endpoint_url=s3_endpoint)
+        if name not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=name)
+        return client
+
+    return make

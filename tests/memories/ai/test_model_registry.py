@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 
 import numpy as np
 import pytest
@@ -106,43 +105,20 @@ def test_checkpoint_without_sidecar_is_not_a_version(file_root: StorageRoot, tra
     registry.load("land_cover")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_registry_round_trips_on_s3(monkeypatch, trained: TrainingResult, scene_factory) -> None:
-    moto_server = pytest.importorskip("moto.server")
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        root = StorageRoot(uri="s3://earth-models/prod", s3_endpoint_url=f"http://127.0.0.1:{port}")
-        root.fs.mkdir("earth-models")
-        registry = ModelRegistry(root)
-        assert registry.latest("land_cover") is None
-        one = registry.register(
-            "land_cover", trained.model, trained.metrics, training_data=TRAINING_DATA, code_version="x"
-        )
-        two = registry.register(
-            "land_cover", trained.model, trained.metrics, training_data=TRAINING_DATA, code_version="x"
-        )
-        assert (one.version, two.version) == (1, 2)
-        assert two.uri == "s3://earth-models/prod/models/land_cover/v0002.ckpt"
-        assert [v.version for v in registry.versions("land_cover")] == [1, 2]
-        scene = scene_factory(48, 40, seed=5)
-        want, _ = predict_land_cover(trained.model, scene.reflectance)
-        got, _ = predict_land_cover(registry.load("land_cover"), scene.reflectance)
-        assert np.array_equal(want, got)
-    finally:
-        server.stop()
+def test_registry_round_trips_on_s3(s3_endpoint, s3_bucket, trained: TrainingResult, scene_factory) -> None:
+    s3_bucket("earth-models")
+    root = StorageRoot(uri="s3://earth-models/prod", s3_endpoint_url=s3_endpoint)
+    registry = ModelRegistry(root)
+    assert registry.latest("land_cover") is None
+    one = registry.register("land_cover", trained.model, trained.metrics, training_data=TRAINING_DATA, code_version="x")
+    two = registry.register("land_cover", trained.model, trained.metrics, training_data=TRAINING_DATA, code_version="x")
+    assert (one.version, two.version) == (1, 2)
+    assert two.uri == "s3://earth-models/prod/models/land_cover/v0002.ckpt"
+    assert [v.version for v in registry.versions("land_cover")] == [1, 2]
+    scene = scene_factory(48, 40, seed=5)
+    want, _ = predict_land_cover(trained.model, scene.reflectance)
+    got, _ = predict_land_cover(registry.load("land_cover"), scene.reflectance)
+    assert np.array_equal(want, got)
 
 
 def test_unwritable_training_data_registers_nothing(file_root: StorageRoot, trained: TrainingResult) -> None:

@@ -6,8 +6,6 @@ item of ``test_fetch`` is copied with its hrefs rewritten to ``s3://`` keys.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +22,10 @@ PREFIX = f"s3://{BUCKET}/sentinel-2"
 
 
 @pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, Any]]:
-    """A moto S3 server on a free port of 127.0.0.1 with an empty bucket; yields fsspec's ``s3_options``."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        mp.setenv(k, v)
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    try:
-        yield {"client_kwargs": {"endpoint_url": endpoint}}
-    finally:
-        mp.undo()
-        server.stop()
+def s3(s3_endpoint, s3_bucket) -> dict[str, Any]:
+    """The session's S3 server with this module's bucket; fsspec's ``s3_options`` for it."""
+    s3_bucket(BUCKET)
+    return {"client_kwargs": {"endpoint_url": s3_endpoint}}
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
 
-import boto3
 import numpy as np
 import pytest
 
@@ -23,27 +21,8 @@ DAY = 86_400.0
 
 
 @pytest.fixture(scope="module")
-def s3():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        mp.setenv(k, v)
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket="earth")
-    yield endpoint, client
-    mp.undo()
-    server.stop()
+def s3(s3_endpoint, s3_bucket):
+    return s3_endpoint, s3_bucket("earth-tiers")
 
 
 class Clock:
@@ -63,8 +42,8 @@ def store(s3, tmp_path, request):
     clock = Clock()
     st = TieredStore(
         warm=StorageRoot((tmp_path / "warm").as_uri()),
-        cold=StorageRoot(f"s3://earth/{prefix}/cold", s3_endpoint_url=endpoint),
-        glacier=StorageRoot(f"s3://earth/{prefix}/glacier", s3_endpoint_url=endpoint),
+        cold=StorageRoot(f"s3://earth-tiers/{prefix}/cold", s3_endpoint_url=endpoint),
+        glacier=StorageRoot(f"s3://earth-tiers/{prefix}/glacier", s3_endpoint_url=endpoint),
         hot_capacity_bytes=200_000,
         clock=clock,
     )
@@ -103,7 +82,7 @@ def test_objects_age_down_to_glacier_with_its_storage_class(store, s3):
     clock.now += 400 * DAY
     moves = st.rebalance()
     assert [(m.key, m.source, m.target) for m in moves] == [("tables/33TVM", "warm", "glacier")]
-    head = client.head_object(Bucket="earth", Key=f"{prefix}/glacier/tiers/glacier/tables/33TVM.zst")
+    head = client.head_object(Bucket="earth-tiers", Key=f"{prefix}/glacier/tiers/glacier/tables/33TVM.zst")
     assert head["StorageClass"] == "GLACIER"
     assert not st.warm.exists(st.warm.tier_uri("warm", "tables/33TVM.zst"))
 
@@ -114,12 +93,12 @@ def test_read_restores_from_glacier_and_promotes_to_hot(store, s3):
     data = _payload(1500, seed=3)
     st.put("indices/31UDQ", data, tier="glacier")
     key = f"{prefix}/glacier/tiers/glacier/indices/31UDQ.zst"
-    assert client.head_object(Bucket="earth", Key=key)["StorageClass"] == "GLACIER"
+    assert client.head_object(Bucket="earth-tiers", Key=key)["StorageClass"] == "GLACIER"
     assert st.get("indices/31UDQ") == data
     assert st.locate("indices/31UDQ") == "hot"
     assert st.stats("indices/31UDQ").access_count == 1
     with pytest.raises(client.exceptions.ClientError):
-        client.head_object(Bucket="earth", Key=key)
+        client.head_object(Bucket="earth-tiers", Key=key)
     # Reads are counted and persisted: a new store over the same warm folder sees them.
     assert st.get("indices/31UDQ") == data
     again = TieredStore(warm=st.warm, cold=st.cold, glacier=st.glacier, clock=clock)
@@ -132,7 +111,7 @@ def test_cold_tier_round_trips_and_rebalance_moves_back_up_when_read_often(store
     _, client = s3
     data = _payload(800, seed=5)
     st.put("a", data, tier="cold")
-    head = client.head_object(Bucket="earth", Key=f"{prefix}/cold/tiers/cold/a.zst")
+    head = client.head_object(Bucket="earth-tiers", Key=f"{prefix}/cold/tiers/cold/a.zst")
     assert head.get("StorageClass", "STANDARD") == "STANDARD"
     for _ in range(10):
         assert st.get("a") == data

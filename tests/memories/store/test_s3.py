@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 
 import boto3
 import geopandas as gpd
@@ -23,26 +22,9 @@ GRID = TileGrid("31UDQ", 32631, 440000.0, 5420000.0, width=80, height=48)
 
 
 @pytest.fixture(scope="module")
-def s3_root():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    mp = pytest.MonkeyPatch()
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        mp.setenv(k, v)
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="earth")
-    yield StorageRoot("s3://earth/memory", s3_endpoint_url=endpoint)
-    mp.undo()
-    server.stop()
+def s3_root(s3_endpoint, s3_bucket):
+    s3_bucket("earth")
+    return StorageRoot("s3://earth/memory", s3_endpoint_url=s3_endpoint)
 
 
 def test_month_store_round_trips_through_s3(s3_root):
