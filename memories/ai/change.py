@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import math
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from memories.ai import training
 from memories.ai.land_cover import _conv_block, _float_list, tiled_inference
 from memories.ai.split import DOWNSAMPLING, spatial_split
 from memories.earth.catalogs import COMMON_BANDS
@@ -334,26 +333,9 @@ def train_change_detector(
     )
     data = _ChangePatches(train, patch_px, steps * batch_size, seed)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
-    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision="bf16-mixed" if use_cuda else "32-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=1,
-        fast_dev_run=fast_dev_run,
-        deterministic=True,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = training.trainer(accelerator, max_epochs=1, fast_dev_run=fast_dev_run)
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PossibleUserWarning)
-        warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
-        trainer.fit(model, train_dataloaders=loader)
+    training.fit(trainer, model, loader)
     seconds = time.perf_counter() - started
     model.cpu().eval()
     metrics: dict[str, float] = {"steps": float(trainer.global_step), "seconds": round(seconds, 3)}

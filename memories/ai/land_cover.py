@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,12 +27,12 @@ from typing import Any, Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from memories.ai import training
 from memories.ai.split import (
     DOWNSAMPLING,
     SceneSplit,
@@ -351,29 +350,11 @@ def train_land_cover(
     train_loader = DataLoader(train_data, batch_size=batch_size, shuffle=True, generator=generator)
     val_loader = DataLoader(val_data, batch_size=1) if len(val_data) else None
 
-    use_cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision="bf16-mixed" if use_cuda else "32-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=epochs,
-        fast_dev_run=fast_dev_run,
-        deterministic=True,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if val_loader is not None else 0,
-        log_every_n_steps=1,
+    trainer = training.trainer(
+        accelerator, max_epochs=epochs, fast_dev_run=fast_dev_run, validate=val_loader is not None
     )
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        # In-memory datasets need no worker processes; Lightning's hint about them is noise here.
-        warnings.simplefilter("ignore", PossibleUserWarning)
-        # Lightning 2.6 builds torch 2.13's deprecated LeafSpec on every batch; not ours to fix.
-        warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
-        trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    training.fit(trainer, model, train_loader, val_loader)
     seconds = time.perf_counter() - started
     model.cpu().eval()
 
