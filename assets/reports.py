@@ -3,7 +3,9 @@
 An HTML page with PNG figures (NDVI over time per land-cover class, a map of
 vegetation loss, the band importance of the land-cover model version that
 classified the tile-month) and a JSON summary of every number in it, written
-under the storage root and previewed in the Dagster UI.
+under the storage root and previewed in the Dagster UI. Each run writes a new
+version of the whole set of files (the catalog records its id; the temporal
+memory loads that version's summary); the plain ``report.html`` shows the current one.
 """
 
 import base64
@@ -52,7 +54,7 @@ def environmental_report(
         ) from e
     files = report.write(root)
     s = report.summary
-    record(context, catalog, uri=files["report.html"], stats=_flat(s), grid=grid, month=month)
+    record(context, catalog, uri=files["report.html"], stats=_flat(s), grid=grid, month=month, version=report.version)
     figure = base64.b64encode(report.figures["vegetation_loss"]).decode()
     series = base64.b64encode(report.figures["ndvi_timeseries"]).decode()
     loss = s["forest_loss"]["area_ha"]
@@ -80,6 +82,8 @@ def environmental_report(
             "reference_month": s["reference_month"] or "",
             "report": MetadataValue.url(files["report.html"]),
             "summary_json": MetadataValue.url(files["summary.json"]),
+            "version": MetadataValue.text(str(report.version)),
+            "version_report": MetadataValue.url(report.version_files["report.html"]),
             "model": MetadataValue.text(str(s["model_id"])),
             "model_id": MetadataValue.text(str(s["model_id"])),
             "band_importance": MetadataValue.json(s["band_importance"] or {}),

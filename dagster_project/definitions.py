@@ -9,11 +9,20 @@ from dagster import Definitions, EnvVar, load_asset_checks_from_modules, load_as
 import assets.forecast
 import assets.gis
 import assets.imagery
+import assets.maintenance
 import assets.memory
 import assets.models
 import assets.reports
 import assets.sources
-from dagster_project.jobs import analysis_job, ingest_job, memory_job, monthly_job, tile_job, train_job
+from dagster_project.jobs import (
+    analysis_job,
+    ingest_job,
+    maintenance_job,
+    memory_job,
+    monthly_job,
+    tile_job,
+    train_job,
+)
 from dagster_project.schedules import monthly_schedule
 from dagster_project.sensors import new_scenes_sensor
 from resources import (
@@ -27,7 +36,16 @@ from resources import (
     TieredStorageResource,
 )
 
-_MODULES = [assets.imagery, assets.gis, assets.sources, assets.models, assets.reports, assets.memory, assets.forecast]
+_MODULES = [
+    assets.imagery,
+    assets.gis,
+    assets.sources,
+    assets.models,
+    assets.reports,
+    assets.memory,
+    assets.forecast,
+    assets.maintenance,
+]
 _sample = SampleWorldResource()
 # A shared PostgreSQL catalog comes from the environment, so its password never enters code or run config.
 _memory = (
@@ -39,7 +57,7 @@ _memory = (
 defs = Definitions(
     assets=load_assets_from_modules(_MODULES),
     asset_checks=load_asset_checks_from_modules(_MODULES),
-    jobs=[ingest_job, train_job, analysis_job, monthly_job, tile_job, memory_job],
+    jobs=[ingest_job, train_job, analysis_job, monthly_job, tile_job, memory_job, maintenance_job],
     schedules=[monthly_schedule],
     sensors=[new_scenes_sensor],
     resources={

@@ -7,6 +7,7 @@ from dagster import AssetSelection, define_asset_job
 from assets.forecast import ndvi_forecast
 from assets.gis import gis_layers
 from assets.imagery import spectral_indices, stac_items, surface_reflectance
+from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
 from assets.models import change_map, change_model, land_cover, land_cover_model
 from assets.reports import environmental_report
@@ -44,6 +45,11 @@ tile_job = define_asset_job(
     selection=AssetSelection.assets(socioeconomic_regions, historical_map, ndvi_forecast),
     partitions_def=tiles_partitions,
     description="Per-tile sources and series: census districts, the georeferenced historical map, the NDVI forecast.",
+)
+maintenance_job = define_asset_job(
+    "maintenance_job",
+    selection=AssetSelection.assets(raster_garbage_collection),
+    description="Delete chunks no snapshot references (left by killed writes) from every raster store; versions stay.",
 )
 memory_job = define_asset_job(
     "memory_job",

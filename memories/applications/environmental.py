@@ -31,7 +31,7 @@ from memories.applications.vegetation import (
 )
 from memories.classes import CLASS_BY_NAME, LAND_COVER_CLASSES
 from memories.grid import TileGrid
-from memories.store.paths import StorageRoot
+from memories.store.paths import StorageRoot, new_version_id
 from memories.store.raster import MonthlyRasterStore
 
 FOREST = CLASS_BY_NAME["forest"].code
@@ -47,18 +47,47 @@ class EnvironmentalReport:
     html: str
     forest_loss: np.ndarray
     files: dict[str, str] = field(default_factory=dict)
-    """File name -> URI, once written."""
+    """File name -> URI of the plain (current) file, once written."""
+    version: str | None = None
+    """The version id of the last write (see :meth:`write`)."""
+    version_files: dict[str, str] = field(default_factory=dict)
+    """File name -> URI of the immutable copy in the version written last."""
 
     def write(self, root: StorageRoot) -> dict[str, str]:
-        """Write HTML, figures and JSON under the storage root; returns name -> URI."""
+        """Write HTML, figures and JSON as a new version of the tile-month's report; returns name -> URI.
+
+        The whole set of files goes under a fresh version folder
+        (``StorageRoot.report_version_uri``, ``summary.json`` last), then the pointer
+        (``version_pointer_uri`` of ``report.html``) is replaced atomically: the pointer
+        is the commit point, so a write killed before it leaves the previous version
+        current and every earlier version readable. The plain files users open
+        (``report_uri(...)``, the returned URIs) are refreshed last, ``report.html``
+        after the figures it shows. The version id is kept in :attr:`version`.
+        """
         tile, month = self.summary["tile"], self.summary["month"]
         payload = {f"{k}.png": v for k, v in self.figures.items()}
-        payload["summary.json"] = json.dumps(self.summary, indent=2).encode()
         payload["report.html"] = self.html.encode()
-        for name, data in payload.items():
-            uri = root.report_uri(REPORT_KIND, tile, month, name)
+        payload["summary.json"] = json.dumps(self.summary, indent=2).encode()
+        now = datetime.now(UTC)
+        version = new_version_id(now)
+        version_files = {}
+        for name, data in payload.items():  # summary.json last: its presence marks the version complete
+            uri = root.report_version_uri(REPORT_KIND, tile, month, version, name)
             root.write_bytes(uri, data)
-            self.files[name] = uri
+            version_files[name] = uri
+        html_uri = root.report_uri(REPORT_KIND, tile, month, "report.html")
+        pointer = {
+            "version": version,
+            "written_at": now.isoformat(),
+            "files": {name: len(data) for name, data in payload.items()},
+        }
+        root.write_bytes(root.version_pointer_uri(html_uri), json.dumps(pointer).encode())
+        files = {}
+        for name in sorted(payload, key=lambda n: n == "report.html"):  # the page after its figures
+            uri = root.report_uri(REPORT_KIND, tile, month, name)
+            root.write_bytes(uri, payload[name])
+            files[name] = uri
+        self.version, self.version_files, self.files = version, version_files, files
         return self.files
 
 

@@ -97,12 +97,17 @@ class TemporalMemory:
         Returns:
             an ``xarray.Dataset`` of the month (raster products, dims ``([band,] y, x)``);
             a ``GeoDataFrame`` (a GeoParquet table); for ``gis_layers`` a dict
-            layer -> ``GeoDataFrame`` (or one ``GeoDataFrame`` with ``layer=``); the
-            raw bytes of any other file (report, checkpoint).
+            layer -> ``GeoDataFrame`` (or one ``GeoDataFrame`` with ``layer=``); for a
+            versioned report, that version's summary (see :func:`load_report_version`);
+            the raw bytes of any other file (a report written before versioning, a checkpoint).
         """
         from memories.earth.gis import read_geoparquet
 
         uri = record.uri
+        report = self.root.report_parts(uri)
+        if report is not None and record.version_id:
+            kind, tile, month, _ = report
+            return load_report_version(self.root, kind, tile, month, record.version_id)
         if uri.endswith(".zarr"):
             from memories.store.raster import open_raster_version
 
@@ -123,6 +128,39 @@ class TemporalMemory:
                 )
             return out[layer] if layer else out
         return self.root.read_bytes(uri)
+
+
+def load_report_version(
+    root: StorageRoot, kind: str, tile: str, month: str, version: str | None = None
+) -> dict[str, Any]:
+    """The summary of one stored version of a tile-month's report (``kind``: e.g. ``environmental``).
+
+    Args:
+        version: the version id the catalog recorded; ``None``: the current version (the pointer's).
+
+    Returns:
+        the dict of that version's ``summary.json``, plus ``version`` (the id) and
+        ``files`` (file name -> URI of that version's immutable copy: ``report.html``,
+        ``summary.json``, the PNG figures).
+
+    Raises:
+        StorageError: the report was never written versioned, or has no such version.
+    """
+    html_uri = root.report_uri(kind, tile, month, "report.html")
+    version = version or root.current_version(html_uri)
+    if version is None:
+        raise StorageError(f"{html_uri} has no versioned report; materialize the {kind} report of {month}|{tile}")
+    summary_uri = root.report_version_uri(kind, tile, month, version, "summary.json")
+    if not root.exists(summary_uri):
+        raise StorageError(
+            f"the {kind} report of {month}|{tile} has no version {version!r}; stored versions: "
+            f"{root.report_versions(kind, tile, month)[-5:]} (latest last)"
+        )
+    folder = summary_uri.rpartition("/")[0]
+    names = sorted(str(p).rstrip("/").rpartition("/")[2] for p in root.fs.ls(root.path(folder), detail=False))
+    files = {n: root.report_version_uri(kind, tile, month, version, n) for n in names if ".tmp-" not in n}
+    summary: dict[str, Any] = json.loads(root.read_bytes(summary_uri))
+    return {**summary, "version": version, "files": files}
 
 
 TemporalMemoryManager = TemporalMemory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import urlparse
@@ -87,8 +88,7 @@ class StorageRoot:
         """
         folder, _, name = uri.rpartition("/")
         ext = name.rpartition(".")[2] if "." in name else "bin"
-        if not version or "/" in version or version.startswith("."):
-            raise StorageError(f"version {version!r} of {uri} is not a valid version id (no '/', not empty)")
+        _check_version(version, uri)
         return f"{folder}/_versions/{version}.{ext}"
 
     def version_pointer_uri(self, uri: str) -> str:
@@ -117,6 +117,42 @@ class StorageRoot:
         ext = "." + uri.rpartition(".")[2]
         names = [str(p).rpartition("/")[2] for p in self.fs.ls(self.path(folder), detail=False)]
         return sorted(n[: -len(ext)] for n in names if n.endswith(ext))
+
+    # -- versions of file sets (reports) ---------------------------------------
+    def report_version_uri(self, kind: str, tile: str, month: str, version: str, filename: str) -> str:
+        """A file of one immutable version of a report: ``<report folder>/_versions/<version>/<filename>``.
+
+        A version holds the whole set of the report's files (HTML, figures, summary);
+        its pointer is ``version_pointer_uri(report_uri(kind, tile, month, "report.html"))``.
+        """
+        _check_version(version, self.report_uri(kind, tile, month, filename))
+        return f"{self.uri}/reports/{kind}/{tile}/{month}/_versions/{version}/{filename}"
+
+    def report_parts(self, uri: str) -> tuple[str, str, str, str] | None:
+        """(kind, tile, month, filename) of a plain report file's URI (``report_uri``); ``None`` for other URIs."""
+        prefix = f"{self.uri}/reports/"
+        if not uri.startswith(prefix):
+            return None
+        parts = uri[len(prefix) :].split("/")
+        if len(parts) != 4 or not all(parts):
+            return None
+        kind, tile, month, filename = parts
+        return kind, tile, month, filename
+
+    def report_versions(self, kind: str, tile: str, month: str) -> list[str]:
+        """Every complete stored version id of one report, oldest first (ids sort by write time).
+
+        A version is complete once its ``summary.json`` is written (the last of its files).
+        """
+        folder = self.versions_dir(self.report_uri(kind, tile, month, "report.html"))
+        if not self.exists(folder):
+            return []
+        names = [str(p).rstrip("/").rpartition("/")[2] for p in self.fs.ls(self.path(folder), detail=False)]
+        return sorted(
+            n
+            for n in names
+            if not n.endswith(".json") and self.exists(self.report_version_uri(kind, tile, month, n, "summary.json"))
+        )
 
     def cache_dir(self, name: str) -> str:
         """Local folder of one download cache (``stac``, ``assets``): ``<root>/cache/<name>`` on a
@@ -224,3 +260,15 @@ class StorageRoot:
             or ("us-east-1" if endpoint else None),
             from_env=True,
         )
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """A fresh version id that sorts by write time: ``20240101T120000123456Z-1a2b3c4d`` (UTC)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _check_version(version: str, uri: str) -> None:
+    """A version id is one path segment: not empty, no ``/``, not starting with ``.``."""
+    if not version or "/" in version or version.startswith("."):
+        raise StorageError(f"version {version!r} of {uri} is not a valid version id (no '/', not empty)")

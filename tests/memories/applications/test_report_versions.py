@@ -1,0 +1,125 @@
+"""Versioned reports: each write is a new immutable set of files, committed by replacing a pointer.
+
+The temporal memory loads the summary of exactly the version the catalog recorded,
+after the report was rewritten; a write that dies before its pointer leaves the
+previous version current.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from memories.applications.environmental import REPORT_KIND, EnvironmentalReport
+from memories.errors import StorageError
+from memories.memory.catalog import MemoryCatalog
+from memories.memory.temporal import TemporalMemory, load_report_version
+from memories.months import month_range
+from memories.store import StorageRoot
+
+TILE, MONTH = "33TVM", "2023-06"
+ASSET = "environmental_report"
+
+
+def _report(ndvi_mean: float, figures: dict[str, bytes]) -> EnvironmentalReport:
+    summary = {"tile": TILE, "month": MONTH, "ndvi_mean": ndvi_mean, "forest_loss": {"area_ha": 2.5, "unit": "ha"}}
+    html = "<html>" + "".join(f'<img src="{k}.png">' for k in figures) + f"<p>NDVI {ndvi_mean}</p></html>"
+    return EnvironmentalReport(summary, figures, html, np.zeros((2, 2), dtype=bool))
+
+
+def _record(cat: MemoryCatalog, report: EnvironmentalReport):
+    start, end = month_range(MONTH)
+    return cat.record(
+        asset=ASSET,
+        uri=report.files["report.html"],
+        tile=TILE,
+        partition=MONTH,
+        valid_from=start,
+        valid_to=end,
+        stats={"ndvi_mean": report.summary["ndvi_mean"]},
+        version_id=report.version,
+    )
+
+
+def test_as_of_before_a_rewrite_loads_the_first_reports_summary_and_files(tmp_path):
+    root = StorageRoot((tmp_path / "store").as_uri())
+    cat = MemoryCatalog.open(tmp_path / "catalog.sqlite")
+    memory = TemporalMemory(cat, root)
+    first = _report(0.61, {"ndvi_timeseries": b"png-series-1", "band_importance": b"png-importance-1"})
+    first.write(root)
+    r1 = _record(cat, first)
+    between = datetime.now(UTC)
+    second = _report(0.42, {"ndvi_timeseries": b"png-series-2"})
+    second.write(root)
+    r2 = _record(cat, second)
+
+    assert first.version and second.version and first.version < second.version
+    assert (r1.version_id, r2.version_id) == (first.version, second.version)
+    html_uri = root.report_uri(REPORT_KIND, TILE, MONTH, "report.html")
+    assert root.current_version(html_uri) == second.version  # the pointer names the second
+    assert root.report_versions(REPORT_KIND, TILE, MONTH) == [first.version, second.version]
+
+    [then] = memory.query(tile=TILE, asset=ASSET, time_point=MONTH, as_of=between)
+    assert then.id == r1.id
+    old = memory.load(then)
+    assert old["ndvi_mean"] == 0.61 and old["forest_loss"] == {"area_ha": 2.5, "unit": "ha"}
+    assert old["version"] == first.version
+    assert sorted(old["files"]) == ["band_importance.png", "ndvi_timeseries.png", "report.html", "summary.json"]
+    # The first version's files are still there, byte for byte, after the rewrite.
+    assert root.read_bytes(old["files"]["ndvi_timeseries.png"]) == b"png-series-1"
+    assert root.read_bytes(old["files"]["band_importance.png"]) == b"png-importance-1"
+    assert root.read_bytes(old["files"]["report.html"]).decode() == first.html
+    assert json.loads(root.read_bytes(old["files"]["summary.json"])) == first.summary
+
+    [now] = memory.query(tile=TILE, asset=ASSET, time_point=MONTH)
+    new = memory.load(now)
+    assert new["ndvi_mean"] == 0.42 and new["version"] == second.version
+    assert sorted(new["files"]) == ["ndvi_timeseries.png", "report.html", "summary.json"]
+    # The plain files users open show the current version.
+    assert root.read_bytes(html_uri).decode() == second.html
+    assert root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, "ndvi_timeseries.png")) == b"png-series-2"
+    assert second.files["summary.json"] == root.report_uri(REPORT_KIND, TILE, MONTH, "summary.json")
+    assert json.loads(root.read_bytes(second.files["summary.json"])) == second.summary
+
+
+class _Killed(BaseException):
+    """The process dies here (raised instead of SIGKILL at the commit point)."""
+
+
+class _DiesAtPointer(StorageRoot):
+    """A storage root whose process dies just before the pointer of a version is replaced."""
+
+    def write_bytes(self, uri: str, data: bytes) -> None:
+        if uri.endswith(".current.json"):
+            raise _Killed(uri)
+        super().write_bytes(uri, data)
+
+
+def test_write_killed_before_the_pointer_leaves_the_previous_version_current(tmp_path):
+    uri = (tmp_path / "store").as_uri()
+    root = StorageRoot(uri)
+    first = _report(0.61, {"ndvi_timeseries": b"png-series-1"})
+    first.write(root)
+    second = _report(0.42, {"ndvi_timeseries": b"png-series-2"})
+    with pytest.raises(_Killed):
+        second.write(_DiesAtPointer(uri))
+
+    html_uri = root.report_uri(REPORT_KIND, TILE, MONTH, "report.html")
+    assert root.current_version(html_uri) == first.version
+    assert root.read_bytes(html_uri).decode() == first.html
+    assert root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, "ndvi_timeseries.png")) == b"png-series-1"
+    current = load_report_version(root, REPORT_KIND, TILE, MONTH)
+    assert current["ndvi_mean"] == 0.61 and current["version"] == first.version
+
+
+def test_unknown_report_version_is_an_error_naming_the_stored_ones(tmp_path):
+    root = StorageRoot((tmp_path / "store").as_uri())
+    with pytest.raises(StorageError, match="no versioned report"):
+        load_report_version(root, REPORT_KIND, TILE, MONTH)
+    report = _report(0.5, {"ndvi_timeseries": b"png"})
+    report.write(root)
+    with pytest.raises(StorageError, match=report.version or "?"):
+        load_report_version(root, REPORT_KIND, TILE, MONTH, "20000101T000000000000Z-deadbeef")
+    assert root.report_parts(report.files["report.html"]) == (REPORT_KIND, TILE, MONTH, "report.html")
+    assert root.report_parts(root.vector_uri("roads", TILE, MONTH)) is None
