@@ -19,12 +19,13 @@ import torch
 import zarr
 
 from memories.ai.change import ChangeDetector, predict_change
-from memories.ai.land_cover import LandCoverUNet, _dn_scaling, predict_land_cover, upload_reflectance
+from memories.ai.land_cover import LandCoverUNet, predict_land_cover
+from memories.ai.tiling import dn_scaling, upload_reflectance
 
 
 def model_only(fn, model, batch: np.ndarray, device: torch.device, repeats: int) -> tuple[float, float | None]:
     """(seconds per run, GPU busy seconds per run or None) of ``fn`` on a batch already on the device."""
-    scale, offset = _dn_scaling(None, None, batch.shape[1], device)
+    scale, offset = dn_scaling(None, None, batch.shape[1], device)
     x = torch.from_numpy(batch).to(device)
     cuda = device.type == "cuda"
     busy = 0.0

@@ -41,8 +41,9 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from memories.ai import training
-from memories.ai.land_cover import _conv_block, _float_list, tiled_inference
+from memories.ai.layers import conv_block, float_list
 from memories.ai.split import DOWNSAMPLING, spatial_split
+from memories.ai.tiling import tiled_inference
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.indices import ndvi, ndwi
 from memories.errors import ConfigError, ProcessingError
@@ -172,8 +173,8 @@ class ChangeDetector(pl.LightningModule):
             raise ConfigError(f"in_channels={in_channels}: a change model needs at least one band per date")
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout={dropout} must be a probability in [0, 1)")
-        mean = _float_list(band_mean, in_channels, 0.0, "band_mean")
-        std = _float_list(band_std, in_channels, 1.0, "band_std")
+        mean = float_list(band_mean, in_channels, 0.0, "band_mean")
+        std = float_list(band_std, in_channels, 1.0, "band_std")
         self.save_hyperparameters(
             {
                 "in_channels": int(in_channels),
@@ -189,17 +190,17 @@ class ChangeDetector(pl.LightningModule):
         self.register_buffer("band_mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
         self.register_buffer("band_std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
         c, w, p = in_channels, width, dropout
-        self.enc1 = _conv_block(c, w)
-        self.enc2 = _conv_block(w, 2 * w)
-        self.enc3 = _conv_block(2 * w, 4 * w)
-        self.enc4 = _conv_block(4 * w, 8 * w)
+        self.enc1 = conv_block(c, w)
+        self.enc2 = conv_block(w, 2 * w)
+        self.enc3 = conv_block(2 * w, 4 * w)
+        self.enc4 = conv_block(4 * w, 8 * w)
         self.drop = nn.Dropout(p)
         self.up3 = nn.ConvTranspose2d(8 * w, 4 * w, kernel_size=2, stride=2)
-        self.dec3 = nn.Sequential(_conv_block(8 * w, 4 * w), nn.Dropout(p))
+        self.dec3 = nn.Sequential(conv_block(8 * w, 4 * w), nn.Dropout(p))
         self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, kernel_size=2, stride=2)
-        self.dec2 = nn.Sequential(_conv_block(4 * w, 2 * w), nn.Dropout(p))
+        self.dec2 = nn.Sequential(conv_block(4 * w, 2 * w), nn.Dropout(p))
         self.up1 = nn.ConvTranspose2d(2 * w, w, kernel_size=2, stride=2)
-        self.dec1 = _conv_block(2 * w, w)
+        self.dec1 = conv_block(2 * w, w)
         self.head = nn.Conv2d(w, 1, kernel_size=1)
 
     def encode(self, x: Tensor) -> list[Tensor]:
@@ -368,7 +369,7 @@ def predict_change(
 
     ``before`` and ``after`` are ``(C, H, W)`` float reflectance with NaN, or integer
     DN with ``scale``/``offset`` (uploaded as DN and scaled on the device, as
-    :func:`memories.ai.land_cover.tiled_inference` does).
+    :func:`memories.ai.tiling.tiled_inference` does).
     """
     c = int(model.hparams["in_channels"])
     a, b = np.asarray(before), np.asarray(after)

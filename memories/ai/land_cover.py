@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from memories.ai import training
+from memories.ai.layers import conv_block, float_list
 from memories.ai.split import (
     DOWNSAMPLING,
     SceneSplit,
@@ -43,6 +44,7 @@ from memories.ai.split import (
     spatial_split,
     split_scenes,
 )
+from memories.ai.tiling import check_input, tiled_inference
 from memories.classes import CLASS_BY_CODE, N_CLASSES, NO_LABEL
 from memories.config import ModelSettings
 from memories.errors import ConfigError, ProcessingError
@@ -55,9 +57,7 @@ __all__ = [
     "predict_land_cover",
     "spatial_split",
     "split_scenes",
-    "tiled_inference",
     "train_land_cover",
-    "upload_reflectance",
 ]
 
 Schedule = Literal["none", "cosine", "onecycle"]
@@ -65,9 +65,6 @@ Schedule = Literal["none", "cosine", "onecycle"]
 
 BATCH_SIZE = 16
 """Training patches per optimizer step (``settings.batch_size`` overrides it where settings have one)."""
-
-TILE_MARGIN_PX = 32
-"""Context, in pixels, that :func:`predict_land_cover` reads around each tile and discards."""
 
 
 # -- the model ----------------------------------------------------------------
@@ -128,14 +125,14 @@ class LandCoverUNet(pl.LightningModule):
             raise ConfigError(f"dropout={dropout} must be a probability in [0, 1)")
         if schedule not in ("none", "cosine", "onecycle"):
             raise ConfigError(f"schedule={schedule!r}; use 'onecycle', 'cosine' or 'none'")
-        mean = _float_list(band_mean, in_channels, 0.0, "band_mean")
-        std = _float_list(band_std, in_channels, 1.0, "band_std")
+        mean = float_list(band_mean, in_channels, 0.0, "band_mean")
+        std = float_list(band_std, in_channels, 1.0, "band_std")
         if any(not s > 0 for s in std):
             raise ConfigError(f"band_std={std} must be positive; compute it from reflectance that varies")
         names = [str(n) for n in band_names] if band_names is not None else None
         if names is not None and len(names) != in_channels:
             raise ConfigError(f"{len(names)} band_names {names} for in_channels={in_channels}; give one per band")
-        weights = _float_list(class_weights, n_classes, 1.0, "class_weights") if class_weights is not None else None
+        weights = float_list(class_weights, n_classes, 1.0, "class_weights") if class_weights is not None else None
         # Plain Python values only, so a checkpoint loads with torch.load(weights_only=True).
         self.save_hyperparameters(
             {
@@ -164,16 +161,16 @@ class LandCoverUNet(pl.LightningModule):
     def configure_network(self) -> None:
         """Build the encoder, bottleneck, decoder and 1x1 head."""
         c, w, p = self.hparams["in_channels"], self.hparams["width"], self.hparams["dropout"]
-        self.enc1 = _conv_block(c, w)
-        self.enc2 = _conv_block(w, 2 * w)
-        self.enc3 = _conv_block(2 * w, 4 * w)
-        self.bottleneck = nn.Sequential(_conv_block(4 * w, 8 * w), nn.Dropout(p))
+        self.enc1 = conv_block(c, w)
+        self.enc2 = conv_block(w, 2 * w)
+        self.enc3 = conv_block(2 * w, 4 * w)
+        self.bottleneck = nn.Sequential(conv_block(4 * w, 8 * w), nn.Dropout(p))
         self.up3 = nn.ConvTranspose2d(8 * w, 4 * w, kernel_size=2, stride=2)
-        self.dec3 = nn.Sequential(_conv_block(8 * w, 4 * w), nn.Dropout(p))
+        self.dec3 = nn.Sequential(conv_block(8 * w, 4 * w), nn.Dropout(p))
         self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, kernel_size=2, stride=2)
-        self.dec2 = nn.Sequential(_conv_block(4 * w, 2 * w), nn.Dropout(p))
+        self.dec2 = nn.Sequential(conv_block(4 * w, 2 * w), nn.Dropout(p))
         self.up1 = nn.ConvTranspose2d(2 * w, w, kernel_size=2, stride=2)
-        self.dec1 = _conv_block(2 * w, w)
+        self.dec1 = conv_block(2 * w, w)
         self.head = nn.Conv2d(w, self.hparams["n_classes"], kernel_size=1)
 
     def configure_losses(self) -> None:
@@ -412,8 +409,8 @@ def predict_land_cover(
     """Classify a scene of any size, tile by tile, on the model's device.
 
     Tiles of at most ``batch_px`` pixels a side are read with a context margin
-    of :data:`TILE_MARGIN_PX` that is discarded; up to ``tiles_per_batch`` tiles
-    go to the model at once (see :func:`tiled_inference` for the GPU path:
+    of :data:`memories.ai.tiling.TILE_MARGIN_PX` that is discarded; up to ``tiles_per_batch`` tiles
+    go to the model at once (see :func:`memories.ai.tiling.tiled_inference` for the GPU path:
     uint16 upload, on-device scaling, bf16 autocast, channels-last).
 
     Args:
@@ -430,7 +427,7 @@ def predict_land_cover(
         Class codes uint8 ``(H, W)`` and confidence float32 ``(H, W)`` (max softmax
         probability, 0–1); class 0 and NaN confidence where all bands are NaN.
     """
-    _check_input(model, reflectance)
+    check_input(model, reflectance)
 
     def classify(x: Tensor) -> Tensor:
         classes, confidence = model.classify(x)
@@ -449,174 +446,3 @@ def predict_land_cover(
     )
     classes = np.nan_to_num(out[0], nan=0.0).astype(np.uint8)
     return classes, out[1].astype(np.float32)
-
-
-def tiled_inference(
-    model: nn.Module,
-    fn: Callable[[Tensor], Tensor],
-    image: np.ndarray,
-    *,
-    n_out: int,
-    batch_px: int = 512,
-    scale: float | Sequence[float] | None = None,
-    offset: float | Sequence[float] | None = None,
-    nodata: int = 0,
-    tiles_per_batch: int = 8,
-    channels_last: bool | None = None,
-) -> np.ndarray:
-    """Run ``fn`` over a scene of any size in batches of overlapping tiles; float32 ``(n_out, H, W)``.
-
-    The scene is cut into cores of at most ``batch_px - 2 * TILE_MARGIN_PX`` pixels
-    (the whole scene when it fits in ``batch_px``), each read with a context margin
-    of :data:`TILE_MARGIN_PX` and padded with no data to one window size (a
-    multiple of 8), so tiles batch. On CUDA the batch is uploaded from pinned
-    host memory without blocking, *as stored* (uint16 DN travel at half the bytes
-    of float32) and scaled to reflectance on the device; the model runs under
-    ``torch.autocast(dtype=torch.bfloat16)`` in channels-last memory format.
-
-    Args:
-        model: The module ``fn`` calls; its device and mode are used (eval mode inside).
-        fn: Maps reflectance ``(B, C, h, w)`` float32 with NaN for no data to ``(B, n_out, h, w)``.
-        image: ``(C, H, W)`` float reflectance with NaN, or integer DN with ``scale``/``offset``.
-        n_out: Channels ``fn`` returns.
-        batch_px: Window side, pixels (at least ``2 * TILE_MARGIN_PX + 8``).
-        scale: Reflectance per DN of integer input (scalar or per band); ``1e-4`` if None.
-        offset: Added after scaling (scalar or per band); 0 if None.
-        nodata: DN of no data in integer input; such pixels become NaN.
-        tiles_per_batch: Tiles per call of ``fn``.
-        channels_last: Use channels-last memory format; None: on CUDA only.
-    """
-    if batch_px < 2 * TILE_MARGIN_PX + DOWNSAMPLING:
-        raise ConfigError(f"batch_px={batch_px} is too small; use at least {2 * TILE_MARGIN_PX + DOWNSAMPLING}")
-    if tiles_per_batch < 1:
-        raise ConfigError(f"tiles_per_batch={tiles_per_batch}; use 1 or more")
-    x = np.asarray(image)
-    integer = np.issubdtype(x.dtype, np.integer)
-    if not integer:
-        x = x.astype(np.float32, copy=False)
-    n_bands, rows, cols = x.shape
-    device = next(model.parameters()).device
-    cuda = device.type == "cuda"
-    use_cl = cuda if channels_last is None else channels_last
-    scale_t, offset_t = _dn_scaling(scale, offset, n_bands, device)
-    win_r = _round_up(min(batch_px, rows), DOWNSAMPLING) if rows <= batch_px else _round_up(batch_px, DOWNSAMPLING)
-    win_c = _round_up(min(batch_px, cols), DOWNSAMPLING) if cols <= batch_px else _round_up(batch_px, DOWNSAMPLING)
-    fill = nodata if integer else np.nan
-    windows = []
-    for r0, r1 in _spans(rows, batch_px):
-        for c0, c1 in _spans(cols, batch_px):
-            wr0 = max(r0 - TILE_MARGIN_PX, 0) if rows > batch_px else 0
-            wc0 = max(c0 - TILE_MARGIN_PX, 0) if cols > batch_px else 0
-            windows.append((r0, r1, c0, c1, wr0, min(wr0 + win_r, rows), wc0, min(wc0 + win_c, cols)))
-    out = np.full((n_out, rows, cols), np.nan, dtype=np.float32)
-    was_training = model.training
-    model.eval()
-    if use_cl:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    try:
-        with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=cuda):
-            for b0 in range(0, len(windows), tiles_per_batch):
-                group = windows[b0 : b0 + tiles_per_batch]
-                host = np.full((len(group), n_bands, win_r, win_c), fill, dtype=x.dtype)
-                for k, (_, _, _, _, wr0, wr1, wc0, wc1) in enumerate(group):
-                    host[k, :, : wr1 - wr0, : wc1 - wc0] = x[:, wr0:wr1, wc0:wc1]
-                batch = upload_reflectance(host, device, scale=scale_t, offset=offset_t, nodata=nodata)
-                if use_cl:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                result = fn(batch).float().cpu().numpy()
-                for k, (r0, r1, c0, c1, wr0, _, wc0, _) in enumerate(group):
-                    out[:, r0:r1, c0:c1] = result[k, :, r0 - wr0 : r1 - wr0, c0 - wc0 : c1 - wc0]
-    finally:
-        if use_cl:
-            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-        model.train(was_training)
-    return out
-
-
-def upload_reflectance(
-    host: np.ndarray,
-    device: torch.device,
-    *,
-    scale: Tensor | None = None,
-    offset: Tensor | None = None,
-    nodata: int = 0,
-) -> Tensor:
-    """A batch ``(B, C, h, w)`` as float32 reflectance on ``device``, NaN for no data.
-
-    Integer DN are sent as they are (pinned host memory and a non-blocking copy on
-    CUDA) and turned into reflectance on the device: ``DN * scale + offset``, NaN
-    where ``DN == nodata``. ``scale`` and ``offset`` are ``(1, C, 1, 1)`` tensors on
-    ``device`` (:func:`_dn_scaling`); float input is uploaded as float32.
-    """
-    a = np.ascontiguousarray(host)
-    t = torch.from_numpy(a)
-    if device.type == "cuda":
-        t = t.pin_memory().to(device, non_blocking=True)
-    else:
-        t = t.to(device)
-    if not torch.is_floating_point(t):
-        missing = t == nodata
-        refl = t.float()
-        if scale is not None:
-            refl = refl * scale
-        if offset is not None:
-            refl = refl + offset
-        return refl.masked_fill(missing, float("nan"))
-    return t.float()
-
-
-# -- helpers ------------------------------------------------------------------------
-
-
-def _check_input(model: nn.Module, reflectance: np.ndarray) -> None:
-    c = int(model.hparams["in_channels"])  # type: ignore[index, operator]
-    x = np.asarray(reflectance)
-    if x.ndim != 3 or x.shape[0] != c:
-        raise ProcessingError(
-            f"reflectance of shape {x.shape}: the model wants ({c}, H, W) with bands "
-            f"{model.hparams.get('band_names')}; stack the bands first"  # type: ignore[union-attr, operator]
-        )
-
-
-def _dn_scaling(
-    scale: float | Sequence[float] | None, offset: float | Sequence[float] | None, n_bands: int, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """(1, C, 1, 1) scale and offset tensors on ``device`` (scale 1e-4 and offset 0 by default)."""
-    s = np.broadcast_to(np.asarray(1e-4 if scale is None else scale, dtype=np.float32).ravel(), (n_bands,))
-    o = np.broadcast_to(np.asarray(0.0 if offset is None else offset, dtype=np.float32).ravel(), (n_bands,))
-    return (
-        torch.tensor(s.copy(), device=device).view(1, -1, 1, 1),
-        torch.tensor(o.copy(), device=device).view(1, -1, 1, 1),
-    )
-
-
-def _round_up(n: int, m: int) -> int:
-    return -(-n // m) * m
-
-
-def _conv_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-def _float_list(values: Sequence[float] | None, n: int, default: float, name: str) -> list[float]:
-    if values is None:
-        return [default] * n
-    out = [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
-    if len(out) != n:
-        raise ConfigError(f"{name} has {len(out)} values; give one per channel ({n})")
-    return out
-
-
-def _spans(n: int, batch_px: int) -> list[tuple[int, int]]:
-    """Core spans along one axis: the whole axis if it fits a tile, else cores that leave room for margins."""
-    if n <= batch_px:
-        return [(0, n)]
-    core = batch_px - 2 * TILE_MARGIN_PX
-    return [(i, min(i + core, n)) for i in range(0, n, core)]

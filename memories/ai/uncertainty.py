@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from memories.ai.land_cover import LandCoverUNet, _check_input, tiled_inference
+from memories.ai.land_cover import LandCoverUNet
+from memories.ai.tiling import check_input, tiled_inference
 from memories.classes import NO_LABEL
 from memories.errors import ConfigError
 
@@ -90,7 +91,7 @@ class UncertaintyEstimator:
     ) -> UncertaintyMaps:
         """Mean probabilities, class, confidence, variance and entropy of a scene ``(C, H, W)`` of any size."""
         model = self.model
-        _check_input(model, reflectance)
+        check_input(model, reflectance)
         n_probs = int(model.hparams["n_classes"]) - 1
         passes = self.passes
 
