@@ -145,7 +145,8 @@ def surface_reflectance(
     with dask_cluster.compute():
         scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
         store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
-    written = store.read_month(month).compute()
+    # Validate exactly the version this run committed, even if another run of the month commits meanwhile.
+    written = store.read_month(month, snapshot=store.last_snapshot).compute()
     r = written["reflectance"].values
     quality = composite_stats(written)
     clear = float(quality["valid_fraction"])
@@ -197,7 +198,7 @@ def spectral_indices(
     out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     with dask_cluster.compute():
         out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]), run_id=context.run.run_id)
-    written = out.read_month(month).compute()
+    written = out.read_month(month, snapshot=out.last_snapshot).compute()
     stats: dict[str, Any] = {
         str(name): {
             "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,

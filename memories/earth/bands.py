@@ -35,8 +35,12 @@ class BandInfo:
     resolution_m: float | None
 
 
-def band_info(item: Any, asset_key: str) -> BandInfo:
-    """The BandInfo of an item's asset, from its ``raster:bands`` (pystac Item or dict)."""
+def raster_band(item: Any, asset_key: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(item dict, asset dict, first ``raster:bands`` entry or {}) of an item's asset (pystac Item or dict).
+
+    Raises:
+        DataSourceError: the item has no such asset (names the assets it has).
+    """
     d = item.to_dict() if hasattr(item, "to_dict") else item
     asset = d.get("assets", {}).get(asset_key)
     if asset is None:
@@ -44,7 +48,12 @@ def band_info(item: Any, asset_key: str) -> BandInfo:
             f"item {d.get('id')!r} has no asset {asset_key!r}; its assets are {sorted(d.get('assets', {}))}. "
             "Check the catalog profile's asset-key mapping."
         )
-    rb = (asset.get("raster:bands") or [{}])[0]
+    return d, asset, (asset.get("raster:bands") or [{}])[0]
+
+
+def band_info(item: Any, asset_key: str) -> BandInfo:
+    """The BandInfo of an item's asset, from its ``raster:bands`` (pystac Item or dict)."""
+    d, asset, rb = raster_band(item, asset_key)
     # Planetary Computer's Sentinel-2 items carry no raster:bands: their DNs are reflectance x 10000 with
     # nodata 0 (the offset of baseline 04.00+ is applied by memories.earth.quality.reflectance_offset).
     sentinel2 = "s2:processing_baseline" in d.get("properties", {})

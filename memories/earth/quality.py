@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from memories.earth.bands import raster_band
 from memories.errors import DataSourceError, ProcessingError
 
 MaskKind = Literal["scl", "qa_pixel", "spectral"]
@@ -277,14 +278,7 @@ def reflectance_offset(item: Any, asset_key: str, scale: float) -> float:
         asset_key: the asset.
         scale: reflectance per DN of that asset (1e-4 for Sentinel-2).
     """
-    d = _item_dict(item)
-    asset = d.get("assets", {}).get(asset_key)
-    if asset is None:
-        raise DataSourceError(
-            f"item {d.get('id')!r} has no asset {asset_key!r}; its assets are {sorted(d.get('assets', {}))}. "
-            "Check the catalog profile's asset-key mapping."
-        )
-    rb = (asset.get("raster:bands") or [{}])[0]
+    d, _, rb = raster_band(item, asset_key)
     if rb.get("offset") is not None:
         return float(rb["offset"])
     return float(baseline_offset_dn(processing_baseline(d)) * scale)
