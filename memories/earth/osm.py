@@ -60,11 +60,6 @@ OSM_LAYERS: dict[str, OsmQuery] = {
 _HSTORE_PAIR = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
 
 
-def is_osm(source: str) -> bool:
-    """Whether a file name is an OSM extract (``.osm.pbf``, ``.pbf``, ``.osm``)."""
-    return source.lower().endswith(OSM_EXTENSIONS)
-
-
 def parse_hstore(text: str | None) -> dict[str, str]:
     """The tags of an ``other_tags`` hstore string; ``{}`` for None or empty.
 
