@@ -93,12 +93,12 @@ def knowledge_graph(
 ) -> MaterializeResult:
     root = storage.storage_root()
     latest = {tile: months[-1] for tile, months in _gis_months(memory).items()}
+    from memories.earth.gis import read_tile_layers
+
     rel = RelationshipMemory.load(root, MEMORY_NAME)
     ctx = ContextMemory()
     for tile, month in sorted(latest.items()):
-        from memories.memory.relationship import _read_layers
-
-        ctx.add_tile_layers(stac.tile(tile), _read_layers(root, tile, month), month=month)
+        ctx.add_tile_layers(stac.tile(tile), read_tile_layers(root, tile, month), month=month)
     ctx.add_events(rel)
     uri = ctx.save(root, MEMORY_NAME)
     counts = ctx.counts()

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from memories.errors import ProcessingError, StorageError
+from memories.errors import ProcessingError
 
 __all__ = ["Entity", "Gazetteer", "Match", "expand_other_tags", "extract_entities", "normalize"]
 
@@ -252,21 +252,16 @@ class Gazetteer:
         """
         import geopandas as gpd
 
-        from memories.earth.gis import read_geoparquet
+        from memories.earth.gis import read_tile_layers
 
         frames: dict[str, list[Any]] = {"buildings": [], "places": []}
         tile_ids = [str(getattr(t, "tile_id", t)) for t in tiles]
         if not tile_ids:
             raise ProcessingError("no tiles given to build a gazetteer from; pass the tile ids the memory holds")
         for tile in tile_ids:
-            uri = root.vector_uri("buildings", tile, month)
-            if not root.exists(uri):
-                raise StorageError(f"{uri} does not exist; materialize gis_layers for partition {month}|{tile} first")
-            frames["buildings"].append(read_geoparquet(root, uri).to_crs(4326))
-            for layer in place_layers:
-                uri = root.vector_uri(layer, tile, month)
-                if root.exists(uri):
-                    frames["places"].append(read_geoparquet(root, uri).to_crs(4326))
+            layers = read_tile_layers(root, tile, month, ["buildings", *place_layers], optional=tuple(place_layers))
+            frames["buildings"].append(layers.pop("buildings").to_crs(4326))
+            frames["places"].extend(frame.to_crs(4326) for frame in layers.values())
 
         def merged(parts: list[Any]) -> Any:
             parts = [p for p in parts if len(p)]

@@ -18,7 +18,7 @@ import numpy as np
 
 from memories.classes import NO_LABEL, OSM_LANDUSE_TO_CLASS
 from memories.earth.osm import OSM_EXTENSIONS, OSM_LAYERS, read_osm_layer
-from memories.errors import ConfigError, DataSourceError
+from memories.errors import ConfigError, DataSourceError, StorageError
 from memories.grid import TileGrid
 from memories.store.paths import StorageRoot
 
@@ -265,6 +265,29 @@ def read_geoparquet(root: StorageRoot, uri: str, version: str | None = None) -> 
             f"{uri} has no version {version!r}; stored versions: {root.versions(uri)[-5:]} (latest last)"
         )
     return gpd.read_parquet(io.BytesIO(root.read_bytes(target)))
+
+
+def read_tile_layers(
+    root: StorageRoot, tile: str, month: str, layers: Any = None, *, optional: Any = ()
+) -> dict[str, Any]:
+    """The GeoDataFrames the ``gis_layers`` asset wrote for one tile-month (``YYYY-MM``), by layer name.
+
+    Args:
+        layers: layer names to read (default :data:`GIS_LAYERS`).
+        optional: names among ``layers`` that may be missing (left out of the result).
+
+    Raises:
+        StorageError: a required layer was not written (the message names the partition to materialize).
+    """
+    out: dict[str, Any] = {}
+    for layer in GIS_LAYERS if layers is None else layers:
+        uri = root.vector_uri(layer, tile, month)
+        if not root.exists(uri):
+            if layer in optional:
+                continue
+            raise StorageError(f"{uri} does not exist; materialize gis_layers for partition {month}|{tile} first")
+        out[layer] = read_geoparquet(root, uri)
+    return out
 
 
 def _read_source(source: str, fmt: str, layer: str, grid: TileGrid | None, source_crs: str | None) -> tuple[Any, int]:

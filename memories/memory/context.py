@@ -86,11 +86,11 @@ class ContextMemory:
         Raises:
             StorageError: the GIS layers of a tile-month were not materialized.
         """
-        from memories.memory.relationship import _read_layers
+        from memories.earth.gis import read_tile_layers
 
         mem = cls()
         for grid in grids:
-            mem.add_tile_layers(grid, _read_layers(root, grid.tile_id, month), month=month)
+            mem.add_tile_layers(grid, read_tile_layers(root, grid.tile_id, month), month=month)
         if relationships is not None:
             mem.add_events(relationships)
         return mem

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memories.errors import ConfigError, StorageError
+from memories.errors import ConfigError
 from memories.months import month_range
 from memories.store.paths import StorageRoot
 
@@ -169,7 +169,9 @@ class RelationshipMemory:
         mem = cls()
         for grid in grids:
             for month in months:
-                layers = _read_layers(root, grid.tile_id, month)
+                from memories.earth.gis import read_tile_layers
+
+                layers = read_tile_layers(root, grid.tile_id, month)
                 events = detect_events(root, grid, month, origin_month=origin_month, world=world)
                 for ev in events:
                     mem.add(event_hyperedge(ev, layers, grid, root=root))
@@ -316,7 +318,9 @@ def detect_events(
 
             ref = reference_month(months, month) or earlier[-1]
             now_ds, ref_ds = store.read_month(month), store.read_month(ref)
-            landuse = _read_layers(root, grid.tile_id, month).get("landuse")
+            from memories.earth.gis import read_tile_layers
+
+            landuse = read_tile_layers(root, grid.tile_id, month, ["landuse"])["landuse"]
             return detect_change_events(
                 grid,
                 month,
@@ -402,15 +406,3 @@ def _polygonize(mask: np.ndarray, grid: TileGrid) -> Any:
 
     polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform) if v == 1]
     return shapely.union_all(polys)
-
-
-def _read_layers(root: StorageRoot, tile: str, month: str) -> dict[str, Any]:
-    from memories.earth.gis import GIS_LAYERS, read_geoparquet
-
-    out = {}
-    for layer in GIS_LAYERS:
-        uri = root.vector_uri(layer, tile, month)
-        if not root.exists(uri):
-            raise StorageError(f"{uri} does not exist; materialize gis_layers for partition {month}|{tile} first")
-        out[layer] = read_geoparquet(root, uri)
-    return out

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pyproj import Geod
 
-from memories.errors import ConfigError, StorageError
+from memories.errors import ConfigError
 from memories.store.paths import StorageRoot
 
 if TYPE_CHECKING:
@@ -117,17 +117,12 @@ class SpatialMemory:
         Raises:
             StorageError: a tile-month was not materialized (the message names it).
         """
-        from memories.earth.gis import GIS_LAYERS, read_geoparquet
+        from memories.earth.gis import read_tile_layers
 
         mem = cls(h3_resolution)
         for tile in tiles:
-            for layer in layers or GIS_LAYERS:
-                uri = root.vector_uri(layer, tile, month)
-                if not root.exists(uri):
-                    raise StorageError(
-                        f"{uri} does not exist; materialize gis_layers for partition {month}|{tile} first"
-                    )
-                mem.add(read_geoparquet(root, uri), layer=layer, tile=tile)
+            for layer, frame in read_tile_layers(root, tile, month, layers).items():
+                mem.add(frame, layer=layer, tile=tile)
         return mem
 
     # -- what is there ------------------------------------------------------
