@@ -307,13 +307,11 @@ def change_map(
 
     from memories.ai.change import (
         ChangeDetector,
-        change_iou,
-        change_polygons,
         difference_change,
-        event_truth,
         load_change_detector,
         predict_change,
     )
+    from memories.ai.change_maps import change_iou, change_polygons, event_truth
     from memories.ai.manager import ModelManager
     from memories.earth.gis import write_geoparquet
     from memories.months import month_mid
@@ -424,7 +422,8 @@ def _reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:
 
 def _labelled_pairs(root: Any, grid: Any, world: Any, months: list[str]) -> list[Any]:
     """Every (earlier, later) pair of months of one tile with its event-truth change label."""
-    from memories.ai.change import IGNORE, ChangePair, event_truth
+    from memories.ai.change import IGNORE, ChangePair
+    from memories.ai.change_maps import event_truth
     from memories.months import month_mid
 
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)

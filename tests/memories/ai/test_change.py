@@ -17,14 +17,12 @@ from memories.ai.change import (
     IGNORE,
     ChangePair,
     ChangeThresholds,
-    change_iou,
-    change_polygons,
     difference_change,
-    event_truth,
     predict_change,
     split_pair_for_validation,
     train_change_detector,
 )
+from memories.ai.change_maps import change_iou, change_polygons, event_truth
 from memories.earth.catalogs import COMMON_BANDS
 from memories.errors import ProcessingError
 from memories.months import month_mid
