@@ -11,7 +11,7 @@ from datetime import timedelta
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from memories.store.raster import collect_raster_garbage
+from memories.store.maintenance import collect_raster_garbage
 from resources import MemoryCatalogResource, StorageResource
 
 RASTER_SUFFIX = ".zarr"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,7 +219,9 @@ class MonthlyRasterStore:
 
     # -- maintenance ----------------------------------------------------------
     def collect_garbage(self, older_than: timedelta = timedelta(days=1), *, dry_run: bool = False) -> dict[str, int]:
-        """Delete the objects of this store that no snapshot references (see :func:`collect_raster_garbage`)."""
+        """Delete what no snapshot of this store references; see ``memories.store.maintenance``."""
+        from memories.store.maintenance import collect_raster_garbage
+
         return collect_raster_garbage(self.root, self.uri, older_than, dry_run=dry_run)
 
     # -- helpers --------------------------------------------------------------
@@ -395,22 +396,24 @@ class MonthlyRasterStore:
                     f"{self.product}.{name} is {var.shape[-2:]} px but tile {self.grid.tile_id} is {self.grid.shape}"
                 )
 
-    @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """Serialize layout changes and commits between processes on a local root.
+    def _lock(self) -> contextlib.AbstractContextManager[Any]:
+        """Serialize layout changes and commits between processes (see :func:`commit_lock`)."""
+        return commit_lock(self.root, self.uri)
 
-        Icechunk's local file storage is not safe for concurrent commits; on S3 its
-        conditional writes make commits safe without a lock.
-        """
-        if not self.root.is_local:
-            yield
-            return
-        from filelock import FileLock
 
-        path = self.root.local_path(self.uri) + ".lock"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with FileLock(path, timeout=300):
-            yield
+def commit_lock(root: StorageRoot, uri: str) -> contextlib.AbstractContextManager[Any]:
+    """The lock that serializes commits to the raster store at ``uri`` between processes on a local root.
+
+    Icechunk's local file storage is not safe for concurrent commits; on S3 its
+    conditional writes make commits safe without a lock (a null context there).
+    """
+    if not root.is_local:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    path = root.local_path(uri) + ".lock"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return FileLock(path, timeout=300)
 
 
 def open_raster_version(
@@ -441,59 +444,6 @@ def open_raster_version(
     if month not in keys or int(ds[WRITTEN].values[keys.index(month)]) != 1:
         raise StorageError(f"{uri} holds no complete month {month} in snapshot {snapshot}")
     return ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
-
-
-GC_COUNTS = (
-    "bytes_deleted",
-    "chunks_deleted",
-    "manifests_deleted",
-    "snapshots_deleted",
-    "attributes_deleted",
-    "transaction_logs_deleted",
-)
-"""The keys of :func:`collect_raster_garbage`'s answer (Icechunk's ``GCSummary``)."""
-
-
-def collect_raster_garbage(
-    root: StorageRoot, uri: str, older_than: timedelta = timedelta(days=1), *, dry_run: bool = False
-) -> dict[str, int]:
-    """Delete the objects of the raster store at ``uri`` that no snapshot references, e.g. the chunks of a killed write.
-
-    Icechunk's ``Repository.garbage_collect`` keeps everything reachable from a
-    branch or tag; no snapshot is expired here, so every committed version stays
-    readable (by snapshot id and ``as_of``). Only unreferenced objects older than
-    ``older_than`` go: a write still in flight has written chunks that no snapshot
-    references yet, so ``older_than`` must exceed the longest write (default one
-    day). On a local root the collection holds the store's commit lock.
-
-    Args:
-        older_than: keep unreferenced objects younger than this (a ``timedelta``, >= 0).
-        dry_run: count what would go, delete nothing.
-
-    Returns:
-        ``bytes_deleted`` (bytes), ``chunks_deleted``, ``manifests_deleted``,
-        ``snapshots_deleted``, ``attributes_deleted``, ``transaction_logs_deleted``
-        (counts); all 0 for a store that does not exist.
-    """
-    import icechunk
-
-    if older_than < timedelta(0):
-        raise StorageError(f"older_than={older_than} is negative; pass a timedelta >= 0, e.g. timedelta(days=1)")
-    _quiet_local_storage_warning()
-    storage = root.icechunk_storage(uri)
-    if not icechunk.Repository.exists(storage):
-        return dict.fromkeys(GC_COUNTS, 0)
-    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if root.is_local:
-        from filelock import FileLock
-
-        lock = FileLock(root.local_path(uri) + ".lock", timeout=300)  # the commit lock of MonthlyRasterStore._lock
-    with lock:
-        try:
-            summary = icechunk.Repository.open(storage).garbage_collect(datetime.now(UTC) - older_than, dry_run=dry_run)
-        except icechunk.IcechunkError as e:
-            raise StorageError(f"{uri}: garbage collection failed: {e}") from None
-    return {k: int(getattr(summary, k)) for k in GC_COUNTS}
 
 
 def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) -> Any:
