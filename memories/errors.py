@@ -25,3 +25,15 @@ class ProcessingError(MemoriesError):
 
 class StorageError(MemoriesError):
     """Reading or writing the storage root failed."""
+
+
+class MissingDataError(MemoriesError, LookupError):
+    """The memory holds no data for the asked place, period or transaction time."""
+
+
+class ModelError(MemoriesError):
+    """A model version is missing, incompatible with its input, or failed."""
+
+
+class AuthenticationError(MemoriesError):
+    """A request carried no valid credentials (token, key)."""

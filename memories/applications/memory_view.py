@@ -1,0 +1,130 @@
+"""What applications read: the memory as it stood at one transaction time.
+
+Every application reads through a :class:`MemoryView`, never from the stores'
+paths: each read finds the catalog record in force at ``as_of`` (default: now)
+for an asset, tile and month, and loads exactly that record's version (an
+Icechunk snapshot, a GeoParquet version, a report version). So an analysis run
+"as of 1 March 2024" sees what the memory knew then, even after later
+re-materializations, and never a half-written product.
+
+    view = MemoryView(as_of="2024-03-01")
+    ndvi = view.raster("spectral_indices", "33TVM", "2023-06")["ndvi"].values
+    layers = view.layers("33TVM", "2023-06", ["buildings", "roads"])
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from memories.errors import MissingDataError
+from memories.grid import TileGrid
+from memories.memory.catalog import Materialization
+from memories.memory.temporal import TemporalMemory
+
+
+class MemoryView:
+    """The memory as of one transaction time, for applications.
+
+    Args:
+        memory: the temporal memory (catalog + storage root); default: the configured one.
+        as_of: transaction time (datetime, ISO string or ``YYYY-MM-DD``); ``None``: now.
+    """
+
+    def __init__(self, memory: TemporalMemory | None = None, *, as_of: datetime | str | None = None) -> None:
+        self.memory = memory or TemporalMemory()
+        self.root = self.memory.root
+        self.as_of = _as_datetime(as_of) if as_of is not None else None
+        self._load = lru_cache(maxsize=64)(self._load_uncached)
+
+    def __repr__(self) -> str:
+        return f"MemoryView({self.memory.catalog!r}, as_of={self.as_of.isoformat() if self.as_of else 'now'})"
+
+    # -- what the memory holds ---------------------------------------------------------------
+    def records(self, asset: str, tile: str | None = None) -> list[Materialization]:
+        """Records of an asset in force at ``as_of``, sorted by tile and partition."""
+        return self.memory.catalog.query(asset, tile=tile, as_of=self.as_of)
+
+    def tiles(self, asset: str = "spectral_indices") -> list[str]:
+        """Tiles with at least one record of ``asset``."""
+        return sorted({r.tile for r in self.records(asset) if r.tile})
+
+    def months(self, asset: str, tile: str, *, until: str | None = None) -> list[str]:
+        """Months (``YYYY-MM``) of ``asset`` on ``tile`` the memory holds, up to ``until`` inclusive."""
+        out = sorted({r.partition for r in self.records(asset, tile) if r.partition})
+        return [m for m in out if until is None or m <= until]
+
+    def record(self, asset: str, tile: str, month: str | None = None) -> Materialization:
+        """The record of one asset partition (``month=None``: the tile's unpartitioned or latest record).
+
+        Raises:
+            MissingDataError: the memory held no such record at ``as_of``; the message
+                says which partition to materialize.
+        """
+        rows = [r for r in self.records(asset, tile) if month is None or r.partition == month]
+        if not rows:
+            when = f" as of {self.as_of.isoformat()}" if self.as_of else ""
+            have = self.months(asset, tile)
+            hint = f"; it holds {have[0]}..{have[-1]}" if have else ""
+            part = f"{month}|{tile}" if month else tile
+            raise MissingDataError(
+                f"the memory holds no {asset} for {part}{when}{hint}; materialize {asset} for that partition "
+                "(Dagster UI or `dagster asset materialize`) or query a period it covers"
+            )
+        return max(rows, key=lambda r: (r.partition or "", r.transaction_from))
+
+    # -- loads of exact versions -------------------------------------------------------------
+    def raster(self, asset: str, tile: str, month: str) -> Any:
+        """The ``xarray.Dataset`` of one month of a raster product, loaded into memory."""
+        return self._load(self.record(asset, tile, month).id, None)
+
+    def grid(self, tile: str, asset: str = "spectral_indices") -> TileGrid:
+        """The tile's grid, as its raster product records it."""
+        month = self.months(asset, tile)
+        if not month:
+            self.record(asset, tile)  # raises with the fix
+        ds = self.raster(asset, tile, month[-1])
+        return TileGrid.from_dict(ds.attrs["grid"])
+
+    def stack(self, asset: str, tile: str, variable: str, months: list[str]) -> np.ndarray:
+        """(T, H, W) float array of one variable over ``months``; a month the memory lacks raises."""
+        return np.stack([np.asarray(self.raster(asset, tile, m)[variable].values, dtype=np.float32) for m in months])
+
+    def layers(self, tile: str, month: str, names: list[str] | None = None) -> dict[str, Any]:
+        """GIS layers (name -> GeoDataFrame in the tile CRS) of one tile-month, at their recorded versions."""
+        rec = self.record("gis_layers", tile, month)
+        if names is None:
+            return dict(self._load(rec.id, None))
+        return {n: self._load(rec.id, n) for n in names}
+
+    def table(self, asset: str, tile: str, month: str | None = None) -> Any:
+        """A tabular product (GeoParquet / Parquet) at its recorded version."""
+        return self._load(self.record(asset, tile, month).id, None)
+
+    def load(self, record: Materialization, layer: str | None = None) -> Any:
+        """Any record's data (see :meth:`TemporalMemory.load`)."""
+        return self._load(record.id, layer)
+
+    def _load_uncached(self, record_id: int, layer: str | None) -> Any:
+        rec = self.memory.catalog.get(record_id)
+        data = self.memory.load(rec, layer=layer)
+        return data.load() if hasattr(data, "load") and hasattr(data, "data_vars") else data
+
+
+def _as_datetime(t: datetime | str) -> datetime:
+    if isinstance(t, datetime):
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def describe(record: Materialization) -> str:
+    """How a report names an input: ``spectral_indices 2024-07|33TVM v2 (snapshot 1a2b…), recorded 2024-08-01``."""
+    part = f"{record.partition}|{record.tile}" if record.partition else (record.tile or "")
+    vid = f" ({record.version_id[:16]}…)" if record.version_id and len(record.version_id) > 16 else (
+        f" ({record.version_id})" if record.version_id else ""
+    )
+    return f"{record.asset} {part} v{record.version}{vid}, recorded {record.transaction_from[:19]}Z"

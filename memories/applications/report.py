@@ -1,0 +1,212 @@
+"""The one home of application reports: quantities, figures, HTML, versioned writes, previews.
+
+A report is keyed by ``(kind, tile, month)`` (``kind`` names the application:
+``environmental``, ``disaster``, ...). Every number in it is a *quantity*, a dict
+``{"value", "unit", "period", "uncertainty", "note"}`` made by :func:`quantity`, so
+the JSON summary, the HTML table and the Markdown preview all show unit, period
+and uncertainty the same way. Figures are PNG bytes rendered with matplotlib's
+Agg backend (:func:`png`); the data behind each figure is kept in the summary
+under ``figure_data`` so the JSON holds every number a figure shows.
+
+``Report.write(root)`` writes the whole set of files as one immutable version
+(``StorageRoot.report_version_uri``, ``summary.json`` last), replaces the
+version pointer atomically (the commit point), then refreshes the plain files
+users open. A write killed at any point leaves the previous version current.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memories.store.paths import StorageRoot, new_version_id
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def quantity(
+    value: float | int | None,
+    unit: str,
+    *,
+    period: str | None = None,
+    uncertainty: float | None = None,
+    note: str | None = None,
+    digits: int = 3,
+) -> dict[str, Any]:
+    """A number with its unit, the period it describes and its uncertainty (± in the same unit).
+
+    ``value`` None (or NaN) means "not available"; ``uncertainty`` None means none is
+    known (not zero). Values are rounded to ``digits`` significant decimals for display
+    only in renderers; the JSON keeps full precision.
+    """
+    v = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    if isinstance(v, np.generic):
+        v = v.item()
+    u = None if uncertainty is None or (isinstance(uncertainty, float) and math.isnan(uncertainty)) else uncertainty
+    if isinstance(u, np.generic):
+        u = u.item()
+    out: dict[str, Any] = {"value": v, "unit": unit, "period": period, "uncertainty": u}
+    if note:
+        out["note"] = note
+    out["digits"] = digits
+    return out
+
+
+def fmt(q: dict[str, Any] | None) -> str:
+    """``12.30 ± 0.40 ha (2024-07)``; ``n/a`` when the value is missing."""
+    if not q or q.get("value") is None:
+        return "n/a"
+    d = int(q.get("digits", 3))
+    v = q["value"]
+    text = f"{v:.{d}f}" if isinstance(v, float) else str(v)
+    if q.get("uncertainty") is not None:
+        text += f" ± {q['uncertainty']:.{d}f}"
+    unit = q.get("unit") or ""
+    if unit and unit not in ("1", "-", "dimensionless"):
+        text += f" {unit}" if unit != "%" else " %"
+    if q.get("period"):
+        text += f" ({q['period']})"
+    return text
+
+
+@dataclass
+class Report:
+    """A built report: a summary (JSON-able, quantities inside), PNG figures and the HTML page.
+
+    Args:
+        kind: application name, the first part of the report's key and folder.
+        tile: MGRS tile id.
+        month: ``YYYY-MM`` the report is about (its period ends there).
+        title: heading of the page and of the preview.
+        summary: everything the report states; must be JSON-serializable.
+        figures: figure name -> PNG bytes.
+        captions: figure name -> caption (units, period, what is shown).
+        headline: figure names (at most two) shown in the Markdown preview.
+    """
+
+    kind: str
+    tile: str
+    month: str
+    title: str
+    summary: dict[str, Any]
+    figures: dict[str, bytes] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)
+    headline: list[str] = field(default_factory=list)
+    template: str = "report.html.j2"
+    files: dict[str, str] = field(default_factory=dict)
+    """File name -> URI of the plain (current) file, once written."""
+    version: str | None = None
+    version_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def html(self) -> str:
+        """The page, figures referenced as sibling PNG files."""
+        return render_html(self.template, report=self, s=self.summary, figures={k: f"{k}.png" for k in self.figures})
+
+    def html_inline(self) -> str:
+        """The page with figures embedded as data URIs (one self-contained file, e.g. for an HTTP answer)."""
+        figures = {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in self.figures.items()}
+        return render_html(self.template, report=self, s=self.summary, figures=figures)
+
+    def json(self) -> dict[str, Any]:
+        """The summary with the report's key and title (what ``summary.json`` holds)."""
+        return {"kind": self.kind, "tile": self.tile, "month": self.month, "title": self.title, **self.summary}
+
+    def write(self, root: StorageRoot) -> dict[str, str]:
+        """Write the report as a new version; returns file name -> URI of the plain files."""
+        payload = {f"{k}.png": v for k, v in self.figures.items()}
+        payload["report.html"] = self.html.encode()
+        payload["summary.json"] = json.dumps(self.json(), indent=2, default=_json_default).encode()
+        now = datetime.now(UTC)
+        version = new_version_id(now)
+        version_files = {}
+        for name, data in payload.items():  # summary.json last: its presence marks the version complete
+            uri = root.report_version_uri(self.kind, self.tile, self.month, version, name)
+            root.write_bytes(uri, data)
+            version_files[name] = uri
+        html_uri = root.report_uri(self.kind, self.tile, self.month, "report.html")
+        pointer = {
+            "version": version,
+            "written_at": now.isoformat(),
+            "files": {name: len(data) for name, data in payload.items()},
+        }
+        root.write_bytes(root.version_pointer_uri(html_uri), json.dumps(pointer).encode())
+        files = {}
+        for name in sorted(payload, key=lambda n: n == "report.html"):  # the page after its figures
+            uri = root.report_uri(self.kind, self.tile, self.month, name)
+            root.write_bytes(uri, payload[name])
+            files[name] = uri
+        self.version, self.version_files, self.files = version, version_files, files
+        return files
+
+    def markdown(self, rows: list[tuple[str, dict[str, Any] | str]] | None = None, *, alert: str | None = None) -> str:
+        """A Markdown preview for the Dagster UI: title, alert, a table of quantities, headline figures inline."""
+        lines = [f"### {self.title}", ""]
+        if alert:
+            lines += [f"> **ALERT** {alert}", ""]
+        if rows:
+            lines += ["| quantity | value |", "| --- | --- |"]
+            lines += [f"| {name} | {v if isinstance(v, str) else fmt(v)} |" for name, v in rows]
+            lines.append("")
+        for name in self.headline[:2]:
+            if name in self.figures:
+                data = base64.b64encode(self.figures[name]).decode()
+                lines += [f"![{name}](data:image/png;base64,{data})", ""]
+        return "\n".join(lines)
+
+
+def png(fig: Any) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def km_extent(grid: Any) -> tuple[float, float, float, float]:
+    """``imshow`` extent of a tile in km from its south-west corner."""
+    x0, y0, x1, y1 = grid.bounds
+    return (0.0, (x1 - x0) / 1000, 0.0, (y1 - y0) / 1000)
+
+
+def render_html(template: str, **context: Any) -> str:
+    """Render one of the Jinja2 templates of ``memories/applications/templates`` (autoescaped)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    env.filters["q"] = fmt
+    return env.get_template(template).render(**context)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, datetime):
+        return o.isoformat()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
