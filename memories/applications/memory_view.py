@@ -124,7 +124,9 @@ def _as_datetime(t: datetime | str) -> datetime:
 def describe(record: Materialization) -> str:
     """How a report names an input: ``spectral_indices 2024-07|33TVM v2 (snapshot 1a2b…), recorded 2024-08-01``."""
     part = f"{record.partition}|{record.tile}" if record.partition else (record.tile or "")
-    vid = f" ({record.version_id[:16]}…)" if record.version_id and len(record.version_id) > 16 else (
-        f" ({record.version_id})" if record.version_id else ""
+    vid = (
+        f" ({record.version_id[:16]}…)"
+        if record.version_id and len(record.version_id) > 16
+        else (f" ({record.version_id})" if record.version_id else "")
     )
     return f"{record.asset} {part} v{record.version}{vid}, recorded {record.transaction_from[:19]}Z"
