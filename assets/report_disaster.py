@@ -1,0 +1,77 @@
+"""Disaster report of each tile-month: the flood's extent before, during and after, and what it touched.
+
+Finds the largest flood the memory shows up to the month (new open water beyond the
+baseline water of the months before, from ``spectral_indices``; the part the monthly
+median hides recovered from the composite's observation spread in
+``surface_reflectance``), maps it, counts the buildings and road length inside it from
+the ``gis_layers`` of the event month, and follows the water month by month until the
+report's month. Alerts when the area under water in the month exceeds the threshold.
+Reads only through the memory view, so ``as_of`` in the run config reruns the report
+on what the memory knew then.
+"""
+
+from typing import Any
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets._partition import tile_month
+from assets._report import ReportConfig, memory_view, report_result
+from dagster_project.partitions import month_tile_partitions
+from memories.applications.disaster import DisasterAnalyzer
+from memories.applications.report import Report
+from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
+
+from .gis import gis_layers
+from .imagery import spectral_indices, surface_reflectance
+
+
+@asset(
+    partitions_def=month_tile_partitions,
+    deps=[spectral_indices, surface_reflectance, gis_layers],
+    group_name="applications",
+    kinds={"html", "matplotlib"},
+    description="Disaster report per tile-month: flood extent before, during and after the largest event up to the "
+    "month (with its uncertainty and the part the monthly median hides), affected buildings and road length, "
+    "recovery month by month; alert above the area threshold.",
+)
+def disaster_report(
+    context: AssetExecutionContext,
+    config: ReportConfig,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+) -> MaterializeResult:
+    month, grid = tile_month(context, stac)
+    view = memory_view(storage, memory, config.as_of)
+    report = DisasterAnalyzer(view).report(grid.tile_id, month)
+    return report_result(context, view, report, grid, **disaster_preview(report))
+
+
+def disaster_preview(report: Report) -> dict[str, Any]:
+    """``rows``, ``alert`` and ``metadata`` of a disaster report for :func:`report_result`."""
+    s = report.summary
+    a = s["disaster"]
+    event = a.get("event_month")
+    quantities = {name: q for section in s["sections"] for name, q in section.get("quantities", {}).items()}
+    rows: list[tuple[str, object]] = [("event month", event or f"no flood up to {report.month}")]
+    if event:
+        rows += [
+            ("flooded area", quantities["flooded area"]),
+            ("visible in the monthly median", quantities["visible in the monthly median"]),
+            ("affected buildings", quantities["affected buildings"]),
+            ("road length flooded", quantities["road length flooded"]),
+            ("still under water", f"{s['area_in_month_ha']:.2f} ha ({report.month})"),
+        ]
+    alerts = s["alerts"]
+    return {
+        "rows": rows,
+        "alert": "; ".join(alerts) if alerts else None,
+        "metadata": {
+            "event_month": event or "",
+            "flooded_area_ha": float(a["during"]["area_ha"]) if event else 0.0,
+            "flooded_area_uncertainty_ha": float(a["during"]["area_uncertainty_ha"]) if event else 0.0,
+            "affected_buildings": int(a["buildings"]["count"]),
+            "flooded_road_km": float(a["roads"]["km"]),
+            "area_in_month_ha": float(s["area_in_month_ha"]),
+        },
+    }
