@@ -3,12 +3,16 @@
 ``config`` is the live settings object; ``update_config("storage.root", "s3://b/p")``
 changes one value by its dotted key and validates the result. Defaults run the
 embedded sample world; a YAML file named by ``MEMORIES_CONFIG`` overrides them.
+``reset_config()`` undoes every update; ``load_settings(path)`` reads and validates a
+file without touching ``config``. ``config`` (and each of its sections) stays one
+object for the whole process, so ``from memories.config import config`` never goes stale.
 Secrets never live here: they come from the environment where they are used.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,47 +122,110 @@ class Settings(BaseModel):
     model: ModelSettings = Field(default_factory=lambda: ModelSettings())
 
 
-def load_settings() -> Settings:
-    """Defaults, overridden by the YAML file named in ``$MEMORIES_CONFIG``."""
-    path = os.environ.get("MEMORIES_CONFIG")
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Defaults, overridden by a YAML file: ``path``, else the one named in ``$MEMORIES_CONFIG``, else none.
+
+    Only the keys the file names change; unknown keys are errors (a typo never passes silently).
+    This reads and validates; it does not change the live ``config`` (see :func:`reset_config`).
+
+    Raises:
+        ConfigError: the file is missing, is not a YAML mapping, names an unknown key, or holds an invalid value.
+    """
+    source = "config file" if path is not None else "MEMORIES_CONFIG"
+    path = path if path is not None else os.environ.get("MEMORIES_CONFIG")
     if not path:
         return Settings()
     import yaml
 
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
-        return Settings.model_validate(raw)
     except FileNotFoundError:
-        raise ConfigError(f"MEMORIES_CONFIG names {path!r}, which does not exist; fix or unset it") from None
+        raise ConfigError(f"{source} names {str(path)!r}, which does not exist; fix the path or unset it") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections, got {type(raw).__name__}")
+    _check_keys(raw, Settings, f"config file {str(path)!r}")
+    try:
+        return Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(f"config file {path!r} is invalid: {e}") from None
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"config file {str(path)!r}: invalid value for {where!r}: {err['msg']}") from None
+
+
+def _check_keys(raw: dict[str, Any], model: type[BaseModel], where: str, prefix: str = "") -> None:
+    """Raise ConfigError for a key the settings tree does not have, naming the valid keys at that level."""
+    fields = model.model_fields
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown config key {prefix + str(key)!r}; keys here are {sorted(fields)}")
+        sub = fields[key].annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, dict):
+            _check_keys(value, sub, where, f"{prefix}{key}.")
 
 
 config: Settings = load_settings()
 
 
 def update_config(key: str, value: Any) -> Settings:
-    """Set one value by dotted key (``"catalog.max_cloud_cover"``), validated.
+    """Set one value by dotted key (``"catalog.max_cloud_cover"``), validated; returns the live ``config``.
+
+    ``config`` stays the same object (so does each section, ``config.storage``...): modules that did
+    ``from memories.config import config`` see the change. Dagster resources and partitions take their
+    defaults from ``config`` when ``resources`` / ``dagster_project`` are imported: change settings
+    before that, or pass the resource's fields.
 
     Raises:
-        ConfigError: the key does not exist or the value is invalid; nothing changes then.
+        ConfigError: the key does not exist (the error names the keys at that level) or the value is
+            invalid; nothing changes then.
     """
-    global config
-    data = config.model_dump()
-    node = data
-    parts = key.split(".")
-    for p in parts[:-1]:
-        if not isinstance(node.get(p), dict):
-            raise ConfigError(f"unknown config key {key!r}; top-level sections are {sorted(data)}")
-        node = node[p]
-    if parts[-1] not in node:
-        raise ConfigError(f"unknown config key {key!r}; keys here are {sorted(node)}")
-    node[parts[-1]] = value
-    try:
-        new = Settings.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(f"invalid value {value!r} for {key!r}: {e.errors()[0]['msg']}") from None
-    # Mutate in place so modules that imported ``config`` see the change.
-    for section in type(new).model_fields:
-        setattr(config, section, getattr(new, section))
+    with _lock:
+        data = config.model_dump()
+        node = data
+        parts = key.split(".")
+        for i, p in enumerate(parts[:-1]):
+            if p in node and not isinstance(node[p], dict):
+                raise ConfigError(f"unknown config key {key!r}: {'.'.join(parts[: i + 1])!r} is a value, not a section")
+            if not isinstance(node.get(p), dict):
+                here = ".".join(parts[:i]) or "the top level"
+                raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
+            node = node[p]
+        if parts[-1] not in node:
+            here = ".".join(parts[:-1]) or "the top level"
+            raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
+        node[parts[-1]] = value
+        try:
+            new = Settings.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(f"invalid value {value!r} for {key!r}: {e.errors()[0]['msg']}") from None
+        _assign(config, new)
     return config
+
+
+def reset_config(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Put the live ``config`` back to :func:`load_settings` (``path``, else ``$MEMORIES_CONFIG``, else defaults).
+
+    Undoes every :func:`update_config`; ``config`` stays the same object. Returns it.
+
+    Raises:
+        ConfigError: as :func:`load_settings`; nothing changes then.
+    """
+    new = load_settings(path)
+    with _lock:
+        _assign(config, new)
+    return config
+
+
+_lock = threading.RLock()
+
+
+def _assign(live: BaseModel, new: BaseModel) -> None:
+    """Copy ``new`` into ``live`` field by field, keeping the section objects others may hold."""
+    for name in type(new).model_fields:
+        value = getattr(new, name)
+        current = getattr(live, name)
+        if isinstance(value, BaseModel) and type(current) is type(value):
+            _assign(current, value)
+        else:
+            setattr(live, name, value)

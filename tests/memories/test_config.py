@@ -1,0 +1,150 @@
+"""The settings tree: validated dotted updates, one live object, reset, and files loaded with their keys checked."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+import yaml
+
+import memories.config as cfg
+from memories.config import config, load_settings, reset_config, update_config
+from memories.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _restore_config():
+    """Each test starts and ends with the session's configuration (the test world's file)."""
+    reset_config()
+    yield
+    reset_config()
+
+
+def test_update_sets_a_value_by_dotted_key_validated_and_coerced():
+    out = update_config("catalog.max_cloud_cover", "35.5")
+    assert out is config and config.catalog.max_cloud_cover == 35.5  # a string coerced like a YAML value would be
+    update_config("compute.dask_scheduler", "tcp://127.0.0.1:8786")
+    assert config.compute.dask_scheduler == "tcp://127.0.0.1:8786"
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("storag.root", r"unknown config key 'storag.root'; keys at the top level are \['aoi', 'catalog', 'compute'"),
+        ("storage.rot", r"keys at storage are \['catalog_path', 'root', 's3_endpoint_url'\]"),
+        ("storage.root.scheme", r"'storage.root' is a value, not a section"),
+        ("model.lr", r"keys at model are \[.*'max_epochs'.*\]"),
+    ],
+)
+def test_unknown_key_names_the_valid_keys_at_that_level(key, message):
+    before = config.model_dump()
+    with pytest.raises(ConfigError, match=message):
+        update_config(key, 1)
+    assert config.model_dump() == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("sample.n_tiles", 9, "less than or equal to 4"),
+        ("catalog.max_cloud_cover", -1, "greater than or equal to 0"),
+        ("catalog.profile", "earth-serch", "'embedded', 'earth-search'"),
+        ("sample.size_px", "big", "valid integer"),
+    ],
+)
+def test_invalid_value_is_rejected_and_leaves_config_unchanged(key, value, message):
+    before = config.model_dump()
+    with pytest.raises(ConfigError, match=f"invalid value .* for '{key}'.*{message}"):
+        update_config(key, value)
+    assert config.model_dump() == before
+
+
+def test_modules_that_imported_config_see_updates_and_resets(tmp_path):
+    # A module of someone else's, written the usual way: it binds ``config`` and a section at import.
+    src = tmp_path / "consumer_mod.py"
+    src.write_text(
+        "from memories.config import config\nstorage = config.storage\ndef root():\n    return config.storage.root\n"
+    )
+    spec = importlib.util.spec_from_file_location("consumer_mod", src)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["consumer_mod"] = mod
+    try:
+        spec.loader.exec_module(mod)
+        original = config.storage.root
+        update_config("storage.root", (tmp_path / "store").as_uri())
+        assert mod.config is cfg.config is config
+        assert mod.root() == (tmp_path / "store").as_uri()
+        assert mod.storage.root == (tmp_path / "store").as_uri()  # even the section it held is live
+        reset_config()
+        assert mod.root() == original and mod.storage.root == original and mod.config is cfg.config
+    finally:
+        del sys.modules["consumer_mod"]
+
+
+def test_library_defaults_read_the_updated_config(tmp_path):
+    from memories.memory.temporal import TemporalMemory
+
+    update_config("storage.root", (tmp_path / "store").as_uri())
+    update_config("storage.catalog_path", str(tmp_path / "catalog.sqlite"))
+    memory = TemporalMemory()
+    assert memory.root.uri.rstrip("/") == (tmp_path / "store").as_uri()
+    assert (tmp_path / "catalog.sqlite").exists()
+
+
+def test_reset_config_undoes_every_update_and_reads_the_configured_file():
+    from_file = load_settings()
+    update_config("sample.seed", 1234)
+    update_config("model.max_epochs", 99)
+    assert reset_config() is config
+    assert config.model_dump() == from_file.model_dump()
+    assert config.sample.size_px == 256  # the test world of tests/conftest.py, not the 512 px default
+
+
+def test_reset_config_with_a_path_loads_that_file(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"sample": {"n_months": 3}, "catalog": {"max_cloud_cover": 10}}))
+    reset_config(path)
+    assert config.sample.n_months == 3 and config.catalog.max_cloud_cover == 10
+    assert config.sample.size_px == 512  # keys the file does not name keep their defaults
+
+
+def test_load_settings_reads_a_file_without_touching_the_live_config(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"compute": {"chunk_px": 256}, "sample": {"seed": 5}}))
+    before = config.model_dump()
+    s = load_settings(path)
+    assert s.compute.chunk_px == 256 and s.sample.seed == 5 and s.catalog.profile == "embedded"
+    assert s is not config and config.model_dump() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sampel:\n  seed: 1\n", r"unknown config key 'sampel'; keys here are \['aoi', 'catalog'"),
+        ("sample:\n  sead: 1\n", r"unknown config key 'sample.sead'; keys here are \[.*'seed'"),
+        ("sample:\n  n_tiles: 0\n", r"invalid value for 'sample.n_tiles': Input should be greater than or equal to 1"),
+        ("- a\n- b\n", "must hold a mapping of sections, got list"),
+        ("sample: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_config_file_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+    before = config.model_dump()
+    with pytest.raises(ConfigError):
+        reset_config(path)
+    assert config.model_dump() == before
+
+
+def test_missing_config_file_names_the_path_and_the_fix(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"config file names '.*nowhere.yaml', which does not exist; fix the path"):
+        load_settings(tmp_path / "nowhere.yaml")
+    monkeypatch.setenv("MEMORIES_CONFIG", str(tmp_path / "gone.yaml"))
+    with pytest.raises(ConfigError, match=r"MEMORIES_CONFIG names '.*gone.yaml', which does not exist"):
+        load_settings()
+    monkeypatch.delenv("MEMORIES_CONFIG")
+    assert load_settings().sample.size_px == 512  # no file: the defaults
