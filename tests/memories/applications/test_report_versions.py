@@ -8,10 +8,10 @@ previous version current.
 import json
 from datetime import UTC, datetime
 
-import numpy as np
 import pytest
 
-from memories.applications.environmental import REPORT_KIND, EnvironmentalReport
+from memories.applications.environmental import REPORT_KIND
+from memories.applications.report import Report
 from memories.errors import StorageError
 from memories.memory.catalog import MemoryCatalog
 from memories.memory.temporal import TemporalMemory, load_report_version
@@ -22,13 +22,12 @@ TILE, MONTH = "33TVM", "2023-06"
 ASSET = "environmental_report"
 
 
-def _report(ndvi_mean: float, figures: dict[str, bytes]) -> EnvironmentalReport:
-    summary = {"tile": TILE, "month": MONTH, "ndvi_mean": ndvi_mean, "forest_loss": {"area_ha": 2.5, "unit": "ha"}}
-    html = "<html>" + "".join(f'<img src="{k}.png">' for k in figures) + f"<p>NDVI {ndvi_mean}</p></html>"
-    return EnvironmentalReport(summary, figures, html, np.zeros((2, 2), dtype=bool))
+def _report(ndvi_mean: float, figures: dict[str, bytes]) -> Report:
+    summary = {"ndvi_mean": ndvi_mean, "forest_loss": {"area_ha": 2.5, "unit": "ha"}}
+    return Report(REPORT_KIND, TILE, MONTH, f"NDVI {ndvi_mean}", summary, figures)
 
 
-def _record(cat: MemoryCatalog, report: EnvironmentalReport):
+def _record(cat: MemoryCatalog, report: Report):
     start, end = month_range(MONTH)
     return cat.record(
         asset=ASSET,
@@ -70,7 +69,7 @@ def test_as_of_before_a_rewrite_loads_the_first_reports_summary_and_files(tmp_pa
     assert root.read_bytes(old["files"]["ndvi_timeseries.png"]) == b"png-series-1"
     assert root.read_bytes(old["files"]["band_importance.png"]) == b"png-importance-1"
     assert root.read_bytes(old["files"]["report.html"]).decode() == first.html
-    assert json.loads(root.read_bytes(old["files"]["summary.json"])) == first.summary
+    assert json.loads(root.read_bytes(old["files"]["summary.json"])) == first.json()
 
     [now] = memory.query(tile=TILE, asset=ASSET, time_point=MONTH)
     new = memory.load(now)
@@ -80,7 +79,7 @@ def test_as_of_before_a_rewrite_loads_the_first_reports_summary_and_files(tmp_pa
     assert root.read_bytes(html_uri).decode() == second.html
     assert root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, "ndvi_timeseries.png")) == b"png-series-2"
     assert second.files["summary.json"] == root.report_uri(REPORT_KIND, TILE, MONTH, "summary.json")
-    assert json.loads(root.read_bytes(second.files["summary.json"])) == second.summary
+    assert json.loads(root.read_bytes(second.files["summary.json"])) == second.json()
 
 
 class _Killed(BaseException):
