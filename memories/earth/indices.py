@@ -2,7 +2,8 @@
 
 Inputs are surface (or top-of-atmosphere) reflectance, 0-1, as numpy, xarray or
 dask arrays; every index is dimensionless, NaN where an input is NaN or the
-denominator is zero. Sentinel-2 bands: blue B02, green B03, red B04, NIR B08,
+denominator is zero; normalized differences are NaN where the two bands sum to
+less than ``MIN_SUM`` and clipped to -1..1. Sentinel-2 bands: blue B02, green B03, red B04, NIR B08,
 SWIR1 B11 (``swir16``), SWIR2 B12 (``swir22``).
 """
 
@@ -127,8 +128,19 @@ def compute_indices(reflectance: Any, names: tuple[str, ...] = DEFAULT_INDICES) 
     return xr.Dataset(out)
 
 
+MIN_SUM = 1e-4
+"""Smallest ``a + b`` (reflectance) a normalized difference is computed for: below it (dark pixels whose
+reflectance the -0.1 offset made zero or negative) the ratio is noise and the index is NaN."""
+
+
 def _normalized_difference(a: Any, b: Any) -> Any:
-    return _safe_div(a - b, a + b)
+    """(a - b) / (a + b), NaN where ``a + b < MIN_SUM``, clipped to -1..1 (a slightly negative reflectance,
+    e.g. NIR over dark water, would otherwise push it past the range)."""
+    den = a + b
+    if hasattr(den, "where"):
+        return ((a - b) / den).where(den >= MIN_SUM).clip(-1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(np.where(den >= MIN_SUM, (a - b) / den, np.nan), -1.0, 1.0)
 
 
 def _safe_div(num: Any, den: Any) -> Any:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
@@ -83,3 +84,22 @@ def test_compute_indices_rejects_unknown_names_and_missing_bands():
         compute_indices(refl, ("ndwi",))
     with pytest.raises(ProcessingError, match="unknown index"):
         compute_indices(refl, ("savi",))
+
+
+def test_normalized_differences_stay_in_range_on_dark_and_negative_reflectance():
+    """Dark pixels the -0.1 offset made negative gave NBR of -1e6 in a real run: now NaN or clipped."""
+    import xarray as xr
+
+    from memories.earth.indices import MIN_SUM, nbr, ndwi
+
+    nir = np.array([0.3, -0.01, 0.00004, -0.02, 0.0])
+    swir22 = np.array([0.1, 0.0100001, 0.00004, 0.01, 0.0])
+    out = nbr(nir, swir22)
+    assert out[0] == pytest.approx(0.5)
+    assert np.isnan(out[1]) and np.isnan(out[2]) and np.isnan(out[3]) and np.isnan(out[4])  # sums < MIN_SUM
+    # Water with a slightly negative NIR keeps being water (clipped to 1), not 2.
+    assert ndwi(np.array([0.03]), np.array([-0.01]))[0] == 1.0
+    lazy = nbr(xr.DataArray(nir), xr.DataArray(swir22)).values
+    np.testing.assert_array_equal(np.isnan(lazy), np.isnan(out))
+    assert np.nanmax(np.abs(lazy)) <= 1.0
+    assert MIN_SUM > 0
