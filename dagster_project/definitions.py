@@ -12,6 +12,10 @@ import assets.imagery
 import assets.maintenance
 import assets.memory
 import assets.models
+import assets.report_disaster
+import assets.report_historical
+import assets.report_real_estate
+import assets.report_urban
 import assets.reports
 import assets.sources
 from dagster_project.jobs import (
@@ -20,6 +24,7 @@ from dagster_project.jobs import (
     maintenance_job,
     memory_job,
     monthly_job,
+    report_job,
     tile_job,
     train_job,
 )
@@ -42,6 +47,10 @@ _MODULES = [
     assets.sources,
     assets.models,
     assets.reports,
+    assets.report_disaster,
+    assets.report_urban,
+    assets.report_historical,
+    assets.report_real_estate,
     assets.memory,
     assets.forecast,
     assets.maintenance,
@@ -57,7 +66,7 @@ _memory = (
 defs = Definitions(
     assets=load_assets_from_modules(_MODULES),
     asset_checks=load_asset_checks_from_modules(_MODULES),
-    jobs=[ingest_job, train_job, analysis_job, monthly_job, tile_job, memory_job, maintenance_job],
+    jobs=[ingest_job, train_job, analysis_job, report_job, monthly_job, tile_job, memory_job, maintenance_job],
     schedules=[monthly_schedule],
     sensors=[new_scenes_sensor],
     resources={

@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the whole pipeline; returns a process exit code."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--last-months", type=int, default=None, help="only the newest N months (default: all)")
+    p.add_argument(
+        "--report-months",
+        default=None,
+        help="comma-separated YYYY-MM months of the application reports (default: the months the sample world's "
+        "events begin in, from the second year on, and the last month)",
+    )
     args = p.parse_args(argv)
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
@@ -88,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     print("per-tile sources and forecasts", flush=True)
     for tile in tiles:
         run("tile_job", tile)
+    report_months = _report_months(args.report_months, world, months)
+    print(f"application reports (disaster, urban, historical, real estate): {', '.join(report_months)}", flush=True)
+    for month in report_months:
+        for tile in tiles:
+            run("report_job", partition_key(month, tile))
     print("memory: spatial index, events, knowledge graph, tiers", flush=True)
     run("memory_job", None)
 
@@ -103,8 +114,27 @@ def main(argv: list[str] | None = None) -> int:
             first = alerts[0]
             loss, since = first.stats["forest_loss"]["area_ha"], first.stats["reference_month"]
             print(f"  {tile} first alert: {first.uri}  (forest loss {loss:.1f} ha since {since})")
+    for kind in ("disaster", "urban", "historical", "real_estate"):
+        for tile in tiles:
+            rows = [r for r in catalog.current(f"{kind}_report", tile=tile) if r.partition in report_months]
+            for r in rows:
+                print(f"  {kind:12s} {tile} {r.partition}: {r.uri}")
     print("Dagster UI over the same instance:  ./scripts/ui.sh  (http://127.0.0.1:3000)")
+    print("Query server over the same memory:   MEMORIES_API_TOKEN=... ./scripts/serve.sh  (http://127.0.0.1:8765)")
     return 1 if failed else 0
+
+
+def _report_months(option: str | None, world: object, months: list[str]) -> list[str]:
+    """The months of the application reports: ``option`` (comma-separated) or the event months from the
+    second year on (a year-earlier reference exists) and the last month."""
+    if option:
+        chosen = [m.strip() for m in option.split(",") if m.strip()]
+        unknown = [m for m in chosen if m not in months]
+        if unknown:
+            raise SystemExit(f"--report-months {unknown} are not partitions; the months are {months[0]}..{months[-1]}")
+        return chosen
+    events = {e.start.strftime("%Y-%m") for t in world.tiles for e in world.events(t.tile_id)}  # type: ignore[attr-defined]
+    return sorted({m for m in events if m in months[12:]} | {months[-1]})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Jobs: ingest a tile-month, train the models, analyse a tile-month, per-tile sources, the memory graphs."""
+"""Jobs: ingest a tile-month, train the models, analyse a tile-month, its reports, per-tile sources, the memory graphs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,17 @@ from assets.imagery import spectral_indices, stac_items, surface_reflectance
 from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
 from assets.models import change_map, change_model, land_cover, land_cover_model
+from assets.report_disaster import disaster_report
+from assets.report_historical import historical_report
+from assets.report_real_estate import real_estate_report
+from assets.report_urban import urban_report
 from assets.reports import environmental_report
 from assets.sources import climate_series, historical_map, socioeconomic_regions
 from dagster_project.partitions import month_tile_partitions, tiles_partitions
 
 INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
 ANALYSIS = AssetSelection.assets(land_cover, change_map, environmental_report)
+REPORTS = AssetSelection.assets(disaster_report, urban_report, historical_report, real_estate_report)
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -34,11 +39,18 @@ analysis_job = define_asset_job(
     partitions_def=month_tile_partitions,
     description="Land cover, change map and the environmental report of one tile-month (needs registered models).",
 )
+report_job = define_asset_job(
+    "report_job",
+    selection=REPORTS,
+    partitions_def=month_tile_partitions,
+    description="The disaster, urban, historical and real-estate reports of one tile-month, read from the memory "
+    "(needs the tile-month's land cover and the tile's census regions and historical map: run tile_job first).",
+)
 monthly_job = define_asset_job(
     "monthly_job",
-    selection=INGEST | ANALYSIS,
+    selection=INGEST | ANALYSIS | REPORTS,
     partitions_def=month_tile_partitions,
-    description="Everything of one tile-month, from the STAC search to the report.",
+    description="Everything of one tile-month, from the STAC search to the reports.",
 )
 tile_job = define_asset_job(
     "tile_job",

@@ -25,6 +25,11 @@ pytestmark = pytest.mark.slow
 COMPOSITE_MAE = 0.01
 """Mean absolute error (reflectance) allowed between a composite and the clear-sky truth."""
 CLEAR_CUT_AREA_TOLERANCE = 0.15
+FLOOD_AREA_TOLERANCE = 0.15
+"""Relative error allowed on the flood's extent found by the disaster report (truth: the event geometry)."""
+FLOOD_BUILDING_RECALL = 0.8
+DISTRICT_GROWTH_TOLERANCE = 0.15
+"""Relative error allowed on the built-up growth the urban report finds vs the new district's area."""
 LAND_COVER_ACCURACY_FLOOR = 0.90
 
 
@@ -48,6 +53,14 @@ def pipeline():
             results[("analysis", month, tile)] = defs.resolve_job_def("analysis_job").execute_in_process(
                 instance=instance, partition_key=partition_key(month, tile)
             )
+    for tile in tiles:
+        results[("tile", tile)] = defs.resolve_job_def("tile_job").execute_in_process(
+            instance=instance, partition_key=tile
+        )
+    for tile in tiles:  # the application reports of the last month, read from the memory
+        results[("report", months[-1], tile)] = defs.resolve_job_def("report_job").execute_in_process(
+            instance=instance, partition_key=partition_key(months[-1], tile)
+        )
     root = defs.resources["storage"].storage_root()
     catalog = defs.resources["memory"].catalog()
     return {
@@ -201,3 +214,60 @@ def test_gis_layers_follow_the_new_district(pipeline):
 
 def test_config_is_the_test_world():
     assert config.sample.size_px == 256 and config.sample.n_months == 4
+
+
+def _summary(root, kind, tile, month):
+    return json.loads(root.read_bytes(root.report_uri(kind, tile, month, "summary.json")))
+
+
+def test_disaster_report_finds_the_flood_and_the_buildings_it_reached(pipeline, record_property):
+    from memories.earth.gis import read_geoparquet
+
+    world, root, last = pipeline["world"], pipeline["root"], pipeline["months"][-1]
+    for tile in pipeline["tiles"]:
+        flood = world.event(tile, "flood")
+        a = _summary(root, "disaster", tile, last)["disaster"]
+        assert a["event_month"] == flood.start.strftime("%Y-%m")
+        truth_ha = flood.geometry.area / 1e4
+        got_ha = a["during"]["area_ha"]
+        buildings = read_geoparquet(root, root.vector_uri("buildings", tile, last))
+        truth_ids = set(buildings.loc[buildings.intersects(flood.geometry), "osm_id"].astype(int))
+        found_ids = {int(b["osm_id"]) for b in a["buildings"]["list"]}
+        recall = len(found_ids & truth_ids) / max(len(truth_ids), 1)
+        record_property(f"flood_{tile}", f"{got_ha:.2f} ha vs {truth_ha:.2f} ha; building recall {recall:.2f}")
+        print(
+            f"{tile}: flood {got_ha:.2f} ha vs truth {truth_ha:.2f} ha; buildings {len(found_ids)} found, "
+            f"{len(truth_ids)} in truth, recall {recall:.2f}"
+        )
+        assert abs(got_ha - truth_ha) / truth_ha < FLOOD_AREA_TOLERANCE
+        assert recall >= FLOOD_BUILDING_RECALL
+
+
+def test_urban_report_measures_the_new_district(pipeline, record_property):
+    world, root, last = pipeline["world"], pipeline["root"], pipeline["months"][-1]
+    for tile in pipeline["tiles"]:
+        district = world.event(tile, "new_district")
+        u = _summary(root, "urban", tile, last)["urban"]
+        truth_ha = district.geometry.area / 1e4
+        got_ha = u["tile_total"]["builtup_gained_ha"]
+        got_ha = got_ha["value"] if isinstance(got_ha, dict) else got_ha
+        record_property(f"district_{tile}", f"{got_ha:.2f} ha vs {truth_ha:.2f} ha")
+        print(f"{tile}: built-up growth {got_ha:.2f} ha vs new district {truth_ha:.2f} ha")
+        assert abs(got_ha - truth_ha) / truth_ha < DISTRICT_GROWTH_TOLERANCE
+
+
+def test_every_application_report_renders_with_figures_and_a_preview(pipeline):
+    from dagster import AssetKey
+
+    root, instance, last = pipeline["root"], pipeline["instance"], pipeline["months"][-1]
+    for kind in ("environmental", "disaster", "urban", "historical", "real_estate"):
+        for tile in pipeline["tiles"]:
+            html = root.read_bytes(root.report_uri(kind, tile, last, "report.html")).decode()
+            summary = _summary(root, kind, tile, last)
+            for name in summary.get("figure_data", {}):
+                if f"{name}.png" in html:
+                    assert root.read_bytes(root.report_uri(kind, tile, last, f"{name}.png"))[:4] == b"\x89PNG"
+            assert ".png" in html, kind
+        event = instance.get_latest_materialization_event(AssetKey(f"{kind}_report"))
+        assert event is not None, kind
+        assert "data:image/png;base64," in event.asset_materialization.metadata["summary"].value, kind
