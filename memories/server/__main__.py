@@ -12,10 +12,10 @@ host other than loopback is refused without one.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from memories.errors import MemoriesError
+from memories.logs import configure
 from memories.server.app import DEFAULT_HOST, DEFAULT_PORT, MemoriesServer
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="storage root URI (file:///... or s3://...)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(args.log_level)
     try:
         from memories.config import config
         from memories.memory.temporal import TemporalMemory

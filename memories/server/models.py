@@ -8,10 +8,15 @@ tile id, month, instant, coordinate or bbox is a 422 with FastAPI's ``detail``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from memories.applications.memory_view import MemoryView
+from memories.months import add_months, parse_month
 
 TILE_PATTERN = r"^[0-9]{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$"
 """An MGRS tile id: UTM zone, latitude band and 100 km square, e.g. ``33TVM``."""
@@ -21,6 +26,16 @@ KIND_PATTERN = r"^[a-z][a-z_]{0,39}$"
 FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 """A file name of a report version: one path segment, no leading dot."""
 _MONTH = re.compile(MONTH_PATTERN)
+
+AS_OF = "transaction time, ISO 8601 (UTC if no offset): what the memory knew then; empty: now"
+"""Description of the ``as_of`` parameters."""
+TIME = "YYYY-MM (a whole month) or an ISO 8601 date/time"
+"""Description of the valid-time parameters."""
+BBOX = "west,south,east,north in degrees (WGS84), e.g. 24.93,60.16,24.96,60.18"
+"""Description of the ``bbox`` parameters."""
+
+ViewFactory = Callable[[datetime | None], MemoryView]
+"""Makes the memory view of one request from its ``as_of`` (None: now)."""
 
 
 def check_time(value: str | None) -> str | None:
@@ -34,6 +49,32 @@ def check_time(value: str | None) -> str | None:
             f"{value!r} is not YYYY-MM or an ISO 8601 date/time; e.g. 2023-06, 2023-06-15 or 2023-06-15T10:00:00Z"
         ) from None
     return value
+
+
+def instant(t: str, *, end: bool = False) -> datetime:
+    """The first instant (UTC) of a valid-time string; with ``end``, the instant its period ends.
+
+    A month (``YYYY-MM``) ends where the next begins (exclusive); a date or date-time
+    is an instant, its own end. Naive date-times are taken as UTC.
+    """
+    if _MONTH.match(t):
+        start = parse_month(t)
+        return add_months(start, 1) if end else start
+    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def parsed(parse: Callable[[Any], Any], name: str, value: Any) -> Any:
+    """``parse(value)`` of the query parameter ``name``; a ``ValueError`` becomes a 422 naming it."""
+    try:
+        return parse(value)
+    except ValueError as e:
+        invalid("query", name, value, str(e))
+
+
+def invalid(where: str, name: str, value: Any, message: str) -> NoReturn:
+    """Raise a 422 with FastAPI's ``detail`` shape for one bad input (``where``: query, path or body)."""
+    raise RequestValidationError([{"type": "value_error", "loc": (where, name), "msg": message, "input": value}])
 
 
 def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -202,7 +243,7 @@ class PropertyRequest(BaseModel):
         if self.time_range is None:
             return self
         start, end = self.time_range
-        if _instant(end) < _instant(start):
+        if instant(end) < instant(start):
             raise ValueError(f"time_range {list(self.time_range)} ends before it starts; give [start, end]")
         return self
 
@@ -214,9 +255,11 @@ class ErrorAnswer(BaseModel):
     error: str = Field(description="error class, e.g. MissingDataError")
 
 
-def _instant(t: str) -> datetime:
-    """First instant of a valid-time string (for ordering)."""
-    if _MONTH.match(t):
-        return datetime.fromisoformat(f"{t}-01").replace(tzinfo=UTC)
-    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorAnswer, "description": "no or wrong bearer token"},
+    404: {"model": ErrorAnswer, "description": "the memory holds no such thing (the message says what to materialize)"},
+    500: {"model": ErrorAnswer, "description": "the memory failed (message, no traceback)"},
+}
+"""The documented error answers of every ``/v1`` path."""
+JSON_OR_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {}, "text/html": {}}}}
+"""The documented answer of the paths that serve a report as JSON or as its HTML page."""

@@ -7,8 +7,9 @@ from those buildings; catalog records written twice (a re-materialization); an
 ``environmental`` report written twice as versions, with a real PNG figure.
 
 ``app_memory``: the lead's memory of a small sample world (real composites,
-indices, GIS layers, census, historical map), built by the builder of
-``tests/memories/applications/conftest.py``, for analyses run on demand.
+indices, GIS layers, census, historical map), for analyses run on demand: a
+parent conftest's fixture if one exists, else built by the builder of
+``tests/memories/applications/conftest.py``.
 """
 
 from __future__ import annotations
@@ -199,8 +200,17 @@ def client(server: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def app_memory() -> Any:
-    """The application tests' memory of a small sample world (built by their conftest's builder)."""
+def app_memory(request: pytest.FixtureRequest) -> Any:
+    """The application tests' memory of a small sample world.
+
+    A session fixture ``app_memory`` of a parent conftest (``tests/memories/conftest.py``)
+    serves when there is one, so the session builds it once; otherwise it is built here
+    by the builder of ``tests/memories/applications/conftest.py``, loaded by its path.
+    """
+    try:
+        return request.getfixturevalue("app_memory")  # the parent conftest's fixture of the same name
+    except pytest.FixtureLookupError:
+        pass
     path = Path(__file__).resolve().parents[1] / "applications" / "conftest.py"
     spec = importlib.util.spec_from_file_location("applications_app_memory", path)
     assert spec is not None and spec.loader is not None

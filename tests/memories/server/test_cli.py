@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,10 @@ import httpx
 from memories.server import TOKEN_ENV
 
 START_TIMEOUT_S = 30.0
+ACCESS_LINE = re.compile(
+    r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO memories\.server\.app: 127\.0\.0\.1 "GET /v1/tiles" 200 [0-9.]+ ms$'
+)
+"""An access-log line as ``python -m memories.server`` writes it."""
 
 
 def _free_port() -> int:
@@ -58,6 +63,9 @@ def test_the_command_serves_the_memory_until_sigterm(served_memory):
     assert "Finished server process" in log and "Traceback" not in log
     assert '"GET /v1/tiles" 200' in log and '"GET /v1/tiles" 401' in log
     assert served_memory.token not in log
+    # The project's one CLI format (memories.logs): UTC ISO 8601 time, level, logger, message.
+    access = [line for line in log.splitlines() if '"GET /v1/tiles" 200' in line]
+    assert len(access) == 1 and ACCESS_LINE.match(access[0]), access
 
 
 def test_the_command_refuses_a_public_host_without_a_token(served_memory):
