@@ -38,15 +38,15 @@ drops NBR just like a fire: the index cannot tell them apart.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 
-from memories.applications.memory_view import MemoryView, describe
-from memories.applications.report import Report, km_extent, png, pyplot, quantity
+from memories.applications.common import dilate, erode, nanmedian, patch_count, pixel_ha, plain, polygonize, sieve, text
+from memories.applications.disaster_figures import build_report
+from memories.applications.memory_view import MemoryView
+from memories.applications.report import Report
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
 
@@ -148,7 +148,7 @@ class DisasterAnalyzer:
                 "for those months or ask for a later month"
             )
         grid = self.view.grid(tile)
-        px_ha = grid.pixel_area_m2 / 10_000.0
+        px_ha = pixel_ha(grid)
         stack = self.view.stack("spectral_indices", tile, _INDEX[self.hazard], months)
         ndwi = stack if self.hazard == "flood" else self.view.stack("spectral_indices", tile, "ndwi", months)
 
@@ -190,14 +190,14 @@ class DisasterAnalyzer:
         visible = self._core(stack, ndwi, i)
         footprint = self._grow(tile, months, stack, ndwi, i, visible, baseline)
         coverage = self._coverage(tile, event_month, stack[i], footprint)
-        ring = _dilate(footprint, th.unobserved_ring_px) & ~baseline
+        ring = dilate(footprint, th.unobserved_ring_px) & ~baseline
         unobserved = ring & coverage.pop("_unclear")
-        edge = footprint & ~_erode(footprint)
+        edge = footprint & ~erode(footprint)
         area = float(footprint.sum() * px_ha)
         unc = float((0.5 * edge.sum() + unobserved.sum()) * px_ha)
         result["before"] = {
             "baseline_water_ha" if self.hazard == "flood" else "baseline_burned_ha": float(baseline.sum() * px_ha),
-            "baseline_index_median": _nanmedian(np.nanmedian(stack[base_idx], axis=0)[footprint]),
+            "baseline_index_median": nanmedian(np.nanmedian(stack[base_idx], axis=0)[footprint]),
         }
         result["during"] = {
             "month": event_month,
@@ -207,7 +207,7 @@ class DisasterAnalyzer:
             "partly_visible_ha": float((footprint & ~visible).sum() * px_ha),
             "edge_ha": float(edge.sum() * px_ha),
             "unobserved_ha": float(unobserved.sum() * px_ha),
-            "patches": _patches(footprint),
+            "patches": patch_count(footprint),
             **coverage,
         }
         after = []
@@ -229,7 +229,7 @@ class DisasterAnalyzer:
             )
             last = still
         result["after"] = after
-        shapes = _polygons(footprint, grid)
+        shapes = polygonize(footprint, grid)
         result.update(self._affected(tile, event_month, shapes))
         result["footprint"] = shapes
         result["masks"] = {"baseline": baseline, "footprint": footprint, "visible": visible & footprint, "last": last}
@@ -244,7 +244,7 @@ class DisasterAnalyzer:
         self.view.record("spectral_indices", tile, month)  # the month itself must be in memory
         a = self.analyze(tile, until=month)
         grid = self.view.grid(tile)
-        return _build_report(self, a, grid, tile, month)
+        return build_report(self, a, grid, tile, month)
 
     # -- detection --------------------------------------------------------------------------------
     def _is_water(self, ndwi: np.ndarray) -> np.ndarray:
@@ -269,7 +269,7 @@ class DisasterAnalyzer:
             core = self._is_water(ndwi[i]) & ~self._baseline_mask(stack, ndwi, base_idx)
         else:
             core = self._nbr_drop(stack, ndwi, i, th.burn_dnbr)
-        return _sieve(core, th.min_patch_px)
+        return sieve(core, th.min_patch_px)
 
     def _nbr_drop(self, nbr: np.ndarray, ndwi: np.ndarray, i: int, threshold: float) -> np.ndarray:
         with np.errstate(invalid="ignore"):
@@ -310,7 +310,7 @@ class DisasterAnalyzer:
         keep = np.zeros(n + 1, dtype=bool)
         keep[np.unique(labels[core & candidate])] = True
         keep[0] = False
-        return _sieve(keep[labels], th.min_patch_px)
+        return sieve(keep[labels], th.min_patch_px)
 
     def _still(self, index: np.ndarray, ndwi: np.ndarray, base_median: np.ndarray) -> np.ndarray:
         """Pixels still showing the hazard in a later month (water, or NBR still well below the baseline)."""
@@ -364,7 +364,7 @@ class DisasterAnalyzer:
         ndwi = stack if self.hazard == "flood" else self.view.stack("spectral_indices", tile, "ndwi", months)
         baseline = self._baseline_mask(stack, ndwi, base_idx)
         empty = np.zeros(grid.shape, dtype=bool)
-        px_ha = grid.pixel_area_m2 / 10_000.0
+        px_ha = pixel_ha(grid)
         key = "baseline_water_ha" if self.hazard == "flood" else "baseline_burned_ha"
         return {
             "event_month": None,
@@ -404,10 +404,10 @@ class DisasterAnalyzer:
                 street, number = r.get("addr:street"), r.get("addr:housenumber")
                 rows.append(
                     {
-                        "osm_id": _plain(r.get("osm_id")),
+                        "osm_id": plain(r.get("osm_id")),
                         "building": str(kinds.iloc[k]) if kinds is not None else "yes",
-                        "name": _text(r.get("name")),
-                        "address": f"{street} {number}".strip() if _text(street) else None,
+                        "name": text(r.get("name")),
+                        "address": f"{street} {number}".strip() if text(street) else None,
                     }
                 )
             out["buildings"] = {
@@ -426,358 +426,3 @@ class DisasterAnalyzer:
                 by[str(k)] = by.get(str(k), 0.0) + float(km)
             out["roads"] = {"km": float(length.sum() / 1000.0), "by_highway": by, "segments": int(hit.sum())}
         return out
-
-
-# -- the report --------------------------------------------------------------------------------------
-def _build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: str, month: str) -> Report:
-    th = an.thresholds
-    hz = an.hazard
-    what = "flooded" if hz == "flood" else "burned"
-    period_event = a.get("event_month")
-    sections: list[dict[str, Any]] = []
-    figures: dict[str, bytes] = {}
-    captions: dict[str, str] = {}
-    figure_data: dict[str, Any] = {}
-    alerts: list[str] = []
-    view = an.view
-    sources = {f"spectral_indices {m}": describe(view.record("spectral_indices", tile, m)) for m in a["months"]}
-
-    if period_event is None:
-        sections.append(
-            {
-                "title": f"No {hz} found",
-                "text": (
-                    f"No month up to {month} shows a new {what} footprint of at least {th.min_event_ha} ha "
-                    f"({_INDEX[hz].upper()}, {len(a['months'])} months read)."
-                ),
-                "quantities": {
-                    "open water in the baseline" if hz == "flood" else "burned ground in the baseline": quantity(
-                        next(iter(a["before"].values())), "ha", period=_span(a["baseline_months"])
-                    )
-                },
-            }
-        )
-        now_ha = 0.0
-        headline: list[str] = []
-    else:
-        d = a["during"]
-        after = a["after"]
-        now = next((x for x in after if x["month"] == month), None)
-        now_ha = d["area_ha"] if month == period_event else (now["still_ha"] if now else 0.0)
-        others = ", ".join(f"{c['month']} ({c['area_ha']:.1f} ha)" for c in a["others"]) or "none"
-        sections.append(
-            {
-                "title": "Event",
-                "text": (
-                    f"The largest {hz} the memory shows up to {month} is in {period_event} "
-                    f"({'new open water beyond the baseline' if hz == 'flood' else 'NBR drop'}); "
-                    f"other months above {th.min_event_ha} ha: {others}."
-                ),
-                "table": {
-                    "columns": ["month", f"new {what} area in the median (ha)"],
-                    "rows": [[c["month"], c["area_ha"]] for c in a["candidates"]],
-                },
-            }
-        )
-        key = "baseline_water_ha" if hz == "flood" else "baseline_burned_ha"
-        sections.append(
-            {
-                "title": "Before",
-                "text": (
-                    f"Baseline: {_span(a['baseline_months'])}; "
-                    + (
-                        "open water = NDWI > 0 in most of those monthly composites (river, lakes), excluded from "
-                        "the flood."
-                        if hz == "flood"
-                        else "burned ground = NBR < 0 in most of those months, excluded from the burn."
-                    )
-                ),
-                "quantities": {
-                    "open water in the baseline" if hz == "flood" else "burned ground in the baseline": quantity(
-                        a["before"][key], "ha", period=_span(a["baseline_months"])
-                    ),
-                    f"baseline {_INDEX[hz].upper()} median over the footprint": quantity(
-                        a["before"]["baseline_index_median"], "1", period=_span(a["baseline_months"])
-                    ),
-                },
-            }
-        )
-        sections.append(
-            {
-                "title": "During",
-                "text": (
-                    f"{what.capitalize()} area in {period_event}: the pixels that show it in the monthly median "
-                    "(visible) grown into connected pixels that show it in only part of the month's clear "
-                    "observations (partly visible: NDWI risen above the baseline or a jump of the NIR spread). "
-                    "Uncertainty: half the edge pixels plus the pixels with no clear observation next to it."
-                ),
-                "quantities": {
-                    f"{what} area": quantity(
-                        d["area_ha"], "ha", period=period_event, uncertainty=d["area_uncertainty_ha"], digits=2
-                    ),
-                    "visible in the monthly median": quantity(d["visible_ha"], "ha", period=period_event, digits=2),
-                    "partly visible (part of the month)": quantity(
-                        d["partly_visible_ha"],
-                        "ha",
-                        period=period_event,
-                        digits=2,
-                        note="water in fewer clear observations than land: hidden by the median",
-                    ),
-                    "edge pixels": quantity(d["edge_ha"], "ha", period=period_event, digits=2),
-                    "unobserved next to it": quantity(d["unobserved_ha"], "ha", period=period_event, digits=2),
-                    "patches": quantity(d["patches"], "patches", period=period_event, digits=0),
-                    "clear-sky coverage of the tile": quantity(100 * d["clear_coverage"], "%", period=period_event),
-                    "clear observations over the footprint": quantity(
-                        None if d["footprint_clear_obs_share"] is None else 100 * d["footprint_clear_obs_share"],
-                        "%",
-                        period=period_event,
-                        note=d["coverage_source"],
-                    ),
-                },
-                "figures": ["maps"],
-            }
-        )
-        sections.append(
-            {
-                "title": "After",
-                "text": (
-                    f"Month by month after {period_event}: the part of the footprint still "
-                    f"{'under water' if hz == 'flood' else 'burned (NBR below the baseline)'}; uncertainty: "
-                    "footprint pixels without a clear observation that month."
-                ),
-                "table": {
-                    "columns": ["month", "still (ha)", "± (ha)", "recovered (%)", "clear coverage of footprint (%)"],
-                    "rows": [
-                        [
-                            x["month"],
-                            x["still_ha"],
-                            x["still_uncertainty_ha"],
-                            None if x["recovered_fraction"] is None else 100 * x["recovered_fraction"],
-                            None if x["footprint_clear_coverage"] is None else 100 * x["footprint_clear_coverage"],
-                        ]
-                        for x in after
-                    ],
-                },
-                "figures": ["recovery"],
-            }
-        )
-        bl, rd = a["buildings"], a["roads"]
-        sections.append(
-            {
-                "title": "Affected buildings and roads",
-                "text": (
-                    f"Buildings whose footprint intersects the {what} area, and road length inside it, from the "
-                    f"GIS layers as they stood at the end of {period_event}."
-                ),
-                "quantities": {
-                    "affected buildings": quantity(bl["count"], "buildings", period=period_event, digits=0),
-                    f"road length {what}": quantity(rd["km"], "km", period=period_event, digits=3),
-                    "road segments touched": quantity(rd["segments"], "segments", period=period_event, digits=0),
-                },
-                "table": {
-                    "columns": ["osm_id", "building", "name", "address"],
-                    "rows": [[r["osm_id"], r["building"], r["name"], r["address"]] for r in bl["list"][:200]],
-                },
-                "bullets": [f"{k}: {v:.3f} km" for k, v in sorted(rd["by_highway"].items())],
-                "figures": ["buildings_by_type"],
-            }
-        )
-        if a["during"] and a["during"]["partly_visible_ha"] > 0:
-            share = d["partly_visible_ha"] / d["area_ha"]
-            sections.append(
-                {
-                    "title": "How much of it the monthly median hides",
-                    "text": (
-                        f"{100 * share:.0f} % of the footprint is not {what} in the {period_event} median composite: "
-                        "the hazard lasted only part of the month or its days were cloudier than the rest, so those "
-                        "pixels had more clear observations without it. They are counted in the area because their "
-                        "observations mixed both states (NIR spread or NDWI rise); a detector on the median alone "
-                        f"would report {d['visible_ha']:.1f} ha instead of {d['area_ha']:.1f} ha."
-                    ),
-                }
-            )
-        figures["maps"] = _plot_maps(a, grid, month)
-        captions["maps"] = (
-            f"Before ({_span(a['baseline_months'])}), during ({period_event}) and after (last month read, "
-            f"{a['after'][-1]['month'] if a['after'] else period_event}); km from the tile's south-west corner, "
-            f"{grid.crs}."
-        )
-        figures["recovery"] = _plot_recovery(a)
-        captions["recovery"] = f"{what.capitalize()} area per month (ha), ± its uncertainty; tile {tile}."
-        figures["buildings_by_type"] = _plot_buildings(a)
-        captions["buildings_by_type"] = f"Affected buildings by OSM building type (count), {period_event}."
-        figure_data = {
-            "maps": {
-                "baseline_ha": next(iter(a["before"].values())),
-                "during_ha": d["area_ha"],
-                "after_ha": a["after"][-1]["still_ha"] if a["after"] else d["area_ha"],
-                "footprint_wkt": a["footprint"].simplify(grid.resolution / 2).wkt if a["footprint"] else None,
-            },
-            "recovery": {
-                "months": [period_event, *(x["month"] for x in after)],
-                "area_ha": [d["area_ha"], *(x["still_ha"] for x in after)],
-                "uncertainty_ha": [d["area_uncertainty_ha"], *(x["still_uncertainty_ha"] for x in after)],
-            },
-            "buildings_by_type": bl["by_type"],
-        }
-        headline = ["maps", "recovery"]
-        for m in {period_event, *(x["month"] for x in after)}:
-            for asset in ("surface_reflectance", "gis_layers"):
-                try:
-                    sources[f"{asset} {m}"] = describe(view.record(asset, tile, m))
-                except MissingDataError:
-                    pass
-    if now_ha > th.alert_ha:
-        state = "under water" if hz == "flood" else "burned"
-        alerts.append(f"{now_ha:.1f} ha {state} in {month} on tile {tile} (threshold {th.alert_ha} ha)")
-    summary: dict[str, Any] = {
-        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "as_of": view.as_of.isoformat() if view.as_of else None,
-        "crs": grid.crs,
-        "alerts": alerts,
-        "sections": sections,
-        "figure_data": figure_data,
-        "sources": sources,
-        "disaster": _jsonable(a),
-        "area_in_month_ha": now_ha,
-    }
-    title = f"{'Flood' if hz == 'flood' else 'Burn'} analysis, tile {tile}, {month}"
-    return Report(REPORT_KIND, tile, month, title, summary, figures, captions, headline)
-
-
-def _jsonable(a: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in a.items() if k not in ("masks", "footprint")}
-    if out.get("during"):
-        out["during"] = {k: v for k, v in out["during"].items()}
-    return out
-
-
-def _plot_maps(a: dict[str, Any], grid: TileGrid, month: str) -> bytes:
-    plt = pyplot()
-    from matplotlib.colors import ListedColormap
-
-    m = a["masks"]
-    ext = km_extent(grid)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), dpi=90)
-    last = a["after"][-1]["month"] if a["after"] else a["event_month"]
-    panels = [
-        (f"before: baseline {_span(a['baseline_months'])}", m["baseline"], None),
-        (f"during: {a['event_month']}", m["baseline"], (m["visible"], m["footprint"] & ~m["visible"])),
-        (f"after: still in {last}", m["baseline"], (m["last"], np.zeros_like(m["last"]))),
-    ]
-    for ax, (title, base, hit) in zip(axes, panels, strict=True):
-        img = np.zeros(grid.shape, dtype=np.uint8)
-        img[base] = 1
-        if hit is not None:
-            img[hit[1]] = 3
-            img[hit[0]] = 2
-        ax.imshow(img, cmap=ListedColormap(["#f2efe6", "#7fb2e5", "#c0392b", "#f39c12"]), vmin=0, vmax=3, extent=ext)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("km east")
-        ax.set_ylabel("km north")
-    from matplotlib.patches import Patch
-
-    label = "flood" if a["hazard"] == "flood" else "burn"
-    axes[2].legend(
-        handles=[
-            Patch(color="#7fb2e5", label="baseline water" if label == "flood" else "burned before"),
-            Patch(color="#c0392b", label=f"{label}, visible in the median"),
-            Patch(color="#f39c12", label=f"{label}, part of the month"),
-        ],
-        loc="lower right",
-        fontsize=7,
-    )
-    fig.suptitle(f"tile {a['tile']} ({grid.crs}), report {month}")
-    return png(fig)
-
-
-def _plot_recovery(a: dict[str, Any]) -> bytes:
-    plt = pyplot()
-    d = a["during"]
-    months = [a["event_month"], *(x["month"] for x in a["after"])]
-    area = [d["area_ha"], *(x["still_ha"] for x in a["after"])]
-    unc = [d["area_uncertainty_ha"], *(x["still_uncertainty_ha"] for x in a["after"])]
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=90)
-    ax.errorbar(months, area, yerr=unc, marker="o", capsize=3, color="#c0392b")
-    ax.set_ylabel("area (ha)")
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"{a['hazard']} area after {a['event_month']}, tile {a['tile']}")
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    return png(fig)
-
-
-def _plot_buildings(a: dict[str, Any]) -> bytes:
-    plt = pyplot()
-    by = a["buildings"]["by_type"]
-    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=90)
-    if by:
-        ax.bar(list(by), list(by.values()), color="#34495e")
-    else:
-        ax.text(0.5, 0.5, "no building affected", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("buildings (count)")
-    ax.set_title(f"affected buildings by type, {a['event_month']}")
-    return png(fig)
-
-
-# -- helpers -------------------------------------------------------------------------------------------
-def _sieve(mask: np.ndarray, min_px: int) -> np.ndarray:
-    """``mask`` without its 8-connected patches smaller than ``min_px`` pixels."""
-    if not mask.any() or min_px <= 1:
-        return np.asarray(mask, dtype=bool)
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    keep = sizes >= min_px
-    keep[0] = False
-    return np.asarray(keep[labels])
-
-
-def _patches(mask: np.ndarray) -> int:
-    from scipy import ndimage
-
-    return int(ndimage.label(mask, structure=np.ones((3, 3)))[1])
-
-
-def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    from scipy import ndimage
-
-    return np.asarray(ndimage.binary_dilation(mask, iterations=px)) if mask.any() and px > 0 else mask.copy()
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    return np.asarray(ndimage.binary_erosion(mask))
-
-
-def _polygons(mask: np.ndarray, grid: TileGrid) -> Any:
-    """The mask's pixels as one (Multi)Polygon in the tile CRS; None when empty."""
-    if not mask.any():
-        return None
-    import shapely
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform) if v == 1]
-    return shapely.union_all(polys)
-
-
-def _span(months: list[str]) -> str:
-    return f"{months[0]}..{months[-1]}" if len(months) > 1 else (months[0] if months else "—")
-
-
-def _nanmedian(a: np.ndarray) -> float | None:
-    return float(np.nanmedian(a)) if a.size and np.isfinite(a).any() else None
-
-
-def _text(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    s = str(v)
-    return s if s and s.lower() != "none" else None
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -25,17 +25,21 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from memories.applications.common import as_instant, pixel_ha, plain
+from memories.applications.historical_figures import build_report
 from memories.applications.memory_view import MemoryView, describe
-from memories.applications.report import Report, km_extent, png, pyplot, quantity
-from memories.classes import CLASS_BY_CODE, CLASS_BY_NAME, LAND_COVER_CLASSES, NO_LABEL
+from memories.applications.report import Report, quantity
+from memories.classes import LAND_COVER_CLASSES
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
-from memories.months import month_index, month_key, month_mid, parse_month
+from memories.months import month_index, month_key, month_mid
+
+__all__ = ["HistoricalReconstructor", "as_instant", "class_areas", "gis_at"]
 
 REPORT_KIND = "historical"
 LAND_COVER = "land_cover"
@@ -45,9 +49,6 @@ HISTORICAL_MAP = "historical_map"
 MODEL_RECORDS = "land_cover_model"
 TRUTH_MODEL_ID = "truth"
 """``model_id`` of land cover rasterized from ground truth (test memories): exact by construction."""
-BUILT_UP = CLASS_BY_NAME["built-up"].code
-MAP_FIGURE_MAX_PX = 64
-"""Maps in ``figure_data`` are sampled down to at most this many pixels a side (every k-th pixel)."""
 
 
 class HistoricalReconstructor:
@@ -236,7 +237,7 @@ class HistoricalReconstructor:
                 f"historical map of {tile} is {classes.shape} px, the land cover {land_cover.shape}; "
                 "re-materialize historical_map on the tile's grid"
             )
-        px_ha = hist["grid"].pixel_area_m2 / 10_000
+        px_ha = pixel_ha(hist["grid"])
         both = (classes > 0) & (land_cover > 0)
         codes = [c.code for c in LAND_COVER_CLASSES]
         confusion = np.zeros((len(codes), len(codes)))
@@ -279,8 +280,6 @@ class HistoricalReconstructor:
             raise ConfigError(f"date {when.date()} is after the report month {month}; pick a date on or before it")
         then = self.reconstruct(tile, when)
         now = self.reconstruct(tile, month_mid(month))
-        grid: TileGrid = then["grid"]
-        px_ha = grid.pixel_area_m2 / 10_000
         date_txt = when.date().isoformat()
 
         hist: dict[str, Any] | None
@@ -290,196 +289,19 @@ class HistoricalReconstructor:
             hist = None
         earliest = self.reconstruct(tile, month_mid(lc_months[0])) if hist is not None else None
         agreement = self.compare_with_map(tile, earliest["land_cover"], hist) if hist and earliest else None
-
-        a, b = then["land_cover"], now["land_cover"]
-        changed = (a > 0) & (b > 0) & (a != b)
-        transitions = _transitions(a, b, changed, px_ha)
-        rows_area: list[list[Any]] = []
-        area_data: dict[str, list[Any]] = {"class": [], "at_date_ha": [], "at_month_ha": [], "historical_map_ha": []}
-        for c in LAND_COVER_CLASSES:
-            qa, qb = then["class_area_ha"][c.name], now["class_area_ha"][c.name]
-            hm = float((hist["classes"] == c.code).sum() * px_ha) if hist else None
-            rows_area.append([c.name, qa["value"], qb["value"], qb["value"] - qa["value"], hm])
-            area_data["class"].append(c.name)
-            area_data["at_date_ha"].append(qa["value"])
-            area_data["at_month_ha"].append(qb["value"])
-            area_data["historical_map_ha"].append(hm)
         timeline = self._timeline(tile, lc_months)
-        built_gain = float(((b == BUILT_UP) & (a != BUILT_UP) & (a > 0)).sum() * px_ha)
-        built_loss = float(((a == BUILT_UP) & (b != BUILT_UP) & (b > 0)).sum() * px_ha)
-
-        figures, captions, figure_data = {}, {}, {}
-        figures["maps"], figure_data["maps"] = _maps_figure(
-            grid, a, hist["classes"] if hist else None, b, changed, date_txt, month
-        )
-        captions["maps"] = (
-            f"Left: land cover the memory holds for {date_txt} (from {then['land_cover_month']}). Middle: the "
-            "georeferenced historical map (blank: outside the sheet). Right: pixels whose class changed between "
-            f"{date_txt} and {month}, coloured by their class in {month}. Axes in km from the tile's SW corner."
-        )
-        figures["class_areas"] = _areas_figure(area_data, date_txt, month)
-        figure_data["class_areas"] = area_data
-        captions["class_areas"] = (
-            f"Area of each land-cover class (ha) at {date_txt}, in {month} and on the historical map."
-        )
-        figures["timeline"] = _timeline_figure(timeline, date_txt)
-        figure_data["timeline"] = timeline
-        captions["timeline"] = f"Area of each land-cover class (ha) in every month the memory holds up to {month}."
-
-        lcu = then["land_cover_uncertainty"]
-        sections: list[dict[str, Any]] = [
-            {
-                "title": f"State at {date_txt}",
-                "text": f"Rebuilt from the memory's valid time: land cover of {then['land_cover_month']}, GIS layers "
-                f"of {then['gis']['month']} filtered to features started on or before {date_txt}, spectral indices "
-                f"of {then['indices'].get('month', 'n/a')}.",
-                "quantities": {
-                    **{f"{name} area": q for name, q in then["class_area_ha"].items()},
-                    "buildings": quantity(
-                        then["gis"]["buildings"],
-                        "count",
-                        period=date_txt,
-                        digits=0,
-                        note="GIS, date filter on start_date",
-                    ),
-                    "building footprint": quantity(then["gis"]["building_area_ha"], "ha", period=date_txt),
-                    "road length": quantity(then["gis"]["road_km"], "km", period=date_txt),
-                    **{f"mean {k.upper()}": v for k, v in then["indices"].items() if isinstance(v, dict)},
-                },
-                "figures": ["maps"],
-            },
-            {
-                "title": "Uncertainty of each source",
-                "table": {
-                    "columns": ["source", "record", "uncertainty"],
-                    "rows": _uncertainty_rows(then, hist),
-                },
-                "quantities": {
-                    "land-cover validation accuracy": quantity(
-                        lcu.get("val_accuracy"), "1", note=lcu.get("source") or "", digits=4
-                    ),
-                    "land-cover mean MC-dropout confidence": quantity(
-                        lcu.get("mean_confidence"), "1", digits=4, period=then["land_cover_month"]
-                    ),
-                    "land-cover month gap": quantity(then["land_cover_gap_months"], "months", digits=0),
-                    "GIS month gap": quantity(then["gis"]["gap_months"], "months", digits=0),
-                    **(hist["uncertainty"] if hist else {}),
-                },
-            },
-        ]
-        if hist and agreement:
-            sections.append(
-                {
-                    "title": "Historical map against the memory",
-                    "text": f"The historical map compared with the memory's land cover of {lc_months[0]}, the earliest "
-                    f"month it holds, over the {agreement['compared_ha']:.1f} ha both label. Away from edges: pixels "
-                    f"more than {agreement['edge_px']} px (the LOO RMSE, rounded up) from a class edge of the map.",
-                    "quantities": {
-                        "agreement": quantity(
-                            agreement["overall"] * 100 if agreement["overall"] is not None else None,
-                            "%",
-                            period=lc_months[0],
-                            digits=2,
-                        ),
-                        "agreement away from class edges": quantity(
-                            agreement["overall_away_from_edges"] * 100
-                            if agreement["overall_away_from_edges"] is not None
-                            else None,
-                            "%",
-                            period=lc_months[0],
-                            digits=2,
-                        ),
-                        "mapped share of the tile": quantity(hist["mapped_fraction"] * 100, "%", digits=1),
-                    },
-                    "table": {
-                        "columns": ["class (map)", "map area ha", "agreement %"],
-                        "rows": [
-                            [name, v["map_area_ha"], None if v["agreement"] is None else v["agreement"] * 100]
-                            for name, v in agreement["per_class"].items()
-                        ],
-                    },
-                }
-            )
-        if hist and hist["residuals"]:
-            cols = ["id", "dx", "dy", "residual_m", "loo_residual_m"]
-            sections.append(
-                {
-                    "title": "Georeferencing residuals of the historical map",
-                    "text": "Per ground control point: fitted minus surveyed map position (dx, dy, m), its length, and "
-                    "the leave-one-out residual (the GCP predicted by a fit without it), metres.",
-                    "table": {
-                        "columns": ["GCP", "dx m", "dy m", "residual m", "LOO residual m"],
-                        "rows": [[r.get(c) for c in cols] for r in hist["residuals"]],
-                    },
-                }
-            )
-        sections.append(
-            {
-                "title": f"What changed from {date_txt} to {month}",
-                "quantities": {
-                    "changed area": quantity(float(changed.sum() * px_ha), "ha", period=f"{date_txt}..{month}"),
-                    "built-up gained": quantity(built_gain, "ha", period=f"{date_txt}..{month}"),
-                    "built-up lost": quantity(built_loss, "ha", period=f"{date_txt}..{month}"),
-                    "buildings added (GIS)": quantity(
-                        now["gis"]["buildings"] - then["gis"]["buildings"],
-                        "count",
-                        digits=0,
-                        period=f"{date_txt}..{month}",
-                    ),
-                    "roads added (GIS)": quantity(
-                        now["gis"]["road_km"] - then["gis"]["road_km"], "km", period=f"{date_txt}..{month}"
-                    ),
-                },
-                "table": {
-                    "columns": ["class", f"{date_txt} ha", f"{month} ha", "change ha", "historical map ha"],
-                    "rows": rows_area,
-                },
-                "bullets": [f"{t['from']} → {t['to']}: {t['area_ha']:.2f} ha" for t in transitions[:8]],
-                "figures": ["class_areas", "timeline"],
-            }
-        )
-        sources = {**then["sources"], **{k: v for k, v in now["sources"].items()}}
-        if hist:
-            sources["historical map"] = hist["source"]
-        summary: dict[str, Any] = {
-            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-            "as_of": view.as_of.isoformat() if view.as_of else None,
-            "crs": grid.crs,
-            "sections": sections,
-            "figure_data": figure_data,
-            "sources": sources,
-            "historical": {
-                "date": then["date"],
-                "land_cover_month": then["land_cover_month"],
-                "land_cover_gap_months": then["land_cover_gap_months"],
-                "land_cover_uncertainty": then["land_cover_uncertainty"],
-                "class_area_ha": {k: q["value"] for k, q in then["class_area_ha"].items()},
-                "class_area_ha_month": {k: q["value"] for k, q in now["class_area_ha"].items()},
-                "built_up_gained_ha": built_gain,
-                "built_up_lost_ha": built_loss,
-                "changed_ha": float(changed.sum() * px_ha),
-                "transitions": transitions,
-                "gis": {k: v for k, v in then["gis"].items()},
-                "gis_month": {k: v for k, v in now["gis"].items()},
-                "historical_map": None
-                if hist is None
-                else {
-                    "georeference": hist["georeference"],
-                    "mapped_fraction": hist["mapped_fraction"],
-                    "agreement": agreement,
-                    "residuals": hist["residuals"],
-                },
-            },
-        }
-        return Report(
+        return build_report(
             kind=REPORT_KIND,
+            view=view,
             tile=tile,
             month=month,
-            title=f"Historical reconstruction of {tile}: {date_txt} and {month}",
-            summary=summary,
-            figures=figures,
-            captions=captions,
-            headline=["maps", "class_areas"],
+            date_txt=date_txt,
+            lc_months=lc_months,
+            then=then,
+            now=now,
+            hist=hist,
+            agreement=agreement,
+            timeline=timeline,
         )
 
     # -- helpers ------------------------------------------------------------------------------
@@ -534,7 +356,7 @@ class HistoricalReconstructor:
         out: dict[str, list[Any]] = {"month": list(months), **{c.name: [] for c in LAND_COVER_CLASSES}}
         for m in months:
             ds = self.view.raster(LAND_COVER, tile, m)
-            px_ha = TileGrid.from_dict(ds.attrs["grid"]).pixel_area_m2 / 10_000
+            px_ha = pixel_ha(TileGrid.from_dict(ds.attrs["grid"]))
             counts = np.bincount(np.asarray(ds["land_cover"].values, dtype=np.uint8).ravel(), minlength=256)
             for c in LAND_COVER_CLASSES:
                 out[c.name].append(float(counts[c.code] * px_ha))
@@ -542,25 +364,6 @@ class HistoricalReconstructor:
 
 
 # -- building blocks, public for other applications and tests ---------------------------------
-def as_instant(date: str | datetime) -> datetime:
-    """A UTC datetime of ``YYYY-MM-DD``, an ISO date-time, ``YYYY-MM`` (the 15th) or a datetime.
-
-    Raises:
-        ConfigError: the text is none of these.
-    """
-    if isinstance(date, datetime):
-        return date if date.tzinfo else date.replace(tzinfo=UTC)
-    text = str(date).strip()
-    if len(text) == 7:
-        parse_month(text)  # raises with the expected form
-        return month_mid(text)
-    try:
-        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"date {date!r} is not YYYY-MM-DD, YYYY-MM or an ISO date-time, e.g. 2023-06-15") from None
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
-
-
 def class_areas(
     classes: np.ndarray,
     grid: TileGrid,
@@ -575,7 +378,7 @@ def class_areas(
     pixel area (the area MC-dropout expects to belong to another class); None without
     a confidence raster.
     """
-    px_ha = grid.pixel_area_m2 / 10_000
+    px_ha = pixel_ha(grid)
     out = {}
     for c in LAND_COVER_CLASSES:
         mask = classes == c.code
@@ -631,20 +434,6 @@ def _class_edges(classes: np.ndarray, radius_px: int) -> np.ndarray:
     )
 
 
-def _transitions(a: np.ndarray, b: np.ndarray, changed: np.ndarray, px_ha: float) -> list[dict[str, Any]]:
-    pairs = a[changed].astype(np.int32) * 256 + b[changed].astype(np.int32)
-    codes, counts = np.unique(pairs, return_counts=True)
-    rows = [
-        {
-            "from": CLASS_BY_CODE[int(k) // 256].name if int(k) // 256 in CLASS_BY_CODE else str(int(k) // 256),
-            "to": CLASS_BY_CODE[int(k) % 256].name if int(k) % 256 in CLASS_BY_CODE else str(int(k) % 256),
-            "area_ha": float(n * px_ha),
-        }
-        for k, n in zip(codes, counts, strict=True)
-    ]
-    return sorted(rows, key=lambda r: -r["area_ha"])
-
-
 def _residuals(view: MemoryView, tile: str) -> list[dict[str, Any]]:
     """Per-GCP residuals stored beside the map (metres); empty when missing."""
     import io
@@ -655,119 +444,4 @@ def _residuals(view: MemoryView, tile: str) -> list[dict[str, Any]]:
     if not view.root.exists(uri):
         return []
     frame = pd.read_parquet(io.BytesIO(view.root.read_bytes(uri)))
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def _uncertainty_rows(then: dict[str, Any], hist: dict[str, Any] | None) -> list[list[Any]]:
-    lcu = then["land_cover_uncertainty"]
-    acc = lcu.get("val_accuracy")
-    lc_text = (
-        f"{lcu['model_id']}: validation accuracy {acc * 100:.2f} % ({lcu['source']})"
-        if acc is not None
-        else f"{lcu.get('model_id')}: accuracy unknown ({lcu['source']})"
-    )
-    if lcu.get("mean_confidence") is not None:
-        lc_text += f"; mean MC-dropout confidence {lcu['mean_confidence']:.3f}"
-    if then["land_cover_gap_months"]:
-        lc_text += f"; {then['land_cover_gap_months']} month(s) from the date"
-    gis = then["gis"]
-    gis_text = f"{gis['date_filter']} ({sum(gis['left_out'].values())} later features left out)"
-    if gis["gap_months"]:
-        gis_text += f"; layers of {gis['month']}, {gis['gap_months']} month(s) from the date"
-    rows = [
-        ["land cover", then["land_cover_month"], lc_text],
-        ["GIS layers", gis["month"], gis_text],
-    ]
-    idx = then["indices"]
-    if idx:
-        rows.append(["spectral indices", idx["month"], f"{idx['gap_months']} month(s) from the date; tile mean ± std"])
-    if hist:
-        g = hist["georeference"]
-        res = hist["grid"].resolution
-        rows.append(
-            [
-                "historical map",
-                f"{g.get('method')} order {g.get('order')}, {g.get('gcps')} GCPs",
-                f"positional: RMSE {g['rmse_m']:.2f} m ({g['rmse_m'] / res:.2f} px), LOO RMSE "
-                f"{g.get('loo_rmse_m', float('nan')):.2f} m ({g.get('loo_rmse_m', float('nan')) / res:.2f} px)",
-            ]
-        )
-    return rows
-
-
-def _cmap() -> tuple[Any, Any]:
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
-    colours = ["#ffffff"] + [CLASS_BY_CODE[k].color for k in range(1, len(LAND_COVER_CLASSES) + 1)]
-    cmap = ListedColormap(colours)
-    return cmap, BoundaryNorm(np.arange(-0.5, len(colours) + 0.5), cmap.N)
-
-
-def _maps_figure(
-    grid: TileGrid,
-    then: np.ndarray,
-    hist: np.ndarray | None,
-    now: np.ndarray,
-    changed: np.ndarray,
-    date_txt: str,
-    month: str,
-) -> tuple[bytes, dict[str, Any]]:
-    plt = pyplot()
-    from matplotlib.patches import Patch
-
-    cmap, norm = _cmap()
-    extent = km_extent(grid)
-    panels = [
-        (f"memory, {date_txt}", then),
-        ("historical map", hist if hist is not None else np.zeros_like(then)),
-        (f"changed {date_txt} → {month}", np.where(changed, now, NO_LABEL)),
-    ]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
-    for ax, (title, arr) in zip(axes, panels, strict=True):
-        ax.imshow(arr, cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xlabel("km")
-    axes[0].set_ylabel("km")
-    handles = [Patch(color=c.color, label=c.name) for c in LAND_COVER_CLASSES]
-    axes[-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    step = max(1, math.ceil(max(then.shape) / MAP_FIGURE_MAX_PX))
-    data = {
-        "sampled_every_px": step,
-        "class_codes": {c.name: c.code for c in LAND_COVER_CLASSES},
-        "memory_at_date": then[::step, ::step].tolist(),
-        "historical_map": hist[::step, ::step].tolist() if hist is not None else None,
-        "changed_to": np.where(changed, now, NO_LABEL)[::step, ::step].tolist(),
-    }
-    buf = png(fig)
-    return buf, data
-
-
-def _areas_figure(data: dict[str, list[Any]], date_txt: str, month: str) -> bytes:
-    plt = pyplot()
-    x = np.arange(len(data["class"]))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(x - 0.27, data["at_date_ha"], 0.27, label=date_txt, color="#7f8c8d")
-    ax.bar(x, data["at_month_ha"], 0.27, label=month, color="#2c3e50")
-    if any(v is not None for v in data["historical_map_ha"]):
-        ax.bar(x + 0.27, [v or 0 for v in data["historical_map_ha"]], 0.27, label="historical map", color="#d4a373")
-    ax.set_xticks(x, data["class"])
-    ax.set_ylabel("area (ha)")
-    ax.legend()
-    return png(fig)
-
-
-def _timeline_figure(data: dict[str, list[Any]], date_txt: str) -> bytes:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    months = data["month"]
-    for c in LAND_COVER_CLASSES:
-        ax.plot(months, data[c.name], marker="o", ms=3, color=c.color, label=c.name)
-    if date_txt[:7] in months:
-        ax.axvline(months.index(date_txt[:7]), color="#555", ls="--", lw=1)
-    ax.set_ylabel("area (ha)")
-    ax.tick_params(axis="x", rotation=60)
-    ax.legend(fontsize=8, ncol=3)
-    return png(fig)
-
-
-__all__ = ["HistoricalReconstructor", "as_instant", "class_areas", "gis_at"]
+    return [{k: plain(v) for k, v in r.items()} for r in frame.to_dict("records")]

@@ -17,6 +17,7 @@ import shapely
 from memories.applications.disaster import DisasterAnalyzer
 from memories.errors import ConfigError, MissingDataError
 from memories.store.paths import StorageRoot
+from tests.memories.applications.helpers import materialize_report
 
 EVENT, AFTER = "2023-07", "2023-08"
 AREA_TOLERANCE = 0.15
@@ -154,28 +155,9 @@ def test_bad_inputs_are_refused_with_the_fix(app_memory: Any) -> None:
 
 
 def test_disaster_report_asset_records_the_report_and_its_metadata(app_memory: Any, flood: dict[str, Any]) -> None:
-    from dagster import DagsterInstance, materialize
-
     from assets.report_disaster import disaster_report
-    from dagster_project.partitions import partition_key
-    from resources import MemoryCatalogResource, SampleWorldResource, StacCatalogResource, StorageResource
 
-    world = SampleWorldResource(
-        root=str(app_memory.world.root), n_tiles=1, start_month="2023-01", n_months=8, size_px=256
-    )
-    stac = StacCatalogResource(url="http://127.0.0.1:9", sample_world=world)
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("tiles", [app_memory.tile])
-    result = materialize(
-        [disaster_report],
-        partition_key=partition_key(EVENT, app_memory.tile),
-        instance=instance,
-        resources={
-            "stac": stac,
-            "storage": StorageResource(root=app_memory.root.uri),
-            "memory": MemoryCatalogResource(path=str(app_memory.path / "catalog.sqlite")),
-        },
-    )
+    result = materialize_report(app_memory, disaster_report, EVENT)
     assert result.success
     meta = result.asset_materializations_for_node("disaster_report")[0].metadata
     assert meta["event_month"].value == EVENT

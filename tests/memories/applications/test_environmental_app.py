@@ -22,6 +22,8 @@ from memories.applications.environmental import (
     index_trend,
     open_water,
 )
+from memories.applications.trends import MIN_VALID_FRACTION, tile_mean
+from memories.applications.water import water_change
 from memories.errors import ConfigError, MissingDataError
 
 CLEAR_CUT_AREA_TOLERANCE = 0.05
@@ -276,3 +278,24 @@ def test_environmental_report_asset_writes_records_and_previews(app_memory, tmp_
     assert rec.stats["forest_loss"]["area_ha"] == meta["forest_loss_ha"].value
     root = StorageRoot(store)
     assert root.read_bytes(rec.uri).startswith(b"<!doctype html>")
+
+
+def test_tile_mean_counts_only_valid_values_and_needs_enough_clear_pixels():
+    assert MIN_VALID_FRACTION == 0.05
+    v = np.full((10, 10), np.nan)
+    v[0, :4] = 0.5  # 4 % of the pixels clear: no mean
+    assert tile_mean(v) is None
+    v[1, :6] = [0.1, 0.2, 0.3, 0.4, 1.5, -3.0]  # 1.5 and -3.0 are no normalized differences: not counted
+    assert tile_mean(v) == pytest.approx((4 * 0.5 + 0.1 + 0.2 + 0.3 + 0.4) / 8)  # 8 % valid
+    v[1, 4:6] = 0.9  # now 10 valid values
+    assert tile_mean(v) == pytest.approx((4 * 0.5 + 1.0 + 1.8) / 10)
+
+
+def test_water_change_counts_pixels_observed_in_both_months_only():
+    then = np.array([[0.3, -0.2, -0.2, np.nan], [0.3, 0.3, -0.5, 0.4]])
+    now = np.array([[0.3, 0.2, np.nan, 0.5], [-0.1, 0.3, -0.5, np.nan]])
+    gained, lost, both = water_change(now, then)
+    assert gained.tolist() == [[False, True, False, False], [False, False, False, False]]
+    assert lost.tolist() == [[False, False, False, False], [True, False, False, False]]
+    assert both.tolist() == [[True, True, False, False], [True, True, True, False]]
+    assert open_water(now).tolist() == [[True, True, False, True], [False, True, False, False]]

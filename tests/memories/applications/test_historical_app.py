@@ -17,6 +17,7 @@ import pytest
 from memories.applications.historical import HistoricalReconstructor, as_instant
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError
+from tests.memories.applications.helpers import materialize_report
 
 MIN_ACCURACY_AT_DATE = 0.98
 """Reconstructed land cover vs truth at a date (a monthly record holds the 15th's state)."""
@@ -208,42 +209,19 @@ def test_as_of_returns_the_land_cover_version_the_memory_held_then(app_memory: A
 def test_historical_report_asset_writes_records_and_previews(app_memory: Any, tmp_path: Any) -> None:
     import shutil
 
-    from dagster import DagsterInstance, materialize
-
     from assets.report_historical import historical_report
     from memories.memory.catalog import MemoryCatalog
     from memories.memory.temporal import load_report_version
-    from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
-    from resources.catalog import SampleWorldResource
 
-    world = app_memory.world.spec
-    stac = StacCatalogResource(
-        profile="embedded",
-        sample_world=SampleWorldResource(
-            root=str(app_memory.world.root),
-            seed=world.seed,
-            n_tiles=world.n_tiles,
-            start_month=world.start_month,
-            n_months=world.n_months,
-            size_px=world.size_px,
-            revisit_days=world.revisit_days,
-        ),
-    )
     # A copy of the catalog: the run records its report there, not in the session's shared memory.
     catalog_path = tmp_path / "catalog.sqlite"
     shutil.copy(app_memory.catalog.path, catalog_path)
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("tiles", [app_memory.tile])
-    result = materialize(
-        [historical_report],
-        partition_key=f"2023-08|{app_memory.tile}",
-        resources={
-            "stac": stac,
-            "storage": StorageResource(root=app_memory.root.uri),
-            "memory": MemoryCatalogResource(path=str(catalog_path)),
-        },
+    result = materialize_report(
+        app_memory,
+        historical_report,
+        "2023-08",
+        catalog_path=catalog_path,
         run_config={"ops": {"historical_report": {"config": {"date": "2023-02-10"}}}},
-        instance=instance,
     )
     assert result.success
     md = result.asset_materializations_for_node("historical_report")[0].metadata

@@ -16,6 +16,7 @@ from shapely.geometry import Point, box
 
 from memories.applications.real_estate import RealEstateAgent
 from memories.errors import ConfigError, MissingDataError
+from tests.memories.applications.helpers import materialize_report
 
 RADIUS_M = 500.0
 BUILT_UP_RISE_TOL = 0.02
@@ -210,29 +211,10 @@ def test_report_holds_every_property_with_figures_and_writes_a_version(agent, ap
 
 
 def test_real_estate_report_asset_records_the_report_and_previews_it(app_memory):
-    from dagster import DagsterInstance, materialize
-
     from assets.report_real_estate import real_estate_report
-    from dagster_project.partitions import partition_key
-    from resources import MemoryCatalogResource, SampleWorldResource, StacCatalogResource, StorageResource
 
     month = app_memory.months[-1]
-    world = SampleWorldResource(
-        root=str(app_memory.world.root), n_tiles=1, start_month="2023-01", n_months=8, size_px=256
-    )
-    stac = StacCatalogResource(url="http://127.0.0.1:9", sample_world=world)
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("tiles", [app_memory.tile])
-    result = materialize(
-        [real_estate_report],
-        partition_key=partition_key(month, app_memory.tile),
-        instance=instance,
-        resources={
-            "stac": stac,
-            "storage": StorageResource(root=app_memory.root.uri),
-            "memory": MemoryCatalogResource(path=str(app_memory.path / "catalog.sqlite")),
-        },
-    )
+    result = materialize_report(app_memory, real_estate_report, month)
     assert result.success
     meta = result.asset_materializations_for_node("real_estate_report")[0].metadata
     [rec] = app_memory.view.records("real_estate_report", app_memory.tile)

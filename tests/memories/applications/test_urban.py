@@ -22,6 +22,7 @@ from memories.applications.urban import UrbanPlanner
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError
 from memories.months import month_mid
+from tests.memories.applications.helpers import materialize_report
 
 BEFORE, AFTER = "2023-04", "2023-06"
 """A month before and a month after the new district (2023-05-04)."""
@@ -172,29 +173,9 @@ def test_bad_targets_and_month_order_are_refused(app_memory: Any) -> None:
 
 
 def test_urban_report_asset_writes_records_and_previews_the_report(app_memory: Any) -> None:
-    from dagster import DagsterInstance, materialize
-
     from assets.report_urban import urban_report
-    from dagster_project.partitions import partition_key
-    from resources import MemoryCatalogResource, SampleWorldResource, StacCatalogResource, StorageResource
 
-    world = SampleWorldResource(
-        root=str(app_memory.world.root), n_tiles=1, start_month="2023-01", n_months=8, size_px=256
-    )
-    stac = StacCatalogResource(url="http://127.0.0.1:9", sample_world=world)
-    assert stac.tile(app_memory.tile) == app_memory.grid
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("tiles", [app_memory.tile])
-    result = materialize(
-        [urban_report],
-        partition_key=partition_key(AFTER, app_memory.tile),
-        instance=instance,
-        resources={
-            "stac": stac,
-            "storage": StorageResource(root=app_memory.root.uri),
-            "memory": MemoryCatalogResource(path=str(app_memory.path / "catalog.sqlite")),
-        },
-    )
+    result = materialize_report(app_memory, urban_report, AFTER)
     assert result.success
     meta = result.asset_materializations_for_node("urban_report")[0].metadata
     [rec] = app_memory.view.records("urban_report", app_memory.tile)
