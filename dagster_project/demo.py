@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from memories.config import PROJECT_ROOT
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _report_months(option: str | None, world: object, months: list[str]) -> list[str]:
+def _report_months(option: str | None, world: object, months: Sequence[str]) -> list[str]:
     """The months of the application reports: ``option`` (comma-separated) or the event months from the
     second year on (a year-earlier reference exists) and the last month."""
     if option:

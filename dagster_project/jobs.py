@@ -1,4 +1,4 @@
-"""Jobs: ingest a tile-month, train the models, analyse a tile-month, its reports, per-tile sources, the memory graphs."""
+"""Jobs: ingest, train, analyse and report on a tile-month; per-tile sources; the memory graphs."""
 
 from __future__ import annotations
 
