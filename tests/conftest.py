@@ -94,3 +94,19 @@ def s3_bucket(s3_endpoint: str) -> Callable[[str], Any]:
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _dagster_state_storage_restored() -> Iterator[None]:
+    """Put Dagster's current defs-state storage back after each test.
+
+    Entering a ``DagsterInstance`` (``with instance_for_test() as instance``) installs its
+    state storage in a context variable that Dagster 1.13 does not always reset; a later
+    ``materialize`` in the same process then opens the deleted temporary instance's
+    ``runs.db`` ("unable to open database file").
+    """
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    before = _current_storage.get()
+    yield
+    _current_storage.set(before)
