@@ -82,6 +82,12 @@ class DisasterThresholds:
     """Area under the hazard in the report's month above this (ha) raises the alert."""
     unobserved_ring_px: int = 3
     """Pixels without clear observation within this distance of the footprint count in its uncertainty."""
+    grow_px: int = 0
+    """If above 0, the footprint grows from its core at most this far (pixels). Partial evidence (an NDWI rise,
+    a jump of the NIR spread) also marks a harvest, so fields cut in the event month join a flood that touches
+    them; a limit trades that against the hidden parts of a cloudy flood (measured: 20 px cut the test world's
+    33TVM overshoot from 134 to 27 ha against 19.7 ha truth, but the demo's 33TVM flood from 78.5 to 52 ha
+    against 78.6 ha). 0: no limit."""
 
 
 class DisasterAnalyzer:
@@ -303,6 +309,8 @@ class DisasterAnalyzer:
                     partial |= (now > th.spread_nir) & (now > th.spread_ratio * before)
         else:
             partial = self._nbr_drop(stack, ndwi, i, th.burn_dnbr_low)
+        if th.grow_px > 0:
+            partial &= dilate(core, th.grow_px)
         candidate = (core | partial) & ~baseline
         from scipy import ndimage
 
