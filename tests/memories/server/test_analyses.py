@@ -101,3 +101,30 @@ def test_a_property_is_analysed_at_an_address_the_memory_knows(app_memory, app_s
 
     nowhere = client.post("/v1/property", json={**body, "address": "Nowhere Street 999"})
     assert nowhere.status_code == 404 and "Nowhere Street 999" in nowhere.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        ("environmental", "forest_loss"),
+        ("disaster", "disaster"),
+        ("urban", "urban"),
+        ("historical", "historical"),
+        ("real_estate", "real_estate"),
+    ],
+)
+def test_every_application_is_reachable_over_http_with_its_numbers(app_memory, app_server, kind, key):
+    """Each of the five analyses answers over HTTP for the flood month, with its machine-readable section,
+    titled sections of quantities (each with a unit) and the data of its figures."""
+    _, client = app_server
+    answer = client.post(f"/v1/analyses/{kind}", json={"tile": app_memory.tile, "month": "2023-07"})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert got["kind"] == kind and got["month"] == "2023-07" and key in got
+    quantities = [q for s in got["sections"] for q in (s.get("quantities") or {}).values()]
+    assert quantities and all(q["unit"] for q in quantities)
+    assert got["figure_data"]
+    if kind == "disaster":  # the flood of this world, found from the memory over HTTP
+        flood = app_memory.events("flood")[0]
+        assert got["disaster"]["event_month"] == "2023-07"
+        assert got["disaster"]["during"]["area_ha"] == pytest.approx(flood.geometry.area / 1e4, rel=0.15)
