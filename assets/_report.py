@@ -1,14 +1,27 @@
 """What every report asset does: open the memory as of a time, write the report, record it, preview it."""
 
+from collections.abc import Callable
 from typing import Any
 
-from dagster import Config, MaterializeResult, MetadataValue
+from dagster import Config, Failure, MaterializeResult, MetadataValue
 
-from assets._partition import record
+from assets._partition import record, tile_month
+from dagster_project.partitions import month_tile_partitions
 from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report
+from memories.errors import MissingDataError
 from memories.grid import TileGrid
 from memories.memory.temporal import TemporalMemory
+
+REPORT_ASSET: dict[str, Any] = {
+    "partitions_def": month_tile_partitions,
+    "group_name": "applications",
+    "kinds": {"html", "matplotlib"},
+}
+"""What every report asset declares besides its deps and description: ``@asset(**REPORT_ASSET, deps=..., ...)``."""
+
+Preview = Callable[[Report], dict[str, Any]]
+"""A report -> ``{"rows": [(label, quantity | text)], "alert": text | None, "metadata": {...}}`` for the asset."""
 
 
 class ReportConfig(Config):  # type: ignore[misc]
@@ -21,6 +34,36 @@ class ReportConfig(Config):  # type: ignore[misc]
 def memory_view(storage: Any, memory: Any, as_of: str | None = None) -> MemoryView:
     """The memory of the code location's catalog and storage root, as of ``as_of`` (None: now)."""
     return MemoryView(TemporalMemory(memory.catalog(), storage.storage_root()), as_of=as_of or None)
+
+
+def run_report(
+    context: Any,
+    config: ReportConfig,
+    stac: Any,
+    storage: Any,
+    memory: Any,
+    build: Callable[[MemoryView], Any],
+    preview: Preview,
+) -> MaterializeResult:
+    """The body of every report asset: the partition's tile-month, the memory as of ``config.as_of``,
+    ``build(view).report(tile, month)``, then :func:`report_result` with ``preview(report)``.
+
+    Raises:
+        Failure: the memory lacks an input (the message names the partition to materialize).
+    """
+    month, grid = tile_month(context, stac)
+    view = memory_view(storage, memory, config.as_of)
+    try:
+        report = build(view).report(grid.tile_id, month)
+    except MissingDataError as e:
+        raise Failure(description=str(e)) from e
+    return report_result(context, view, report, grid, **preview(report))
+
+
+def alert_text(report: Report, sep: str = "; ") -> str | None:
+    """The report's alerts joined into one line, None when there are none."""
+    alerts = report.summary.get("alerts") or []
+    return sep.join(alerts) if alerts else None
 
 
 def report_result(

@@ -14,9 +14,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets._partition import tile_month
-from assets._report import ReportConfig, memory_view, report_result
-from dagster_project.partitions import month_tile_partitions
+from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from memories.applications.disaster import DisasterAnalyzer
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -26,10 +24,8 @@ from .imagery import spectral_indices, surface_reflectance
 
 
 @asset(
-    partitions_def=month_tile_partitions,
+    **REPORT_ASSET,
     deps=[spectral_indices, surface_reflectance, gis_layers],
-    group_name="applications",
-    kinds={"html", "matplotlib"},
     description="Disaster report per tile-month: flood extent before, during and after the largest event up to the "
     "month (with its uncertainty and the part the monthly median hides), affected buildings and road length, "
     "recovery month by month; alert above the area threshold.",
@@ -41,10 +37,7 @@ def disaster_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
-    view = memory_view(storage, memory, config.as_of)
-    report = DisasterAnalyzer(view).report(grid.tile_id, month)
-    return report_result(context, view, report, grid, **disaster_preview(report))
+    return run_report(context, config, stac, storage, memory, DisasterAnalyzer, disaster_preview)
 
 
 def disaster_preview(report: Report) -> dict[str, Any]:
@@ -52,7 +45,7 @@ def disaster_preview(report: Report) -> dict[str, Any]:
     s = report.summary
     a = s["disaster"]
     event = a.get("event_month")
-    quantities = {name: q for section in s["sections"] for name, q in section.get("quantities", {}).items()}
+    quantities = report.quantities
     rows: list[tuple[str, object]] = [("event month", event or f"no flood up to {report.month}")]
     if event:
         rows += [
@@ -62,10 +55,9 @@ def disaster_preview(report: Report) -> dict[str, Any]:
             ("road length flooded", quantities["road length flooded"]),
             ("still under water", f"{s['area_in_month_ha']:.2f} ha ({report.month})"),
         ]
-    alerts = s["alerts"]
     return {
         "rows": rows,
-        "alert": "; ".join(alerts) if alerts else None,
+        "alert": alert_text(report),
         "metadata": {
             "event_month": event or "",
             "flooded_area_ha": float(a["during"]["area_ha"]) if event else 0.0,

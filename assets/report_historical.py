@@ -8,12 +8,14 @@ confidence, georeferencing RMSE, the GIS date filter, month gaps). It reads the
 memory only (``as_of`` in the run config picks a transaction time).
 """
 
+from functools import partial
+from typing import Any
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets._partition import tile_month
-from assets._report import ReportConfig, memory_view, report_result
-from dagster_project.partitions import month_tile_partitions
+from assets._report import REPORT_ASSET, ReportConfig, run_report
 from memories.applications.historical import HistoricalReconstructor
+from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
 from .gis import gis_layers
@@ -29,12 +31,10 @@ class HistoricalReportConfig(ReportConfig):
 
 
 @asset(
-    partitions_def=month_tile_partitions,
+    **REPORT_ASSET,
     # historical_map is partitioned by tile only: Dagster maps each month x tile partition to its tile
     # (MultiToSingleDimensionPartitionMapping on the tile dimension, inferred).
     deps=[land_cover, gis_layers, historical_map],
-    group_name="applications",
-    kinds={"html", "matplotlib"},
     description="Historical reconstruction per tile-month: the state at a past date from the memory and the "
     "georeferenced historical map, each source with its uncertainty, and what changed since.",
 )
@@ -45,9 +45,12 @@ def historical_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
-    view = memory_view(storage, memory, config.as_of)
-    report = HistoricalReconstructor(view, date=config.date or None).report(grid.tile_id, month)
+    build = partial(HistoricalReconstructor, date=config.date or None)
+    return run_report(context, config, stac, storage, memory, build, historical_preview)
+
+
+def historical_preview(report: Report) -> dict[str, Any]:
+    """The preview rows and scalar metadata of a historical report (for ``report_result``)."""
     sections = {s["title"]: s for s in report.summary["sections"]}
     h = report.summary["historical"]
     date = h["date"][:10]
@@ -73,4 +76,4 @@ def historical_report(
         ]
         metadata["map_agreement"] = float(hist["agreement"]["overall"])
         metadata["georeferencing_rmse_m"] = float(hist["georeference"]["rmse_m"])
-    return report_result(context, view, report, grid, rows=rows, metadata=metadata)
+    return {"rows": rows, "metadata": metadata}

@@ -15,9 +15,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets._partition import tile_month
-from assets._report import ReportConfig, memory_view, report_result
-from dagster_project.partitions import month_tile_partitions
+from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from memories.applications.real_estate import RealEstateAgent
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -28,10 +26,8 @@ from .models import land_cover
 
 
 @asset(
-    partitions_def=month_tile_partitions,
+    **REPORT_ASSET,
     deps=[land_cover, gis_layers, spectral_indices],
-    group_name="applications",
-    kinds={"html", "matplotlib"},
     description="Real-estate report per tile-month: for the tile's featured properties, land cover, green space "
     "and NDVI within 500 m over time, flood exposure, neighbourhood changes and a 6-month NDVI projection.",
 )
@@ -42,10 +38,7 @@ def real_estate_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
-    view = memory_view(storage, memory, config.as_of)
-    report = RealEstateAgent(view).report(grid.tile_id, month)
-    return report_result(context, view, report, grid, **real_estate_preview(report))
+    return run_report(context, config, stac, storage, memory, RealEstateAgent, real_estate_preview)
 
 
 def real_estate_preview(report: Report) -> dict[str, Any]:
@@ -66,10 +59,9 @@ def real_estate_preview(report: Report) -> dict[str, Any]:
         if p.get("ndvi_trend"):
             rows.append((f"{p['label']}: NDVI trend", p["ndvi_trend"]))
         new_buildings += sum((p.get("new_buildings_by_start_date") or {}).values())
-    alerts = s.get("alerts") or []
     return {
         "rows": rows,
-        "alert": "; ".join(alerts) if alerts else None,
+        "alert": alert_text(report),
         "metadata": {
             "properties": len(s["real_estate"]["properties"]),
             "properties_flooded": flooded,

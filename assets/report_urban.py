@@ -8,11 +8,12 @@ those numbers trigger. Reads only through the memory view, so ``as_of`` in the r
 config reruns the report on what the memory knew then.
 """
 
+from typing import Any
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets._partition import tile_month
-from assets._report import ReportConfig, memory_view, report_result
-from dagster_project.partitions import month_tile_partitions
+from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
+from memories.applications.report import Report
 from memories.applications.urban import UrbanPlanner
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -22,14 +23,12 @@ from .sources import socioeconomic_regions
 
 
 @asset(
-    partitions_def=month_tile_partitions,
+    **REPORT_ASSET,
     deps=[
         land_cover,
         gis_layers,
         socioeconomic_regions,  # tile-partitioned: Dagster infers the tile-dimension mapping
     ],
-    group_name="applications",
-    kinds={"html", "matplotlib"},
     description="Urban planning report per tile-month: built-up expansion, green space per inhabitant and road "
     "network growth per census district since a year earlier, with the recommendations they trigger.",
 )
@@ -40,15 +39,15 @@ def urban_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
-    view = memory_view(storage, memory, config.as_of)
-    report = UrbanPlanner(view).report(grid.tile_id, month)
+    return run_report(context, config, stac, storage, memory, UrbanPlanner, urban_preview)
+
+
+def urban_preview(report: Report) -> dict[str, Any]:
+    """The preview rows, alert and scalar metadata of an urban report (for ``report_result``)."""
     urban = report.summary["urban"]
     total = urban["tile_total"]
-    period = f"{urban['start_month']}..{month}"
-    quantities = {
-        name: q for section in report.summary["sections"] for name, q in section.get("quantities", {}).items()
-    }
+    period = f"{urban['start_month']}..{report.month}"
+    quantities = report.quantities
     rows: list[tuple[str, object]] = [
         ("built-up growth", quantities["built-up growth"]),
         ("built-up growth rate", quantities["built-up growth rate"]),
@@ -58,15 +57,10 @@ def urban_report(
         ("intersection density", quantities["intersection density"]),
         ("recommendations", f"{len(urban['recommendations'])} ({period})"),
     ]
-    alerts = report.summary["alerts"]
-    return report_result(
-        context,
-        view,
-        report,
-        grid,
-        rows=rows,
-        alert="; ".join(alerts) if alerts else None,
-        metadata={
+    return {
+        "rows": rows,
+        "alert": alert_text(report),
+        "metadata": {
             "reference_month": urban["start_month"],
             "builtup_growth_ha": float(total["builtup_growth_ha"]),
             "builtup_end_ha": float(total["builtup_end_ha"]),
@@ -74,4 +68,4 @@ def urban_report(
             "new_road_km": float(total["new_road_km"]),
             "recommendations": len(urban["recommendations"]),
         },
-    )
+    }

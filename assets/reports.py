@@ -8,14 +8,13 @@ from the memory as of the run's ``as_of`` (run config), written under the
 storage root as a new version and previewed in the Dagster UI.
 """
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from typing import Any
 
-from assets._partition import tile_month
-from assets._report import ReportConfig, memory_view, report_result
-from dagster_project.partitions import month_tile_partitions
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from memories.applications.environmental import EnvironmentalMonitor
-from memories.applications.report import quantity
-from memories.errors import MissingDataError
+from memories.applications.report import Report, quantity
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
 from .imagery import spectral_indices
@@ -23,10 +22,8 @@ from .models import land_cover
 
 
 @asset(
-    partitions_def=month_tile_partitions,
+    **REPORT_ASSET,
     deps=[spectral_indices, land_cover],
-    group_name="applications",
-    kinds={"html", "matplotlib"},
     description="Environmental report per tile-month: forest and vegetation loss and gain, open-water change, "
     "NDVI/NDWI/NBR trends and anomalies, with alerts.",
 )
@@ -37,13 +34,12 @@ def environmental_report(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
-    view = memory_view(storage, memory, config.as_of)
-    try:
-        report = EnvironmentalMonitor(view).report(grid.tile_id, month)
-    except MissingDataError as e:
-        raise Failure(description=str(e)) from e
-    s = report.summary
+    return run_report(context, config, stac, storage, memory, EnvironmentalMonitor, environmental_preview)
+
+
+def environmental_preview(report: Report) -> dict[str, Any]:
+    """The preview rows, alert and scalar metadata of an environmental report (for ``report_result``)."""
+    s, month = report.summary, report.month
     loss, water = s["forest_loss"], s["water"]
     since = f"{s['reference_month']}..{month}" if s["reference_month"] else None
     ndvi = s["trends"]["ndvi"]
@@ -70,14 +66,10 @@ def environmental_report(
         ("mean NDVI", quantity(s["ndvi_mean"], "dimensionless", period=month)),
         ("land-cover model", str(s["model_id"] or "n/a")),
     ]
-    return report_result(
-        context,
-        view,
-        report,
-        grid,
-        rows=rows,
-        alert=" ".join(s["alerts"]) or None,
-        metadata={
+    return {
+        "rows": rows,
+        "alert": alert_text(report, " "),
+        "metadata": {
             "forest_loss_ha": loss["area_ha"],
             "vegetation_gain_ha": s["vegetation_gain"]["area_ha"],
             "water_change_ha": water.get("change_vs_reference_ha"),
@@ -86,4 +78,4 @@ def environmental_report(
             "model_id": MetadataValue.text(str(s["model_id"])),
             "band_importance": MetadataValue.json(s["band_importance"] or {}),
         },
-    )
+    }

@@ -113,6 +113,17 @@ class TileGrid:
         w, s, e, n = t.transform_bounds(*self.bounds, densify_pts=21)
         return (float(w), float(s), float(e), float(n))
 
+    def mask_polygon(self, mask: np.ndarray) -> Any:
+        """The pixels of a boolean (H, W) mask on this grid as one shapely (Multi)Polygon in the grid CRS
+        (metres); an empty geometry when the mask is empty."""
+        import shapely
+        from rasterio.features import shapes
+        from shapely.geometry import shape
+
+        m = np.asarray(mask, dtype=bool)
+        polys = [shape(g) for g, v in shapes(m.astype(np.uint8), mask=m, transform=self.transform) if v == 1]
+        return shapely.union_all(polys)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description of the grid."""
         return asdict(self)

@@ -85,9 +85,7 @@ def polygonize(mask: np.ndarray, grid: TileGrid) -> Any:
     """The mask's pixels as one shapely (Multi)Polygon in the tile CRS (metres); None when the mask is empty."""
     if not mask.any():
         return None
-    from memories.memory.relationship import _polygonize
-
-    return _polygonize(np.asarray(mask, dtype=bool), grid)
+    return grid.mask_polygon(mask)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ import numpy as np
 
 from memories.applications.common import nanmean, nanmedian, pixel_ha
 from memories.applications.environmental_report import REPORT_KIND, build_report
-from memories.applications.memory_view import MemoryView, describe
+from memories.applications.memory_view import MemoryView, describe, model_id_of
 from memories.applications.report import Report
 from memories.applications.trends import (
     INDEX_VALID_MAX,
@@ -335,10 +335,7 @@ class EnvironmentalMonitor:
         from memories.ai.manager import ModelManager
         from memories.ai.registry import ModelNotFoundError
 
-        # Records written before model ids were recorded carry the version number only.
-        model_id = stats.get("model_id") or (
-            f"land_cover:{stats['model_version']}" if stats.get("model_version") is not None else None
-        )
+        model_id = model_id_of(stats)
         facts: dict[str, Any] = {
             "id": model_id,
             "version": None,

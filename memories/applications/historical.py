@@ -46,7 +46,6 @@ LAND_COVER = "land_cover"
 GIS_LAYERS = "gis_layers"
 INDICES = "spectral_indices"
 HISTORICAL_MAP = "historical_map"
-MODEL_RECORDS = "land_cover_model"
 TRUTH_MODEL_ID = "truth"
 """``model_id`` of land cover rasterized from ground truth (test memories): exact by construction."""
 
@@ -325,19 +324,15 @@ class HistoricalReconstructor:
             return {"model_id": None, "val_accuracy": None, "per_class": {}, "source": "no model id recorded"}
         if model_id == TRUTH_MODEL_ID:
             return {"model_id": model_id, "val_accuracy": 1.0, "per_class": {}, "source": "rasterized ground truth"}
-        metrics: dict[str, Any] | None = None
-        source = ""
-        for rec in view.records(MODEL_RECORDS):
-            if rec.stats.get("model_id") == model_id:
-                metrics, source = rec.stats, f"model registry via {describe(rec)}"
-        if metrics is None:
-            from memories.ai.manager import ModelManager
-
-            try:
-                mv = ModelManager(view.root).resolve(model_id)
-            except Exception as e:  # noqa: BLE001 -- the report shows why the accuracy is missing
-                return {"model_id": model_id, "val_accuracy": None, "per_class": {}, "source": f"not found: {e}"}
-            metrics, source = dict(mv.metrics), f"model registry {mv.name}:{mv.version}"
+        found = view.model_metrics(model_id)
+        if found is None:
+            return {
+                "model_id": model_id,
+                "val_accuracy": None,
+                "per_class": {},
+                "source": "not found in the catalog or the model registry",
+            }
+        metrics, source = found
         per_class = {
             c.name: float(metrics[f"val_accuracy/{c.name}"])
             for c in LAND_COVER_CLASSES

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from memories.errors import MissingDataError
+from memories.errors import MemoriesError, MissingDataError
 from memories.grid import TileGrid
 from memories.memory.catalog import Materialization
 from memories.memory.temporal import TemporalMemory
@@ -108,6 +108,24 @@ class MemoryView:
         """Any record's data (see :meth:`TemporalMemory.load`)."""
         return self._load(record.id, layer)
 
+    def model_metrics(self, model_id: str) -> tuple[dict[str, Any], str] | None:
+        """Validation metrics of a model version (``land_cover:3``) and where they came from.
+
+        The catalog's record of the version's training (``<name>_model`` asset, in force at
+        ``as_of``) first, else the model registry's sidecar; None when neither knows it.
+        """
+        asset = model_id.split(":")[0].split("@")[0] + "_model"
+        found = [r for r in self.records(asset) if r.stats.get("model_id") == model_id]
+        if found:
+            return dict(found[-1].stats), f"model registry via {describe(found[-1])}"
+        from memories.ai.manager import ModelManager
+
+        try:
+            mv = ModelManager(self.root).resolve(model_id)
+        except MemoriesError:
+            return None
+        return dict(mv.metrics), f"model registry {mv.name}:{mv.version}"
+
     def _load_uncached(self, record_id: int, layer: str | None) -> Any:
         rec = self.memory.catalog.get(record_id)
         data = self.memory.load(rec, layer=layer)
@@ -119,6 +137,14 @@ def _as_datetime(t: datetime | str) -> datetime:
         return t if t.tzinfo else t.replace(tzinfo=UTC)
     d = datetime.fromisoformat(t.replace("Z", "+00:00"))
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def model_id_of(stats: dict[str, Any]) -> str | None:
+    """The model id a product record names (``land_cover:3``); records written before model ids were
+    recorded carry the land-cover version number only."""
+    if stats.get("model_id"):
+        return str(stats["model_id"])
+    return f"land_cover:{stats['model_version']}" if stats.get("model_version") is not None else None
 
 
 def describe(record: Materialization) -> str:

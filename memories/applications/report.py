@@ -116,6 +116,13 @@ class Report:
         figures = {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in self.figures.items()}
         return render_html(self.template, report=self, s=self.summary, figures=figures)
 
+    @property
+    def quantities(self) -> dict[str, dict[str, Any]]:
+        """Every quantity of the report's sections by its label (a later section's label wins)."""
+        return {
+            name: q for section in self.summary.get("sections", []) for name, q in section.get("quantities", {}).items()
+        }
+
     def json(self) -> dict[str, Any]:
         """The summary with the report's key and title (what ``summary.json`` holds)."""
         return {"kind": self.kind, "tile": self.tile, "month": self.month, "title": self.title, **self.summary}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import pixel_ha
-from memories.applications.memory_view import MemoryView
+from memories.applications.memory_view import MemoryView, model_id_of
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError
 from memories.grid import TileGrid
@@ -176,18 +176,14 @@ def class_accuracy(view: MemoryView, records: list[Any]) -> dict[str, float] | N
     """
     out: dict[str, float] = {}
     for rec in records:
-        model_id = rec.stats.get("model_id")
-        if model_id is None and rec.stats.get("model_version") is not None:
-            model_id = f"land_cover:{rec.stats['model_version']}"
+        model_id = model_id_of(rec.stats)
         if model_id == "truth":
             acc = {name: 1.0 for name in CLASS_BY_NAME}
         elif model_id:
-            from memories.ai.manager import ModelManager
-
-            try:
-                metrics = ModelManager(view.root).resolve(str(model_id)).metrics
-            except Exception:  # noqa: BLE001 - an unknown model leaves the edge term only
+            found = view.model_metrics(model_id)
+            if found is None:  # an unknown model leaves the edge term only
                 return None
+            metrics = found[0]
             acc = {
                 name: float(metrics[f"val_accuracy/{name}"])
                 for name in CLASS_BY_NAME

@@ -8,8 +8,7 @@ The seed's names are exported lazily, so ``import memories.earth`` stays light::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from memories._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "GISProvider": "memories.earth.gis",
@@ -23,7 +22,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'memories.earth' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

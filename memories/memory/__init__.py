@@ -6,8 +6,7 @@ manager pulls in its own dependencies only when used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from memories._lazy import lazy_exports
 
 _EXPORTS = {
     "MemoryCatalog": "memories.memory.catalog",
@@ -25,14 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memories.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -377,7 +377,7 @@ def detect_change_events(
         sizes = ndimage.sum(new_water, labels, index=np.arange(1, n + 1))
         new_water = np.concatenate([[False], sizes >= FLOOD_MIN_PATCH_PX])[labels]
     if new_water.any():
-        out.append(DetectedEvent("flood", grid.tile_id, month, _polygonize(new_water, grid), start, end, "ndwi"))
+        out.append(DetectedEvent("flood", grid.tile_id, month, grid.mask_polygon(new_water), start, end, "ndwi"))
     loss = detect_vegetation_loss(ndvi_ref, ndvi_now) & ~water_now
     if loss.any():
         import shapely
@@ -386,7 +386,7 @@ def detect_change_events(
         if landuse is not None and len(landuse) and "landuse" in landuse.columns:
             forest = landuse[landuse["landuse"] == "forest"].geometry.union_all()
         patches: dict[str, list[Any]] = {"clear_cut": [], "vegetation_loss": []}
-        geom = _polygonize(loss, grid)
+        geom = grid.mask_polygon(loss)
         for patch in getattr(geom, "geoms", [geom]):
             on_forest = (
                 forest is not None and patch.intersection(forest).area >= FOREST_SHARE_FOR_CLEAR_CUT * patch.area
@@ -396,13 +396,3 @@ def detect_change_events(
             if polys:
                 out.append(DetectedEvent(kind, grid.tile_id, month, shapely.union_all(polys), start, end, "ndvi"))
     return out
-
-
-def _polygonize(mask: np.ndarray, grid: TileGrid) -> Any:
-    """The union of a boolean mask's pixels as a (multi)polygon in the tile CRS."""
-    import shapely
-    from rasterio.features import shapes
-    from shapely.geometry import shape
-
-    polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid.transform) if v == 1]
-    return shapely.union_all(polys)

@@ -42,3 +42,14 @@ def test_months_arithmetic():
     assert (end - start).days == 28  # leap year: 29 days minus one microsecond
     assert add_months(parse_month("2023-12"), 1).month == 1
     assert np.isclose((add_months(parse_month("2023-01"), 24) - parse_month("2023-01")).days, 731)
+
+
+def test_mask_polygon_is_the_union_of_the_mask_pixels_in_the_grid_crs():
+    grid = TileGrid(tile_id="33TVM", epsg=32633, x_min=460000.0, y_max=5100000.0, width=8, height=8)
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[1:3, 2:4] = True  # 2 x 2 pixels, rows 1-2, columns 2-3
+    mask[6, 6] = True
+    geom = grid.mask_polygon(mask)
+    assert geom.area == 5 * grid.pixel_area_m2
+    assert (460020.0, 5099970.0, 460040.0, 5099990.0) in [g.bounds for g in geom.geoms]
+    assert grid.mask_polygon(np.zeros(grid.shape, dtype=bool)).is_empty
