@@ -38,13 +38,25 @@ def aoi_tile(settings: Settings, tile_id: str) -> TileGrid:
 
 
 def aoi_months(settings: Settings) -> tuple[str, str | None]:
-    """(first month, last month or None when open-ended), ``YYYY-MM``."""
+    """(first month, last month or None when open-ended), ``YYYY-MM``.
+
+    Raises:
+        ConfigError: no first month is set (a real catalog), or the last month is before the first.
+    """
     first = settings.aoi.start_month
     last = settings.aoi.end_month
+    first_from, last_from = "aoi.start_month", "aoi.end_month"
     if settings.catalog.profile == "embedded":
-        first = first or settings.sample.start_month
+        if first is None:
+            first, first_from = settings.sample.start_month, "sample.start_month"
         if last is None:
             last = month_key(add_months(parse_month(settings.sample.start_month), settings.sample.n_months - 1))
+            last_from = "the sample world's last month (sample.start_month + sample.n_months - 1)"
     if first is None:
         raise ConfigError("set aoi.start_month (YYYY-MM): the first month of the partitions")
+    if last is not None and last < first:
+        raise ConfigError(
+            f"the period ends before it starts: {last_from} is {last!r}, before {first_from} {first!r}, "
+            "which leaves no month to partition; move aoi.start_month earlier or set aoi.end_month after it"
+        )
     return first, last

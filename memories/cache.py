@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from memories.errors import ConfigError, StorageError
+from memories.store.atomic import atomic_write_file
 
 DEFAULT_TTL_S = 7 * 24 * 3600.0
 """A week, seconds."""
@@ -148,14 +149,12 @@ class Cache:
             )
         with self._locked():
             data.parent.mkdir(parents=True, exist_ok=True)
-            tmp_meta = meta.with_name(f".tmp-{uuid.uuid4().hex}")
-            tmp_meta.write_text(json.dumps({"key": _show(key), "written": time.time(), "bytes": size}))
             if src.parent != data.parent:
                 staged = data.with_name(f".tmp-{uuid.uuid4().hex}")
                 shutil.move(str(src), staged)
                 src = staged
             os.replace(src, data)
-            os.replace(tmp_meta, meta)
+            atomic_write_file(meta, json.dumps({"key": _show(key), "written": time.time(), "bytes": size}).encode())
             self.stats.puts += 1
             self._evict(keep=digest)
         return data

@@ -16,9 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from memories.errors import ConfigError
+from memories.grid import TileGrid
+from memories.months import check_month
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +30,13 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MEMORIES_DATA", PROJECT_ROOT / "data")).resolve()
 
 
-class StorageSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings model that refuses keys it does not have (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Section):
     """Where products live."""
 
     root: str = Field(default_factory=lambda: default_data_dir().as_uri() + "/store")
@@ -39,7 +47,7 @@ class StorageSettings(BaseModel):
     """The SQLite file of the memory catalog (always local)."""
 
 
-class SampleSettings(BaseModel):
+class SampleSettings(_Section):
     """Size of the embedded sample world."""
 
     seed: int = 42
@@ -53,8 +61,13 @@ class SampleSettings(BaseModel):
     root: str = Field(default_factory=lambda: str(default_data_dir() / "sample_world"))
     """Local folder the sample world is generated into."""
 
+    @field_validator("start_month", mode="before")
+    @classmethod
+    def _month(cls, v: Any) -> str:
+        return check_month(v, "sample.start_month")
 
-class CatalogSettings(BaseModel):
+
+class CatalogSettings(_Section):
     """Which STAC API to search and how its asset keys map to band names."""
 
     profile: Literal[
@@ -72,7 +85,7 @@ class CatalogSettings(BaseModel):
     """Scene-level filter on ``eo:cloud_cover``, percent."""
 
 
-class AoiSettings(BaseModel):
+class AoiSettings(_Section):
     """The area of interest: the tiles the pipeline covers, each with its declared grid."""
 
     tiles: list[dict[str, Any]] = Field(default_factory=list)
@@ -84,8 +97,32 @@ class AoiSettings(BaseModel):
     """Last month of the partitions; None: the sample world's last month (embedded)
     or open-ended (real catalogs)."""
 
+    @field_validator("tiles", mode="before")
+    @classmethod
+    def _tiles(cls, v: Any) -> list[dict[str, Any]]:
+        """Each entry checked as a ``TileGrid`` and kept normalized (``epsg: 'EPSG:32633'`` becomes 32633)."""
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            raise ConfigError(f"aoi.tiles must be a list of tile mappings, got {v!r}")
+        return [TileGrid.from_dict(t, where=f"aoi.tiles[{i}]").to_dict() for i, t in enumerate(v)]
 
-class ComputeSettings(BaseModel):
+    @field_validator("start_month", "end_month", mode="before")
+    @classmethod
+    def _months(cls, v: Any, info: Any) -> str | None:
+        return None if v is None else check_month(v, f"aoi.{info.field_name}")
+
+    @model_validator(mode="after")
+    def _period(self) -> AoiSettings:
+        if self.start_month and self.end_month and self.end_month < self.start_month:
+            raise ConfigError(
+                f"aoi.end_month {self.end_month!r} is before aoi.start_month {self.start_month!r}, "
+                "which leaves no month to partition; swap them or fix one"
+            )
+        return self
+
+
+class ComputeSettings(_Section):
     """Where the raster math runs."""
 
     dask_scheduler: str | None = None
@@ -95,7 +132,7 @@ class ComputeSettings(BaseModel):
     """Spatial chunk side of rasters, pixels."""
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(_Section):
     """Land-cover model training, and the model versions inference uses."""
 
     width: int = Field(16, ge=4)
@@ -111,7 +148,7 @@ class ModelSettings(BaseModel):
     """Model id of the learned change detector the ``change_map`` asset uses (registered as ``change``)."""
 
 
-class Settings(BaseModel):
+class Settings(_Section):
     """The whole settings tree."""
 
     storage: StorageSettings = Field(default_factory=lambda: StorageSettings())
@@ -149,9 +186,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"config file {str(path)!r}: invalid value for {where!r}: {err['msg']}") from None
+        where, msg = _explain(e)
+        raise ConfigError(f"config file {str(path)!r}: invalid value for {where!r}: {msg}") from None
+
+
+def _explain(e: ValidationError) -> tuple[str, str]:
+    """(dotted key, message) of the first error; our own ``ConfigError`` text as it is, without pydantic's prefix."""
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    cause = (err.get("ctx") or {}).get("error")
+    return where, str(cause) if isinstance(cause, ConfigError) else str(err["msg"])
 
 
 def _check_keys(raw: dict[str, Any], model: type[BaseModel], where: str, prefix: str = "") -> None:
@@ -194,11 +238,14 @@ def update_config(key: str, value: Any) -> Settings:
         if parts[-1] not in node:
             here = ".".join(parts[:-1]) or "the top level"
             raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
+        section = _section_model(parts)
+        if section is not None and isinstance(value, dict):
+            _check_keys(value, section, f"update_config({key!r}, ...)", prefix=f"{key}.")
         node[parts[-1]] = value
         try:
             new = Settings.model_validate(data)
         except ValidationError as e:
-            raise ConfigError(f"invalid value {value!r} for {key!r}: {e.errors()[0]['msg']}") from None
+            raise ConfigError(f"invalid value {value!r} for {key!r}: {_explain(e)[1]}") from None
         _assign(config, new)
     return config
 
@@ -218,6 +265,17 @@ def reset_config(path: str | os.PathLike[str] | None = None) -> Settings:
 
 
 _lock = threading.RLock()
+
+
+def _section_model(parts: list[str]) -> type[BaseModel] | None:
+    """The settings model at a dotted key (``["storage"]`` -> ``StorageSettings``); None for a plain value."""
+    model: type[BaseModel] = Settings
+    for p in parts:
+        sub = model.model_fields[p].annotation
+        if not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            return None
+        model = sub
+    return model
 
 
 def _assign(live: BaseModel, new: BaseModel) -> None:

@@ -7,6 +7,7 @@ of a tile is written on the ``TileGrid`` declared for it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -17,6 +18,10 @@ import numpy as np
 from memories.errors import ConfigError
 
 _MGRS_RE = re.compile(r"^(\d{1,2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})$")
+_EPSG_RE = re.compile(r"^\s*(?:EPSG\s*:\s*)?(\d{4,6})\s*$", re.IGNORECASE)
+
+GRID_KEYS = ("tile_id", "epsg", "x_min", "y_max", "width", "height", "resolution")
+"""The keys of a tile mapping (``TileGrid.from_dict``, ``aoi.tiles`` entries); ``resolution`` is optional."""
 
 
 @dataclass(frozen=True)
@@ -129,19 +134,87 @@ class TileGrid:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TileGrid:
-        """Build a grid from ``to_dict`` output or a config mapping."""
+    def from_dict(cls, d: Any, where: str = "tile grid") -> TileGrid:
+        """Build a grid from ``to_dict`` output or a config mapping, every key and value checked.
+
+        ``epsg`` may be ``32633``, ``"32633"`` or ``"EPSG:32633"``; ``width`` and ``height``
+        must be whole numbers of pixels (``128`` or ``128.0``, never ``128.7``); ``x_min``,
+        ``y_max`` and ``resolution`` are metres. ``where`` names the mapping in errors
+        (e.g. ``aoi.tiles[0]``).
+
+        Raises:
+            ConfigError: a key is unknown or missing, or a value is not of its kind; the
+                message names the key, the value and the fix.
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where} must be a mapping with keys {', '.join(GRID_KEYS)}, got {d!r}")
+        for key in d:
+            if key not in GRID_KEYS:
+                close = difflib.get_close_matches(str(key), GRID_KEYS, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(
+                    f"{where}: unknown key {key!r} (value {d[key]!r}); {hint}a tile's keys are {', '.join(GRID_KEYS)}"
+                )
+        for key in GRID_KEYS[:-1]:
+            if key not in d:
+                raise ConfigError(
+                    f"{where} lacks {key!r}; a tile needs tile_id, epsg, x_min, y_max, width, height "
+                    "(resolution is optional, 10 m)"
+                )
         try:
             return cls(
                 tile_id=str(d["tile_id"]),
-                epsg=int(d["epsg"]),
-                x_min=float(d["x_min"]),
-                y_max=float(d["y_max"]),
-                width=int(d["width"]),
-                height=int(d["height"]),
-                resolution=float(d.get("resolution", 10.0)),
+                epsg=parse_epsg(d["epsg"], f"{where}.epsg"),
+                x_min=_metres(d["x_min"], f"{where}.x_min"),
+                y_max=_metres(d["y_max"], f"{where}.y_max"),
+                width=_pixels(d["width"], f"{where}.width"),
+                height=_pixels(d["height"], f"{where}.height"),
+                resolution=_metres(d.get("resolution", 10.0), f"{where}.resolution"),
             )
-        except KeyError as e:
-            raise ConfigError(
-                f"tile grid {d!r} lacks {e.args[0]!r}; a tile needs tile_id, epsg, x_min, y_max, width, height"
-            ) from None
+        except ConfigError as e:
+            if str(e).startswith(where):
+                raise
+            raise ConfigError(f"{where}: {e}") from None
+
+
+def parse_epsg(value: Any, key: str = "epsg") -> int:
+    """An EPSG code from ``32633``, ``"32633"`` or ``"EPSG:32633"`` (any case); ``key`` names it in errors.
+
+    Raises:
+        ConfigError: the value is none of these forms.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _EPSG_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{key}: {value!r} is not an EPSG code; write the number, e.g. 32633, or 'EPSG:32633'")
+    return int(m.group(1))
+
+
+def _pixels(value: Any, key: str) -> int:
+    """A whole number of pixels: an int, or a float or string holding one (``128.0``); never rounded."""
+    number = _number(value, key, "a number of pixels, e.g. 1024")
+    if not number.is_integer():
+        raise ConfigError(
+            f"{key}: {value!r} is not a whole number of pixels; a tile has whole pixels: "
+            f"use {int(number // 1)} or {int(number // 1) + 1}"
+        )
+    return int(number)
+
+
+def _metres(value: Any, key: str) -> float:
+    """A number of metres (in the tile CRS), from an int, float or numeric string."""
+    return _number(value, key, "metres, e.g. 460000")
+
+
+def _number(value: Any, key: str, example: str) -> float:
+    """A finite number from an int, float or numeric string; ``example`` shows the expected value in errors."""
+    if not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            pass
+        else:
+            if number == number and abs(number) != float("inf"):
+                return number
+    raise ConfigError(f"{key}: {value!r} is not a finite number; write {example}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from memories.errors import ConfigError
 
@@ -14,6 +16,26 @@ def parse_month(month: str) -> datetime:
     except ValueError:
         raise ConfigError(f"month {month!r} is not of the form YYYY-MM, e.g. 2023-03") from None
     return d.replace(tzinfo=UTC)
+
+
+def check_month(value: Any, key: str) -> str:
+    """A setting that must be a month: exactly ``YYYY-MM`` with MM in 01..12; returns it. ``key`` names it in errors.
+
+    Raises:
+        ConfigError: naming the key, the value, what is wrong and an example.
+    """
+    if isinstance(value, date):
+        raise ConfigError(
+            f"{key}: {value!r} is a date; write the month as a quoted string, e.g. '{value.year:04d}-{value.month:02d}'"
+        )
+    m = re.fullmatch(r"(\d{4})-(\d{2})", value) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{key}: {value!r} is not a month of the form YYYY-MM; write e.g. '2024-01' (quoted in YAML)")
+    if not 1 <= int(m.group(2)) <= 12:
+        raise ConfigError(f"{key}: {value!r} has month {m.group(2)}, not 01..12; write e.g. '{m.group(1)}-12'")
+    if int(m.group(1)) < 1:
+        raise ConfigError(f"{key}: {value!r} has year 0000; the calendar starts at year 0001")
+    return str(value)
 
 
 def month_range(month: str) -> tuple[datetime, datetime]:

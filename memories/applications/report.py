@@ -10,8 +10,9 @@ under ``figure_data`` so the JSON holds every number a figure shows.
 
 ``Report.write(root)`` writes the whole set of files as one immutable version
 (``StorageRoot.report_version_uri``, ``summary.json`` last), replaces the
-version pointer atomically (the commit point), then refreshes the plain files
-users open. A write killed at any point leaves the previous version current.
+version pointer atomically (the commit point), then switches the plain files
+users open to it (``StorageRoot.publish_report``: on a local root all at once).
+A write killed at any point leaves the previous version current.
 """
 
 from __future__ import annotations
@@ -146,11 +147,7 @@ class Report:
             "files": {name: len(data) for name, data in payload.items()},
         }
         root.write_bytes(root.version_pointer_uri(html_uri), json.dumps(pointer).encode())
-        files = {}
-        for name in sorted(payload, key=lambda n: n == "report.html"):  # the page after its figures
-            uri = root.report_uri(self.kind, self.tile, self.month, name)
-            root.write_bytes(uri, payload[name])
-            files[name] = uri
+        files = root.publish_report(self.kind, self.tile, self.month, version, payload)
         self.version, self.version_files, self.files = version, version_files, files
         return files
 

@@ -20,7 +20,7 @@ from memories.classes import NO_LABEL, OSM_LANDUSE_TO_CLASS
 from memories.earth.osm import OSM_EXTENSIONS, OSM_LAYERS, read_osm_layer
 from memories.errors import ConfigError, DataSourceError, StorageError
 from memories.grid import TileGrid
-from memories.store.paths import StorageRoot
+from memories.store.paths import StorageRoot, new_version_id
 
 GIS_LAYERS: tuple[str, ...] = ("buildings", "roads", "landuse", "water")
 """The layers land-cover labels are burned from (``rasterize_labels``)."""
@@ -228,10 +228,10 @@ def write_geoparquet(root: StorageRoot, uri: str, gdf: Any) -> int:
     the previous version current and every earlier version readable through
     ``read_geoparquet(..., version=...)``. The plain file at ``uri`` is refreshed
     last, for hive-partitioned readers (pyarrow, DuckDB). Each file appears whole or
-    not at all (``StorageRoot.write_bytes``).
+    not at all (``StorageRoot.write_bytes``), and no temporary is ever visible to a
+    hive reader, not even one a killed write left (``memories.store.atomic``).
     """
     import json
-    import uuid
     from datetime import UTC
     from datetime import datetime as _dt
 
@@ -239,7 +239,7 @@ def write_geoparquet(root: StorageRoot, uri: str, gdf: Any) -> int:
     gdf.to_parquet(buf, index=False, schema_version="1.1.0", write_covering_bbox=True)
     data = buf.getvalue()
     now = _dt.now(UTC)
-    version = f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+    version = new_version_id(now)
     root.write_bytes(root.version_uri(uri, version), data)
     pointer = {"version": version, "written_at": now.isoformat(), "rows": len(gdf), "bytes": len(data)}
     root.write_bytes(root.version_pointer_uri(uri), json.dumps(pointer).encode())

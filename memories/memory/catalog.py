@@ -18,8 +18,10 @@ A killed writer leaves the previous state.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,8 +112,8 @@ class MemoryCatalog:
                 )
             self.backend = "sqlite"
             self.path = Path(text.removeprefix("sqlite://"))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self.display = str(self.path)
+            _create_or_check_sqlite(self.path)
             with self._connect() as con:
                 con.executescript(_SCHEMA_SQLITE.split("CREATE UNIQUE")[0])
                 cols = {r["name"] for r in con.execute("PRAGMA table_info(materializations)").fetchall()}
@@ -293,6 +295,15 @@ class MemoryCatalog:
             yield _Connection(con, postgres=False)
             if con.in_transaction:
                 con.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if con.in_transaction:
+                try:
+                    con.execute("ROLLBACK")
+                except sqlite3.DatabaseError:
+                    pass  # the error below says what is wrong
+            if type(e) is sqlite3.DatabaseError:  # not a locked or constraint error: the file itself is bad
+                raise _damaged(self.path, str(e)) from None
+            raise
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
@@ -315,6 +326,62 @@ class _Connection:
 
     def executescript(self, sql: str) -> None:
         self.con.executescript(sql)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every SQLite database file."""
+
+
+def _create_or_check_sqlite(path: Path) -> None:
+    """Create a new SQLite catalog at ``path`` only where no file is; refuse an existing file that is no catalog.
+
+    A new catalog is built under a temporary name and linked into place (``os.link``
+    never replaces a file), so two processes opening a missing catalog at once never
+    see a half-made one, and an existing file, even an empty one, is never started over.
+
+    Raises:
+        StorageError: ``path`` is a folder, an empty file or not a SQLite database.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.new-{uuid.uuid4().hex}")
+        try:
+            con = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(_SCHEMA_SQLITE)
+            finally:
+                con.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first: open theirs
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+    if path.is_dir():
+        raise StorageError(
+            f"memory catalog {path} is a folder, not a SQLite file; point storage.catalog_path at a file"
+        )
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_HEADER))
+    if not head:
+        raise StorageError(
+            f"memory catalog {path} is an empty file (0 bytes): the history it held is gone from it "
+            "(a truncated copy, a full disk?). Restore it from a backup; it is not started over. "
+            "To begin a new, empty catalog, delete the file (or set storage.catalog_path to a new path)."
+        )
+    if head != SQLITE_HEADER:
+        raise _damaged(path, "the file does not start with the SQLite header")
+
+
+def _damaged(path: Path | None, why: str) -> StorageError:
+    """The error for a catalog file that SQLite cannot read: the file, the cause and what to do."""
+    return StorageError(
+        f"memory catalog {path} is not a readable SQLite database ({why}). Restore it from a backup, or "
+        f"recover what it holds with `sqlite3 {path} .recover | sqlite3 recovered.sqlite`; "
+        "it is not started over. To begin a new, empty catalog, move the file away."
+    )
 
 
 def _mask_password(url: str) -> str:

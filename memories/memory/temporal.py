@@ -22,6 +22,7 @@ from typing import Any
 from memories.errors import ConfigError, StorageError
 from memories.memory.catalog import Materialization, MemoryCatalog
 from memories.months import month_range
+from memories.store.atomic import is_temporary
 from memories.store.paths import StorageRoot
 
 TimeLike = datetime | str
@@ -158,7 +159,7 @@ def load_report_version(
         )
     folder = summary_uri.rpartition("/")[0]
     names = sorted(str(p).rstrip("/").rpartition("/")[2] for p in root.fs.ls(root.path(folder), detail=False))
-    files = {n: root.report_version_uri(kind, tile, month, version, n) for n in names if ".tmp-" not in n}
+    files = {n: root.report_version_uri(kind, tile, month, version, n) for n in names if not is_temporary(n)}
     summary: dict[str, Any] = json.loads(root.read_bytes(summary_uri))
     return {**summary, "version": version, "files": files}
 

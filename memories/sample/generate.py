@@ -38,6 +38,7 @@ from memories.sample.landscape import Landscape, build_landscape
 from memories.sample.scenes import render_scene
 from memories.sample.spec import SampleWorldSpec, isoformat_utc
 from memories.sample.spectra import BAND_INFO, BANDS
+from memories.store.atomic import atomic_write_file
 
 if TYPE_CHECKING:
     from memories.sample.world import SampleWorld
@@ -238,8 +239,5 @@ def _manifest(spec: SampleWorldSpec, landscapes: list[Landscape], n_items: int) 
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, separators=(",", ":")))
-    os.replace(tmp, path)
+    """Write JSON atomically (``memories.store.atomic.atomic_write_file``)."""
+    atomic_write_file(path, json.dumps(obj, separators=(",", ":")).encode())

@@ -39,6 +39,7 @@ from memories.server.models import (
     utc,
 )
 from memories.server.serialize import json_response, record_dict
+from memories.store.atomic import is_temporary
 from memories.store.paths import StorageRoot
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class StoredReport:
             self.files = {
                 n: root.report_uri(kind, tile, month, n)
                 for n in names
-                if "." in n and not n.startswith(("_", ".")) and ".tmp-" not in n
+                if "." in n and not n.startswith(("_", ".")) and not is_temporary(n)
             }
             self.summary = (
                 json.loads(root.read_bytes(self.files["summary.json"])) if "summary.json" in self.files else {}

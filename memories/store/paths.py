@@ -12,10 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from memories.errors import ConfigError, StorageError
+from memories.store.atomic import atomic_write_file, replace_link
+
+CURRENT_LINK = "_current"
+"""The link in a local report folder to the version its plain files show (``StorageRoot.publish_report``)."""
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,51 @@ class StorageRoot:
         return sorted(
             n
             for n in names
-            if not n.endswith(".json") and self.exists(self.report_version_uri(kind, tile, month, n, "summary.json"))
+            if not n.endswith(".json")
+            and not n.startswith(".")
+            and self.exists(self.report_version_uri(kind, tile, month, n, "summary.json"))
         )
+
+    def publish_report(
+        self, kind: str, tile: str, month: str, version: str, payload: dict[str, bytes]
+    ) -> dict[str, str]:
+        """Make the stored ``version`` of a report its plain files (``report_uri``); returns name -> plain URI.
+
+        On a local root the plain files are relative symbolic links ``<name> ->
+        _current/<name>`` and ``_current`` links to ``_versions/<version>``: the links
+        of every name are made first, then ``_current`` is switched with one atomic
+        rename, then links of names the version lacks (dangling now) are removed. A kill at any point
+        leaves the previous set of files or the new one, never a mix, and a browser
+        opening ``report.html`` loads the figures of the same version. (Plain files that
+        older versions of this code wrote as copies are replaced by links once.)
+
+        On S3 the plain files are copies, figures first and the page last: S3 has no
+        multi-object commit, so a kill can leave a mix there until the next write;
+        readers that need one version resolve it through the pointer (the server does).
+        """
+        files = {name: self.report_uri(kind, tile, month, name) for name in payload}
+        if not self.is_local:
+            for name in sorted(payload, key=lambda n: n == "report.html"):  # the page after its figures
+                self.write_bytes(files[name], payload[name])
+            return files
+        folder = Path(self.path(self.report_uri(kind, tile, month, "report.html"))).parent
+        current = folder / CURRENT_LINK
+        if not current.is_symlink():  # first publish: let the links show the previous version until the switch
+            previous = self.current_version(self.report_uri(kind, tile, month, "report.html"))
+            if previous and previous != version and (folder / "_versions" / previous).is_dir():
+                replace_link(current, f"_versions/{previous}")
+        for name in payload:
+            replace_link(folder / name, f"{CURRENT_LINK}/{name}")
+        replace_link(current, f"_versions/{version}")
+        for entry in os.scandir(folder):  # links to names the version lacks (they dangle now)
+            if (
+                entry.name not in payload
+                and entry.is_symlink()
+                and os.readlink(entry.path).startswith(f"{CURRENT_LINK}/")
+                and not os.path.exists(entry.path)
+            ):
+                os.unlink(entry.path)
+        return files
 
     def cache_dir(self, name: str) -> str:
         """Local folder of one download cache (``stac``, ``assets``): ``<root>/cache/<name>`` on a
@@ -197,18 +245,14 @@ class StorageRoot:
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write a whole file so that readers see the old or the new content, never half.
 
-        Local files go to a temporary name and are renamed over the target; an S3
-        PUT is atomic by itself.
+        Local files go to a hidden temporary name in the same folder and are renamed
+        over the target (:func:`memories.store.atomic.atomic_write_file`: hive readers
+        never see the temporary, and a killed write's is removed by the next write into
+        the folder); an S3 PUT is atomic by itself.
         """
         p = self.path(uri)
         if self.is_local:
-            os.makedirs(os.path.dirname(p), exist_ok=True)
-            tmp = f"{p}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
+            atomic_write_file(p, data)
         else:
             self.fs.pipe_file(p, data)
 

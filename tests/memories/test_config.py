@@ -148,3 +148,93 @@ def test_missing_config_file_names_the_path_and_the_fix(tmp_path, monkeypatch):
         load_settings()
     monkeypatch.delenv("MEMORIES_CONFIG")
     assert load_settings().sample.size_px == 512  # no file: the defaults
+
+
+TILE = {"tile_id": "33TVM", "epsg": 32633, "x_min": 460000, "y_max": 5100000, "width": 128, "height": 128}
+
+
+def _aoi_file(tmp_path, aoi: dict) -> str:
+    path = tmp_path / "aoi.yaml"
+    path.write_text(yaml.safe_dump({"catalog": {"profile": "earth-search"}, "aoi": aoi}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("aoi", "message"),
+    [
+        (
+            {"tiles": [{**TILE, "widht": 5}]},
+            r"invalid value for 'aoi.tiles': aoi.tiles\[0\]: unknown key 'widht' \(value 5\); did you mean 'width'\? "
+            r"a tile's keys are tile_id, epsg, x_min, y_max, width, height, resolution",
+        ),
+        (
+            {"tiles": [{**TILE, "epsg": "WGS84"}]},
+            r"aoi.tiles\[0\].epsg: 'WGS84' is not an EPSG code; write the number, e.g. 32633, or 'EPSG:32633'",
+        ),
+        (
+            {"tiles": [{**TILE, "width": 128.7}]},
+            r"aoi.tiles\[0\].width: 128.7 is not a whole number of pixels; a tile has whole pixels: use 128 or 129",
+        ),
+        (
+            {"tiles": [TILE, {**TILE, "tile_id": "33UVP", "epsg": "EPSG:32632"}]},
+            r"aoi.tiles\[1\]: tile 33UVP lies in UTM zone 33N, so its CRS is EPSG:32633, but EPSG:32632 was declared",
+        ),
+        (
+            {"start_month": "2024-13"},
+            r"invalid value for 'aoi.start_month': aoi.start_month: '2024-13' has month 13, not 01..12; "
+            r"write e.g. '2024-12'",
+        ),
+        (
+            {"end_month": "2024/06"},
+            r"aoi.end_month: '2024/06' is not a month of the form YYYY-MM; write e.g. '2024-01'",
+        ),
+        (
+            {"start_month": "2024-06", "end_month": "2023-01"},
+            r"aoi.end_month '2023-01' is before aoi.start_month '2024-06', which leaves no month to partition; "
+            r"swap them or fix one",
+        ),
+    ],
+)
+def test_bad_aoi_in_the_config_file_is_refused_at_load_naming_key_value_and_fix(tmp_path, aoi, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_aoi_file(tmp_path, aoi))
+
+
+def test_epsg_may_be_written_as_a_crs_string_and_whole_floats_are_pixels(tmp_path):
+    from memories.aoi import aoi_tiles
+
+    settings = load_settings(_aoi_file(tmp_path, {"tiles": [{**TILE, "epsg": "EPSG:32633", "width": 128.0}]}))
+    assert settings.aoi.tiles[0]["epsg"] == 32633 and settings.aoi.tiles[0]["width"] == 128
+    [grid] = aoi_tiles(settings)
+    assert (grid.epsg, grid.width, grid.crs) == (32633, 128, "EPSG:32633")
+
+
+def test_update_config_refuses_unknown_keys_in_a_section_and_bad_aoi_values():
+    before = config.model_dump()
+    with pytest.raises(
+        ConfigError,
+        match=r"update_config\('storage', \.\.\.\): unknown config key 'storage.rooot'; "
+        r"keys here are \['catalog_path', 'root', 's3_endpoint_url'\]",
+    ):
+        update_config("storage", {"rooot": "x"})
+    with pytest.raises(ConfigError, match=r"for 'aoi.tiles': aoi.tiles\[0\]: unknown key 'widht'"):
+        update_config("aoi.tiles", [{**TILE, "widht": 5}])
+    with pytest.raises(ConfigError, match=r"for 'aoi.start_month': aoi.start_month: '2024-13' has month 13"):
+        update_config("aoi.start_month", "2024-13")
+    assert config.model_dump() == before
+    update_config("aoi.tiles", [{**TILE, "epsg": "epsg:32633"}])
+    assert config.aoi.tiles[0]["epsg"] == 32633
+
+
+def test_a_start_month_after_the_sample_worlds_last_month_is_an_error_not_zero_partitions():
+    from memories.aoi import aoi_months
+
+    settings = cfg.Settings()  # the defaults: the embedded profile, no end month
+    settings.sample.start_month, settings.sample.n_months = "2023-01", 24
+    settings.aoi.start_month = "2026-01"
+    with pytest.raises(
+        ConfigError,
+        match=r"the sample world's last month \(sample.start_month \+ sample.n_months - 1\) is '2024-12', "
+        r"before aoi.start_month '2026-01'",
+    ):
+        aoi_months(settings)

@@ -6,7 +6,14 @@ previous version current.
 """
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +129,89 @@ def test_unknown_report_version_is_an_error_naming_the_stored_ones(tmp_path):
         load_report_version(root, REPORT_KIND, TILE, MONTH, "20000101T000000000000Z-deadbeef")
     assert root.report_parts(report.files["report.html"]) == (REPORT_KIND, TILE, MONTH, "report.html")
     assert root.report_parts(root.vector_uri("roads", TILE, MONTH)) is None
+
+
+KILLED_REFRESH = textwrap.dedent(
+    """
+    import os, signal, sys
+    from memories.applications.report import Report
+    from memories.store import StorageRoot
+
+    root_uri, kill_at = sys.argv[1], int(sys.argv[2])
+    steps = [0]
+
+    def dying(real):
+        def step(*args, **kwargs):
+            steps[0] += 1
+            if steps[0] == kill_at:  # SIGKILL before the kill_at-th rename or removal of the write
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return step
+
+    os.replace, os.unlink = dying(os.replace), dying(os.unlink)
+    figures = {"ndvi_timeseries": b"png-series-2", "change_map": b"png-change-2"}
+    summary = {"ndvi_mean": 0.42, "sections": [{"title": "Figures", "figures": list(figures)}]}
+    Report("environmental", "33TVM", "2023-06", "NDVI 0.42", summary, figures).write(StorageRoot(root_uri))
+    """
+)
+
+
+def _shown(ndvi_mean: float, figures: dict[str, bytes]) -> Report:
+    """A report whose page shows every figure (as ``KILLED_REFRESH`` builds it)."""
+    summary = {"ndvi_mean": ndvi_mean, "sections": [{"title": "Figures", "figures": list(figures)}]}
+    return Report(REPORT_KIND, TILE, MONTH, f"NDVI {ndvi_mean}", summary, figures)
+
+
+def _plain_view(root: StorageRoot) -> tuple[str, dict[str, bytes], dict]:
+    """What a browser opening the plain report.html sees: the page, the figures it references, and summary.json."""
+    html = root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, "report.html")).decode()
+    names = re.findall(r'src="([^"/]+\.png)"', html)
+    figures = {n: root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, n)) for n in names}
+    summary = json.loads(root.read_bytes(root.report_uri(REPORT_KIND, TILE, MONTH, "summary.json")))
+    return html, figures, summary
+
+
+def test_report_refresh_killed_at_any_rename_never_shows_a_mix_of_versions(tmp_path):
+    root = StorageRoot((tmp_path / "store").as_uri())
+    first = _shown(0.61, {"ndvi_timeseries": b"png-series-1", "band_importance": b"png-importance-1"})
+    first.write(root)
+    second = _shown(0.42, {"ndvi_timeseries": b"png-series-2", "change_map": b"png-change-2"})
+    assert 'src="change_map.png"' in second.html and 'src="band_importance.png"' in first.html
+    expected = {
+        "first": (first.html, {f"{k}.png": v for k, v in first.figures.items()}, first.json()),
+        "second": (second.html, {f"{k}.png": v for k, v in second.figures.items()}, second.json()),
+    }
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    seen = []
+    for kill_at in range(1, 30):
+        child = subprocess.run(
+            [sys.executable, "-c", KILLED_REFRESH, root.uri, str(kill_at)], env=env, capture_output=True, timeout=120
+        )
+        if child.returncode == 0:
+            break  # the write has fewer renames than kill_at: it completed
+        assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+        view = _plain_view(root)
+        matches = [name for name, want in expected.items() if view == want]
+        assert matches, f"killed before rename {kill_at}: the plain files mix versions"
+        seen.append(matches[0])
+        # The first version stays readable by its id, whatever the kill left.
+        assert load_report_version(root, REPORT_KIND, TILE, MONTH, first.version)["ndvi_mean"] == 0.61
+        first.write(root)  # back to the first version for the next kill point
+        assert _plain_view(root) == expected["first"]
+    # Killed before the switch the plain files show the first version, after it the second; never a mix.
+    assert len(seen) >= 6 and seen[0] == "first" and seen[-1] == "second", seen
+    assert _plain_view(root) == expected["second"]
+    folder = Path(root.local_path(root.report_uri(REPORT_KIND, TILE, MONTH, "report.html"))).parent
+    # No temporary left beside the plain files or the pointer (the killed writes' incomplete version
+    # folders, without summary.json, are never listed as versions).
+    left = [p.name for d in (folder, folder / "_versions") for p in d.iterdir() if ".tmp-" in p.name]
+    assert left == [], "the writes after the kills left temporaries"
+    assert root.report_versions(REPORT_KIND, TILE, MONTH)[-1] == root.current_version(
+        root.report_uri(REPORT_KIND, TILE, MONTH, "report.html")
+    )
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("_")) == [
+        "change_map.png",
+        "ndvi_timeseries.png",
+        "report.html",
+        "summary.json",
+    ]  # the first version's band_importance.png is gone from the plain view

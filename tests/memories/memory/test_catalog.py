@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memories.errors import ConfigError
+from memories.errors import ConfigError, StorageError
 from memories.memory.catalog import MemoryCatalog
 
 
@@ -127,3 +127,44 @@ def test_catalog_resource_takes_a_postgres_url_or_falls_back_to_the_sqlite_path(
     assert pg.backend == "postgresql" and not (tmp_path / "unused.sqlite").exists()
     local = MemoryCatalogResource(path=str(tmp_path / "c.sqlite")).catalog()
     assert local.backend == "sqlite" and (tmp_path / "c.sqlite").exists()
+
+
+def _catalog_with_history(path) -> None:
+    cat = MemoryCatalog.open(path)
+    cat.record(asset="ndvi", uri="file:///s/ndvi.zarr", tile="33TVM", partition="2023-06")
+
+
+def test_empty_existing_catalog_file_is_refused_never_started_over(tmp_path):
+    path = tmp_path / "memory_catalog.sqlite"
+    path.write_bytes(b"")  # e.g. a copy truncated by a full disk
+    with pytest.raises(StorageError) as info:
+        MemoryCatalog.open(path)
+    message = str(info.value)
+    assert str(path) in message and "empty file (0 bytes)" in message
+    assert "backup" in message and "delete the file" in message
+    assert path.read_bytes() == b""  # untouched: not turned into a new, empty catalog
+
+
+def test_corrupt_catalog_file_is_a_storage_error_naming_the_file_and_the_fix(tmp_path):
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is no database\n" * 200)
+    with pytest.raises(StorageError, match="not a readable SQLite database") as info:
+        MemoryCatalog.open(garbage)
+    assert str(garbage) in str(info.value) and ".recover" in str(info.value)
+
+    # A real catalog whose pages were overwritten after its header: SQLite's own error, wrapped.
+    damaged = tmp_path / "damaged.sqlite"
+    _catalog_with_history(damaged)
+    data = bytearray(damaged.read_bytes())
+    data[100:] = b"\xff" * (len(data) - 100)
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match="not a readable SQLite database") as info:
+        MemoryCatalog.open(damaged).current("ndvi")
+    assert str(damaged) in str(info.value) and "backup" in str(info.value)
+
+
+def test_missing_catalog_file_is_created_and_reopened_with_its_history(tmp_path):
+    path = tmp_path / "new" / "memory_catalog.sqlite"
+    _catalog_with_history(path)
+    assert [m.partition for m in MemoryCatalog.open(path).current("ndvi")] == ["2023-06"]
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [path.name]

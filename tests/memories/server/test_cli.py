@@ -78,3 +78,24 @@ def test_the_command_refuses_a_public_host_without_a_token(served_memory):
     )
     assert done.returncode == 2
     assert TOKEN_ENV in done.stderr.decode() and "refusing" in done.stderr.decode()
+
+
+def test_a_damaged_catalog_is_one_line_naming_the_file_not_a_traceback(tmp_path):
+    catalog = tmp_path / "memory_catalog.sqlite"
+    catalog.write_bytes(b"")
+    root = (tmp_path / "store").as_uri()
+    env = {**os.environ, TOKEN_ENV: "t" * 32}
+    for content in (b"", b"not a database at all\n" * 100):
+        catalog.write_bytes(content)
+        proc = subprocess.run(
+            [sys.executable, "-m", "memories.server", "--catalog", str(catalog), "--root", root, "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith(f"error: memory catalog {catalog} ")
+        assert "backup" in proc.stderr
+        assert catalog.read_bytes() == content  # never started over
