@@ -6,7 +6,7 @@ time), features of the spatial memory near a point or in a box (GeoJSON), events
 of the relationship memory (:mod:`memories.server.routes_memory`), the stored
 reports as they stood at any transaction time, and the applications run on demand
 (:mod:`memories.server.routes_reports`). ``/health`` and the OpenAPI docs
-(``/docs``, ``/openapi.json``) are open; every other path needs
+(``/docs``, ``/redoc``, ``/openapi.json``, their files served locally) are open; every other path needs
 ``Authorization: Bearer <token>``, the token of ``MEMORIES_API_TOKEN``.
 
     with MemoriesServer(port=0) as server:          # uvicorn in a thread, a free port
@@ -41,6 +41,7 @@ from memories.applications.memory_view import MemoryView
 from memories.errors import ConfigError, MemoriesError, MissingDataError
 from memories.memory.temporal import TemporalMemory
 from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue
+from memories.server.docs import add_docs
 from memories.server.guard import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, RedactingFilter, RequestGuard
 from memories.server.models import ERRORS, Health, ViewFactory
 from memories.server.routes_memory import memory_routes
@@ -217,7 +218,10 @@ def create_app(
             f"Every /v1 path needs `Authorization: Bearer <token>` (the server's {TOKEN_ENV})."
         ),
         redirect_slashes=False,  # a redirect would repeat the client's Host header; a 404 says what to do
+        docs_url=None,  # add_docs serves /docs and /redoc with local files, not a CDN's
+        redoc_url=None,
     )
+    add_docs(app)
     # The token is checked by RequestGuard from the headers, before any body is read;
     # the dependency declares the scheme in the OpenAPI document.
     bearer = HTTPBearer(
