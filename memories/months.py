@@ -107,7 +107,7 @@ def parse_time(value: str | datetime, what: str = "time", *, end: bool = False) 
         if "not an ISO 8601" not in str(e):
             raise
         raise ConfigError(
-            f"{what} {shown(value)} is not YYYY-MM (a month) or an ISO 8601 date/time; "
+            f"{what} {shown(value)} is not YYYY-MM (a month), YYYY-MM-DD or an ISO 8601 date-time; "
             "e.g. 2023-06, 2023-06-15 or 2023-06-15T10:00:00Z"
         ) from None
 

@@ -62,7 +62,7 @@ def test_instants_are_utc_and_a_long_rejected_value_is_not_repeated_whole():
     with pytest.raises(ConfigError) as err:
         parse_time("x" * 100_000, "start")
     assert len(str(err.value)) < 200 and "(100002 characters)" in str(err.value)
-    with pytest.raises(ConfigError, match="is not YYYY-MM \\(a month\\) or an ISO 8601 date/time"):
+    with pytest.raises(ConfigError, match="is not YYYY-MM \\(a month\\), YYYY-MM-DD or an ISO 8601 date-time"):
         parse_time("2023/06", "start")
 
 
