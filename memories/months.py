@@ -1,4 +1,11 @@
-"""Months, the time unit of partitions: ``YYYY-MM`` strings and their UTC ranges."""
+"""Months and instants, the time units of the memory: ``YYYY-MM`` strings, ISO 8601 instants, their UTC ranges.
+
+The one parser of months (:func:`parse_month`) and of instants (:func:`parse_instant`,
+:func:`parse_time`) the library and the query server use. Both keep to the years
+:data:`MIN_YEAR`..:data:`MAX_YEAR` in UTC, so that a month's end (the next month's
+first instant) and any UTC offset (at most 14 h) stay inside Python's calendar
+(years 1..9999): a date at its edge is an error that says so, never an overflow.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +15,113 @@ from typing import Any
 
 from memories.errors import ConfigError
 
+MIN_YEAR = 1
+"""First year (UTC) a month or an instant of the memory may have."""
+MAX_YEAR = 9998
+"""Last year (UTC) a month or an instant of the memory may have (9999-12 has no end in Python's calendar)."""
+SHOWN_CHARS = 40
+"""Most characters of a rejected value an error message repeats."""
 
-def parse_month(month: str) -> datetime:
-    """The first instant (UTC) of a ``YYYY-MM`` or ``YYYY-MM-DD`` partition key."""
+_MONTH_FORM = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
+def parse_month(month: str, what: str = "month") -> datetime:
+    """The first instant (UTC) of a ``YYYY-MM`` or ``YYYY-MM-DD`` partition key.
+
+    Args:
+        month: the key; only its first seven characters (``YYYY-MM``) count.
+        what: its name in the error message (``time_point``).
+
+    Raises:
+        ConfigError: not of the form ``YYYY-MM``, a month number outside 01..12, or a
+            year outside :data:`MIN_YEAR`..:data:`MAX_YEAR`; the message says which.
+    """
+    text = month[:7] if isinstance(month, str) else ""
+    if not _MONTH_FORM.fullmatch(text):
+        raise ConfigError(f"{what} {shown(month)} is not of the form YYYY-MM, e.g. 2023-03")
+    year, number = int(text[:4]), int(text[5:7])
+    if not 1 <= number <= 12:
+        raise ConfigError(f"{what} {shown(month)} has month number {text[5:7]}; months are 01..12, e.g. 2023-03")
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ConfigError(
+            f"{what} {shown(month)} has year {text[:4]}, outside the years "
+            f"{MIN_YEAR:04d}..{MAX_YEAR} the memory handles; e.g. 2023-03"
+        )
+    return datetime(year, number, 1, tzinfo=UTC)
+
+
+def parse_instant(value: str | datetime, what: str = "time") -> datetime:
+    """The instant (UTC) of an ISO 8601 date or date-time, or of a datetime; naive ones are taken as UTC.
+
+    Args:
+        value: ``2023-06-15``, ``2023-06-15T10:00:00Z``, ``2023-06-15T12:00:00+02:00`` or a datetime.
+        what: its name in the error message (``as_of``).
+
+    Raises:
+        ConfigError: not ISO 8601, not a calendar date (``2023-02-30``), or outside the
+            years :data:`MIN_YEAR`..:data:`MAX_YEAR` in UTC; the message says which.
+    """
+    if isinstance(value, datetime):
+        d = value
+    else:
+        text = str(value).strip()
+        try:
+            d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as e:
+            if str(e).startswith("Invalid isoformat string"):
+                raise ConfigError(
+                    f"{what} {shown(value)} is not an ISO 8601 date or date-time; "
+                    "e.g. 2023-06-15 or 2023-06-15T10:00:00Z"
+                ) from None
+            raise ConfigError(f"{what} {shown(value)} is not a date of the calendar: {e}") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
     try:
-        d = datetime.strptime(month[:7], "%Y-%m")
-    except ValueError:
-        raise ConfigError(f"month {month!r} is not of the form YYYY-MM, e.g. 2023-03") from None
-    return d.replace(tzinfo=UTC)
+        d = d.astimezone(UTC)
+        inside = MIN_YEAR <= d.year <= MAX_YEAR
+    except OverflowError:  # 0001-01-01T00:00+14:00 lies in year 0 in UTC
+        inside = False
+    if not inside:
+        raise ConfigError(
+            f"{what} {shown(value)} lies outside the years {MIN_YEAR:04d}..{MAX_YEAR} (UTC) the memory handles; "
+            "e.g. 2023-06-15T10:00:00Z"
+        )
+    return d
+
+
+def parse_time(value: str | datetime, what: str = "time", *, end: bool = False) -> datetime:
+    """The first instant (UTC) of a valid time: a month ``YYYY-MM`` (its whole span) or an instant.
+
+    With ``end``, the instant its period ends: a month ends where the next begins
+    (exclusive); an instant is its own end.
+
+    Raises:
+        ConfigError: neither a month nor an ISO 8601 instant, or at the calendar's edge
+            (see :func:`parse_month`, :func:`parse_instant`).
+    """
+    if isinstance(value, str) and is_month(value.strip()):
+        start = parse_month(value.strip(), what)
+        return add_months(start, 1) if end else start
+    try:
+        return parse_instant(value, what)
+    except ConfigError as e:
+        if "not an ISO 8601" not in str(e):
+            raise
+        raise ConfigError(
+            f"{what} {shown(value)} is not YYYY-MM (a month), YYYY-MM-DD or an ISO 8601 date-time; "
+            "e.g. 2023-06, 2023-06-15 or 2023-06-15T10:00:00Z"
+        ) from None
+
+
+def is_month(text: str) -> bool:
+    """Whether ``text`` has the form of a month, ``YYYY-MM`` (valid or not: :func:`parse_month` says)."""
+    return bool(_MONTH_FORM.fullmatch(text))
+
+
+def shown(value: object) -> str:
+    """``repr`` of a rejected value for an error message, cut to :data:`SHOWN_CHARS` characters."""
+    text = repr(value.isoformat()) if isinstance(value, datetime) else repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}… ({len(text)} characters)"
 
 
 def check_month(value: Any, key: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from memories.applications.vegetation import patch_count
 from memories.classes import LAND_COVER_CLASSES
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
-from memories.months import month_mid, month_range, parse_month
+from memories.months import is_month, month_mid, month_range, parse_time
 
 __all__ = [
     "RadiusWindow",
@@ -169,17 +169,9 @@ def as_instant(value: str | datetime) -> datetime:
     Raises:
         ConfigError: the text is none of these.
     """
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text_value = str(value).strip()
-    if len(text_value) == 7:
-        parse_month(text_value)  # raises with the expected form
-        return month_mid(text_value)
-    try:
-        d = datetime.fromisoformat(text_value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"date {value!r} is not YYYY-MM-DD, YYYY-MM or an ISO date-time, e.g. 2023-06-15") from None
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    if isinstance(value, str) and is_month(value.strip()):
+        return month_mid(value.strip())  # parse_month raises with what is wrong
+    return parse_time(value, "date")
 
 
 def span(months: list[str]) -> str:

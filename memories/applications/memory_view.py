@@ -14,7 +14,7 @@ re-materializations, and never a half-written product.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -24,6 +24,7 @@ from memories.errors import MemoriesError, MissingDataError
 from memories.grid import TileGrid
 from memories.memory.catalog import Materialization
 from memories.memory.temporal import TemporalMemory
+from memories.months import parse_instant
 
 
 class MemoryView:
@@ -133,10 +134,7 @@ class MemoryView:
 
 
 def _as_datetime(t: datetime | str) -> datetime:
-    if isinstance(t, datetime):
-        return t if t.tzinfo else t.replace(tzinfo=UTC)
-    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    return parse_instant(t, "as_of")
 
 
 def model_id_of(stats: dict[str, Any]) -> str | None:

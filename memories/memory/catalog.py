@@ -59,6 +59,26 @@ _SCHEMA_SQLITE = (
 _SCHEMA_POSTGRES = f"CREATE TABLE IF NOT EXISTS materializations (id BIGSERIAL PRIMARY KEY,{_COLUMNS});{_INDEXES}"
 
 
+CATALOG_URL_ENV = "MEMORIES_CATALOG_URL"
+"""Environment variable holding a shared catalog's URL (``postgresql://user:password@host:5432/db``).
+
+The code location (``dagster_project.definitions``), the query server and
+:class:`~memories.memory.temporal.TemporalMemory` all read it, so they serve one
+catalog; its password never enters a file or a command line."""
+
+
+def configured_location() -> str:
+    """The catalog of this process: ``$MEMORIES_CATALOG_URL`` when set, else the configured SQLite file.
+
+    The SQLite file is ``storage.catalog_path`` of :mod:`memories.config`.
+    """
+    import os
+
+    from memories.config import config
+
+    return os.environ.get(CATALOG_URL_ENV, "").strip() or config.storage.catalog_path
+
+
 @dataclass(frozen=True)
 class Materialization:
     """One recorded version of a product partition (times are UTC ISO strings).

@@ -15,13 +15,13 @@ even after the partition was re-materialized.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from memories.errors import ConfigError, StorageError
-from memories.memory.catalog import Materialization, MemoryCatalog
-from memories.months import month_range
+from memories.memory.catalog import Materialization, MemoryCatalog, configured_location
+from memories.months import is_month, month_range, parse_time
 from memories.store.atomic import is_temporary
 from memories.store.paths import StorageRoot
 
@@ -34,7 +34,7 @@ class TemporalMemory:
 
     Args:
         catalog: a :class:`MemoryCatalog`, a SQLite path or a ``postgresql://`` URL;
-            default: the configured catalog.
+            default: ``$MEMORIES_CATALOG_URL``, else the configured SQLite file.
         root: the storage root (``StorageRoot`` or URI); default: the configured one.
         s3_endpoint_url: endpoint of an S3-compatible server when ``root`` is a URI.
     """
@@ -48,7 +48,7 @@ class TemporalMemory:
         from memories.config import config
 
         if catalog is None:
-            catalog = config.storage.catalog_path
+            catalog = configured_location()  # $MEMORIES_CATALOG_URL or the configured SQLite file
         self.catalog = catalog if isinstance(catalog, MemoryCatalog) else MemoryCatalog.open(catalog)
         if root is None:
             root = StorageRoot(config.storage.root, s3_endpoint_url or config.storage.s3_endpoint_url)
@@ -175,18 +175,11 @@ def _layers_at(root: StorageRoot, pattern: str) -> list[str]:
 
 def _parse(t: TimeLike) -> tuple[datetime, datetime]:
     """[start, end] of an instant or a month (UTC)."""
-    if isinstance(t, datetime):
-        d = t if t.tzinfo else t.replace(tzinfo=UTC)
-        return d, d
-    text = str(t).strip()
-    if len(text) == 7 and text[4] == "-":
+    text = t if isinstance(t, datetime) else str(t).strip()
+    if isinstance(text, str) and is_month(text):
         return month_range(text)
-    try:
-        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"time {t!r} is not YYYY-MM or an ISO date/time, e.g. 2023-03 or 2024-01-01") from None
-    d = d if d.tzinfo else d.replace(tzinfo=UTC)
-    return d, d
+    start = parse_time(text)  # one parser of instants: ConfigError at the calendar's edge, never an overflow
+    return start, start
 
 
 def _start(t: TimeLike) -> datetime:

@@ -6,7 +6,7 @@ time), features of the spatial memory near a point or in a box (GeoJSON), events
 of the relationship memory (:mod:`memories.server.routes_memory`), the stored
 reports as they stood at any transaction time, and the applications run on demand
 (:mod:`memories.server.routes_reports`). ``/health`` and the OpenAPI docs
-(``/docs``, ``/openapi.json``) are open; every other path needs
+(``/docs``, ``/redoc``, ``/openapi.json``, their files served locally) are open; every other path needs
 ``Authorization: Bearer <token>``, the token of ``MEMORIES_API_TOKEN``.
 
     with MemoriesServer(port=0) as server:          # uvicorn in a thread, a free port
@@ -22,7 +22,6 @@ No ``from __future__ import annotations`` here: FastAPI reads the endpoints'
 annotations at runtime, and some name objects local to :func:`create_app`.
 """
 
-import hmac
 import ipaddress
 import logging
 import os
@@ -31,18 +30,23 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memories.applications import APPLICATIONS
 from memories.applications.memory_view import MemoryView
 from memories.errors import ConfigError, MemoriesError, MissingDataError
 from memories.memory.temporal import TemporalMemory
+from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue
+from memories.server.docs import add_docs
+from memories.server.guard import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, RedactingFilter, RequestGuard
 from memories.server.models import ERRORS, Health, ViewFactory
 from memories.server.routes_memory import memory_routes
 from memories.server.routes_reports import report_routes
-from memories.server.serialize import error_response
+from memories.server.serialize import PrivateLocations, error_response, validation_detail
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +68,13 @@ class MemoriesServer:
         port: TCP port; ``0`` picks a free one (see :attr:`port` after :meth:`start`).
         applications: report kind -> ``module:Class``; default: every application
             of :data:`memories.applications.APPLICATIONS`.
+        max_body_bytes: largest request body accepted, bytes (1 MiB; 413 beyond).
+        max_queued_analyses: on-demand analyses that may wait while one runs (4; 503
+            with ``Retry-After`` beyond).
 
     Raises:
-        ConfigError: a non-loopback host without a token, or a port out of range.
+        ConfigError: a non-loopback host without a token, a port out of range, or a
+            limit below its minimum.
     """
 
     def __init__(
@@ -77,6 +85,8 @@ class MemoriesServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         applications: dict[str, str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_queued_analyses: int = DEFAULT_MAX_WAITING,
     ) -> None:
         token = token if token is not None else os.environ.get(TOKEN_ENV)
         self._token = token or None
@@ -87,10 +97,20 @@ class MemoriesServer:
             )
         if not 0 <= port <= 65535:
             raise ConfigError(f"port {port} is out of range; choose 1..65535 (0: any free port)")
+        if max_body_bytes < 1024:
+            raise ConfigError(f"max_body_bytes={max_body_bytes} is under 1024; an analysis request needs about 100")
+        if max_queued_analyses < 0:
+            raise ConfigError(f"max_queued_analyses={max_queued_analyses} is negative; give 0 (none wait) or more")
         self.host, self.port = host, port
         self.view_factory = _view_factory(memory)
         self.applications = dict(applications if applications is not None else APPLICATIONS)
-        self.app = create_app(self.view_factory, token=self._token, applications=self.applications)
+        self.app = create_app(
+            self.view_factory,
+            token=self._token,
+            applications=self.applications,
+            max_body_bytes=max_body_bytes,
+            max_queued_analyses=max_queued_analyses,
+        )
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -114,10 +134,7 @@ class MemoriesServer:
 
         if self._thread is not None:
             return self
-        config = uvicorn.Config(
-            self.app, host=self.host, port=self.port, log_config=None, access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(self._uvicorn_config(lifespan="off"))
         self._thread = threading.Thread(target=self._run, name=f"memories-server-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
@@ -156,9 +173,17 @@ class MemoriesServer:
         if self._token is None:
             logger.warning("no %s set: the API is open to anyone who can reach %s", TOKEN_ENV, self.host)
         logger.info("serving the memory at %s (docs at %s/docs)", self.url, self.url)
-        uvicorn.Server(
-            uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None, access_log=False)
-        ).run()
+        uvicorn.Server(self._uvicorn_config()).run()
+
+    def _uvicorn_config(self, **options: Any) -> Any:
+        """uvicorn's settings: the project's logging, the guard's access log (not uvicorn's), no token in a log."""
+        import uvicorn
+
+        for name in ("uvicorn.access", "uvicorn.error"):  # lines uvicorn writes itself never hold a token
+            log = logging.getLogger(name)
+            if not any(isinstance(f, RedactingFilter) and f.token == self._token for f in log.filters):
+                log.addFilter(RedactingFilter(self._token))
+        return uvicorn.Config(self.app, host=self.host, port=self.port, log_config=None, access_log=False, **options)
 
     def __enter__(self) -> "MemoriesServer":
         return self.start()
@@ -167,13 +192,22 @@ class MemoriesServer:
         self.stop()
 
 
-def create_app(view_factory: ViewFactory, *, token: str | None, applications: dict[str, str] | None = None) -> FastAPI:
+def create_app(
+    view_factory: ViewFactory,
+    *,
+    token: str | None,
+    applications: dict[str, str] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_queued_analyses: int = DEFAULT_MAX_WAITING,
+) -> FastAPI:
     """The FastAPI application over the memory views ``view_factory`` makes.
 
     Args:
         view_factory: ``as_of -> MemoryView``.
         token: the bearer token every ``/v1`` path needs; ``None``: open.
         applications: report kind -> ``module:Class`` (default: all).
+        max_body_bytes: largest request body accepted, bytes (413 beyond).
+        max_queued_analyses: analyses that may wait while one runs (503 beyond).
     """
     kinds_map = dict(applications if applications is not None else APPLICATIONS)
     app = FastAPI(
@@ -183,76 +217,63 @@ def create_app(view_factory: ViewFactory, *, token: str | None, applications: di
             "Temporal and spatial queries over the Earth memory, its stored reports, and analyses on demand. "
             f"Every /v1 path needs `Authorization: Bearer <token>` (the server's {TOKEN_ENV})."
         ),
+        redirect_slashes=False,  # a redirect would repeat the client's Host header; a 404 says what to do
+        docs_url=None,  # add_docs serves /docs and /redoc with local files, not a CDN's
+        redoc_url=None,
     )
+    add_docs(app)
+    # The token is checked by RequestGuard from the headers, before any body is read;
+    # the dependency declares the scheme in the OpenAPI document.
     bearer = HTTPBearer(
         auto_error=False, scheme_name="bearerAuth", description=f"the server's {TOKEN_ENV}, as a bearer token"
     )
-    expected = token.encode() if token else None
 
-    def require_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        if expected is None:
-            return
-        if creds is None:
-            raise HTTPException(
-                401,
-                f"missing bearer token: send the header 'Authorization: Bearer <token>' with the server's {TOKEN_ENV}",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not hmac.compare_digest(creds.credentials.encode(), expected):
-            raise HTTPException(
-                401,
-                f"invalid bearer token: it is not the server's {TOKEN_ENV}",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
+    def documents_the_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        return None
 
-    auth = [Depends(require_token)]
+    auth = [Depends(documents_the_token)]
+    private = PrivateLocations(view_factory)
 
-    # -- errors and access log -----------------------------------------------------------
+    # -- errors ----------------------------------------------------------------------------
     @app.exception_handler(MissingDataError)
     def _missing(request: Request, exc: MissingDataError) -> JSONResponse:
-        return error_response(404, exc)
+        return error_response(404, exc, private)
 
     @app.exception_handler(ConfigError)
     def _config(request: Request, exc: ConfigError) -> JSONResponse:
-        return error_response(400, exc)
+        return error_response(400, exc, private)
 
     @app.exception_handler(MemoriesError)
     def _memories(request: Request, exc: MemoriesError) -> JSONResponse:
         logger.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
-        return error_response(500, exc)
+        return error_response(500, exc, private)
 
-    @app.middleware("http")
-    async def _access_log(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # the traceback goes to the log, never to the client
-            logger.exception("%s %s failed", request.method, request.url.path)
-            response = JSONResponse(
-                {"detail": "internal error; the server log has the details", "error": type(exc).__name__},
-                status_code=500,
-            )
-        query = f"?{request.url.query}" if request.url.query else ""
-        client = request.client.host if request.client else "-"
-        logger.info(
-            '%s "%s %s%s" %d %.1f ms',
-            client,
-            request.method,
-            request.url.path,
-            query,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "error": "RequestTooLarge"}, 413, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such path; the paths (without a trailing slash) are listed at /docs and /openapi.json"
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
 
     # -- open -----------------------------------------------------------------------------
     @app.get("/health", tags=["server"])
-    def health() -> Health:
-        """The server answers (no token needed)."""
+    async def health() -> Health:
+        """The server answers (no token needed); it runs on the event loop, so busy workers never delay it."""
         return Health(time=datetime.now(UTC).isoformat(timespec="seconds"))
 
+    queue = AnalysisQueue(max_queued_analyses)
     app.include_router(memory_routes(view_factory), prefix="/v1", dependencies=auth, responses=ERRORS)
-    app.include_router(report_routes(view_factory, kinds_map), prefix="/v1", dependencies=auth, responses=ERRORS)
+    app.include_router(report_routes(view_factory, kinds_map, queue), prefix="/v1", dependencies=auth, responses=ERRORS)
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
+    app.state.analysis_queue = queue
     return app
 
 

@@ -7,16 +7,16 @@ tile id, month, instant, coordinate or bbox is a 422 with FastAPI's ``detail``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn
 
+from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from memories.applications.memory_view import MemoryView
-from memories.months import add_months, parse_month
+from memories.months import parse_instant, parse_month, parse_time
 
 TILE_PATTERN = r"^[0-9]{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$"
 """An MGRS tile id: UTM zone, latitude band and 100 km square, e.g. ``33TVM``."""
@@ -25,7 +25,6 @@ MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 KIND_PATTERN = r"^[a-z][a-z_]{0,39}$"
 FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
 """A file name of a report version: one path segment, no leading dot."""
-_MONTH = re.compile(MONTH_PATTERN)
 
 AS_OF = "transaction time, ISO 8601 (UTC if no offset): what the memory knew then; empty: now"
 """Description of the ``as_of`` parameters."""
@@ -39,15 +38,20 @@ ViewFactory = Callable[[datetime | None], MemoryView]
 
 
 def check_time(value: str | None) -> str | None:
-    """A valid-time instant: ``YYYY-MM`` (the whole month) or an ISO 8601 date or date-time."""
-    if value is None or _MONTH.match(value):
-        return value
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not YYYY-MM or an ISO 8601 date/time; e.g. 2023-06, 2023-06-15 or 2023-06-15T10:00:00Z"
-        ) from None
+    """A valid-time instant: ``YYYY-MM`` (the whole month) or an ISO 8601 date or date-time, in years 1..9998."""
+    if value is not None:
+        parse_time(value)  # raises ConfigError (a ValueError: a 422) saying what is wrong
+    return value
+
+
+def check_instant(value: datetime | None) -> datetime | None:
+    """A transaction time (``as_of``) in UTC, inside the calendar the memory handles (years 1..9998)."""
+    return None if value is None else parse_instant(value, "as_of")
+
+
+def check_month(value: str) -> str:
+    """A month ``YYYY-MM`` in the years 1..9998 (the pattern checks the form, this the calendar)."""
+    parse_month(value)
     return value
 
 
@@ -57,11 +61,7 @@ def instant(t: str, *, end: bool = False) -> datetime:
     A month (``YYYY-MM``) ends where the next begins (exclusive); a date or date-time
     is an instant, its own end. Naive date-times are taken as UTC.
     """
-    if _MONTH.match(t):
-        start = parse_month(t)
-        return add_months(start, 1) if end else start
-    d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    return parse_time(t, end=end)
 
 
 def parsed(parse: Callable[[Any], Any], name: str, value: Any) -> Any:
@@ -106,12 +106,18 @@ def utc(t: datetime | None) -> datetime | None:
 
 
 Tile = Annotated[str, Field(pattern=TILE_PATTERN, description="MGRS tile id, e.g. 33TVM", examples=["33TVM"])]
-Month = Annotated[str, Field(pattern=MONTH_PATTERN, description="month YYYY-MM", examples=["2023-06"])]
+Month = Annotated[
+    str, Field(pattern=MONTH_PATTERN, description="month YYYY-MM", examples=["2023-06"]), AfterValidator(check_month)
+]
 TimeLike = Annotated[str, AfterValidator(check_time)]
+Instant = Annotated[datetime, AfterValidator(check_instant)]
+"""A transaction time, in UTC once validated (naive: UTC), in the years 1..9998."""
 AsOf = Annotated[
-    datetime | None,
+    Instant | None,
     Field(description="transaction time, ISO 8601 (UTC if no offset): what the memory knew then; empty: now"),
 ]
+AsOfQuery = Annotated[Instant | None, Query(description=AS_OF)]
+"""The ``as_of`` query parameter of the paths that read the memory as it stood then."""
 Format = Literal["json", "html"]
 
 
@@ -257,9 +263,14 @@ class ErrorAnswer(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorAnswer, "description": "no or wrong bearer token"},
+    413: {"model": ErrorAnswer, "description": "the request body is over the server's limit"},
     404: {"model": ErrorAnswer, "description": "the memory holds no such thing (the message says what to materialize)"},
     500: {"model": ErrorAnswer, "description": "the memory failed (message, no traceback)"},
 }
 """The documented error answers of every ``/v1`` path."""
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorAnswer, "description": "busy: the analysis queue is full; retry after Retry-After seconds"}
+}
+"""The documented answer of the analyses when the server is busy."""
 JSON_OR_HTML: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {}, "text/html": {}}}}
 """The documented answer of the paths that serve a report as JSON or as its HTML page."""

@@ -19,10 +19,10 @@ from fastapi import APIRouter, Query
 from memories.errors import MissingDataError, StorageError
 from memories.memory.catalog import Materialization
 from memories.server.models import (
-    AS_OF,
     BBOX,
     TILE_PATTERN,
     TIME,
+    AsOfQuery,
     AssetInfo,
     AssetsAnswer,
     FeatureCollection,
@@ -53,7 +53,7 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
     cache = MemoryCache()
 
     @router.get("/assets")
-    def assets(as_of: Annotated[datetime | None, Query(description=AS_OF)] = None) -> AssetsAnswer:
+    def assets(as_of: AsOfQuery = None) -> AssetsAnswer:
         """Every asset the memory catalog holds records of, in force at ``as_of``."""
         view = view_factory(utc(as_of))
         out = []
@@ -74,7 +74,7 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
         return AssetsAnswer(as_of=iso(view.as_of), assets=out)
 
     @router.get("/tiles")
-    def tiles(as_of: Annotated[datetime | None, Query(description=AS_OF)] = None) -> TilesAnswer:
+    def tiles(as_of: AsOfQuery = None) -> TilesAnswer:
         """Every tile the memory holds records of, with its CRS and WGS84 bounds."""
         view = view_factory(utc(as_of))
         by_tile: dict[str, list[Materialization]] = {}
@@ -101,7 +101,7 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
         time_point: Annotated[TimeLike | None, Query(description=TIME + " the records describe")] = None,
         start: Annotated[TimeLike | None, Query(description="valid-time range start: " + TIME)] = None,
         end: Annotated[TimeLike | None, Query(description="valid-time range end (inclusive): " + TIME)] = None,
-        as_of: Annotated[datetime | None, Query(description=AS_OF)] = None,
+        as_of: AsOfQuery = None,
     ) -> RecordsAnswer:
         """Temporal query: records whose valid time matches, as the memory stood at ``as_of``.
 

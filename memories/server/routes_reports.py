@@ -4,7 +4,8 @@
 (its JSON summary or its page with the figures inlined) and its files;
 ``/analyses/{kind}`` and ``/property`` run an application over the memory as it
 stood at ``as_of`` without storing anything. Analyses run one at a time because
-matplotlib's pyplot state is process-global.
+matplotlib's pyplot state is process-global, and a bounded number wait
+(:class:`~memories.server.admission.AnalysisQueue`: beyond, 503 with ``Retry-After``).
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoints'
 annotations at runtime.
@@ -14,28 +15,30 @@ import base64
 import importlib
 import json
 import logging
-import threading
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, Response
+from pydantic import AfterValidator
 
 from memories.applications.memory_view import MemoryView
 from memories.errors import MissingDataError
 from memories.memory.catalog import Materialization
+from memories.server.admission import AnalysisQueue
 from memories.server.models import (
-    AS_OF,
+    BUSY,
     FILE_PATTERN,
     JSON_OR_HTML,
     KIND_PATTERN,
     MONTH_PATTERN,
     TILE_PATTERN,
     AnalysisRequest,
+    AsOfQuery,
     Format,
     Kinds,
     PropertyRequest,
     ViewFactory,
+    check_month,
     utc,
 )
 from memories.server.serialize import json_response, record_dict
@@ -52,22 +55,25 @@ _TILE = Path(pattern=TILE_PATTERN, description="MGRS tile id")
 _MONTH = Path(pattern=MONTH_PATTERN, description="YYYY-MM")
 
 
-def report_routes(view_factory: ViewFactory, applications: dict[str, str]) -> APIRouter:
+def report_routes(
+    view_factory: ViewFactory, applications: dict[str, str], queue: AnalysisQueue | None = None
+) -> APIRouter:
     """The paths over the stored reports of the views ``view_factory`` makes, and the ``applications`` on demand.
 
     Args:
         view_factory: ``as_of -> MemoryView``.
         applications: report kind -> ``module:Class``.
+        queue: admits the analyses (default: one running, :data:`DEFAULT_MAX_WAITING` waiting).
     """
     router = APIRouter()
-    analysis_lock = threading.Lock()
+    analyses_queue = queue if queue is not None else AnalysisQueue()
 
     @router.get("/reports/{kind}/{tile}/{month}", tags=["reports"], responses=JSON_OR_HTML)
     def report(
         kind: Annotated[str, _KIND],
         tile: Annotated[str, _TILE],
-        month: Annotated[str, _MONTH],
-        as_of: Annotated[datetime | None, Query(description=AS_OF)] = None,
+        month: Annotated[str, _MONTH, AfterValidator(check_month)],
+        as_of: AsOfQuery = None,
         format: Annotated[Format, Query(description="json: the summary; html: the page, figures inlined")] = "json",  # noqa: A002
     ) -> Response:
         """The stored report of a tile-month in force at ``as_of``: its JSON summary or its HTML page.
@@ -96,9 +102,9 @@ def report_routes(view_factory: ViewFactory, applications: dict[str, str]) -> AP
     def report_file(
         kind: Annotated[str, Path(pattern=KIND_PATTERN)],
         tile: Annotated[str, Path(pattern=TILE_PATTERN)],
-        month: Annotated[str, Path(pattern=MONTH_PATTERN)],
+        month: Annotated[str, Path(pattern=MONTH_PATTERN), AfterValidator(check_month)],
         name: Annotated[str, Path(pattern=FILE_PATTERN, description="e.g. ndvi_timeseries.png")],
-        as_of: Annotated[datetime | None, Query(description=AS_OF)] = None,
+        as_of: AsOfQuery = None,
     ) -> Response:
         """One file (figure PNG, page, summary) of the report version in force at ``as_of``."""
         _known(kind, applications)
@@ -116,34 +122,38 @@ def report_routes(view_factory: ViewFactory, applications: dict[str, str]) -> AP
         """The report kinds an analysis can be run for."""
         return Kinds(kinds=sorted(applications))
 
-    @router.post("/analyses/{kind}", tags=["analyses"], responses=JSON_OR_HTML)
+    @router.post("/analyses/{kind}", tags=["analyses"], responses={**JSON_OR_HTML, **BUSY})
     def analyse(kind: Annotated[str, _KIND], body: AnalysisRequest) -> Response:
         """Run an application over a tile-month as the memory stood at ``as_of``; the report is NOT stored.
 
         Answers the report's JSON (``Report.json()``) or its self-contained HTML page.
         """
         _known(kind, applications)
-        app = _application(kind, applications, view_factory(utc(body.as_of)))
-        with analysis_lock:
-            built = app.report(body.tile, body.month)
+
+        def analysis() -> Any:
+            return _application(kind, applications, view_factory(utc(body.as_of))).report(body.tile, body.month)
+
+        built = analyses_queue.run(analysis)
         if body.format == "html":
             return HTMLResponse(built.html_inline())
         return json_response(built.json())
 
-    @router.post("/property", tags=["analyses"])
+    @router.post("/property", tags=["analyses"], responses=BUSY)
     def property_(body: PropertyRequest) -> Response:
         """A property's surroundings over ``time_range`` (``RealEstateAgent.analyze_property``), as of ``as_of``."""
         kind = "real_estate"
         _known(kind, applications)
-        agent = _application(kind, applications, view_factory(utc(body.as_of)))
-        with analysis_lock:
-            answer = agent.analyze_property(
+
+        def analysis() -> Any:
+            agent = _application(kind, applications, view_factory(utc(body.as_of)))
+            return agent.analyze_property(
                 address=body.address,
                 time_range=tuple(body.time_range) if body.time_range else None,
                 include_environmental=body.include_environmental,
                 include_neighborhood=body.include_neighborhood,
             )
-        return json_response(answer)
+
+        return json_response(analyses_queue.run(analysis))
 
     return router
 
