@@ -4,20 +4,15 @@
 auto_scaling=True).deploy("my_application.py")`` renders, for Amazon EKS, Google GKE, Azure AKS
 or plain Kubernetes:
 
-- ``namespace.yaml``: the namespace;
-- ``memories-config.yaml``: a ConfigMap holding the ``MEMORIES_CONFIG`` of every pod (storage
-  root and endpoint, Dask scheduler, STAC catalog);
-- ``values.yaml``: values for Dagster's Helm chart (code location image serving the application
-  with ``dagster api grpc``, PostgreSQL, K8sRunLauncher, QueuedRunCoordinator and pools);
-- ``dask-cluster.yaml``: a dask-kubernetes operator ``DaskCluster`` and, with ``auto_scaling``, a
-  ``DaskAutoscaler`` whose ``minimum``/``maximum`` are ``min_instances``/``max_instances``
-  (Dask workers); without it, a fixed cluster of ``max_instances`` workers;
-- ``pool-limits-job.yaml``: a Job that sets the Dagster pool limits in the instance database.
-
-What differs per provider (:data:`PROFILES`): the storage class of the workers' spill disk, the
-object store behind the ``s3://`` root (S3; GCS through its S3-compatible XML API with HMAC keys;
-on AKS and plain Kubernetes an S3-compatible server such as MinIO in the cluster), the node-pool
-label workers are scheduled on, and the default STAC catalog.
+``namespace.yaml``; ``memories-config.yaml`` (a ConfigMap with every pod's ``MEMORIES_CONFIG``);
+``values.yaml`` for Dagster's Helm chart (the application served by ``dagster api grpc``,
+PostgreSQL, K8sRunLauncher, QueuedRunCoordinator, pools); ``dask-cluster.yaml`` (a dask-kubernetes
+``DaskCluster`` and, with ``auto_scaling``, a ``DaskAutoscaler`` bounded by ``min_instances`` /
+``max_instances`` Dask workers; without it a fixed cluster of ``max_instances``); and
+``pool-limits-job.yaml`` (a Job setting the Dagster pool limits). What differs per provider is
+in :data:`PROFILES`: spill-disk storage class, the object store behind ``s3://`` (S3; GCS through
+its S3-compatible XML API with HMAC keys; MinIO in the cluster on AKS and plain Kubernetes), the
+node-pool label, the STAC catalog.
 
 When ``kubectl`` and ``helm`` are on the PATH, :meth:`CloudDeployment.deploy` runs the commands;
 otherwise it writes the files and prints the commands. Secrets never enter the files: the pods
@@ -69,25 +64,17 @@ class ProviderProfile:
     needs_region: bool = True
 
 
+_MINIO = "http://minio.{namespace}.svc.cluster.local:9000"
 PROFILES: Mapping[str, ProviderProfile] = {
     "aws": ProviderProfile("Amazon EKS", "gp3", "eks.amazonaws.com/nodegroup", None, "earth-search"),
     "gcp": ProviderProfile(
         "Google GKE", "standard-rwo", "cloud.google.com/gke-nodepool", "https://storage.googleapis.com", "earth-search"
     ),
     "azure": ProviderProfile(
-        "Azure AKS",
-        "managed-csi",
-        "kubernetes.azure.com/agentpool",
-        "http://minio.{namespace}.svc.cluster.local:9000",
-        "planetary-computer",
+        "Azure AKS", "managed-csi", "kubernetes.azure.com/agentpool", _MINIO, "planetary-computer"
     ),
     "kubernetes": ProviderProfile(
-        "Kubernetes",
-        "standard",
-        "kubernetes.io/os",
-        "http://minio.{namespace}.svc.cluster.local:9000",
-        "earth-search",
-        needs_region=False,
+        "Kubernetes", "standard", "kubernetes.io/os", _MINIO, "earth-search", needs_region=False
     ),
 }
 
@@ -168,7 +155,6 @@ class CloudDeployment:
         url = self.s3_endpoint_url or self.profile.s3_endpoint_url
         return url.format(namespace=self.namespace) if url else None
 
-    # -- rendering -----------------------------------------------------------------------------
     def memories_settings(self, *, endpoint: bool = True) -> dict[str, Any]:
         """The ``MEMORIES_CONFIG`` of every pod (see :mod:`memories.config`)."""
         storage: dict[str, Any] = {"root": f"s3://{self.bucket}/store"}
@@ -393,7 +379,6 @@ class CloudDeployment:
             },
         }
 
-    # -- writing and applying ------------------------------------------------------------------
     def write(self, folder: str | os.PathLike[str], application: str = "dagster_project.definitions") -> list[Path]:
         """Write the rendered files into ``folder`` (created); returns their paths."""
         out = Path(folder)
@@ -466,7 +451,6 @@ class CloudDeployment:
             subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
         return DeploymentResult(Path(output_dir), files, shell, applied=True)
 
-    # -- helpers -------------------------------------------------------------------------------
     def _env(self) -> list[dict[str, str]]:
         env = [{"name": "MEMORIES_CONFIG", "value": "/opt/earth-memory/config/memories.yaml"}]
         # S3 clients need a region: the bucket's on AWS; GCS's S3 API takes "auto".
