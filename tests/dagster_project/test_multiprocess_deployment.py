@@ -57,6 +57,7 @@ ASSETS = ["stac_items", "surface_reflectance", "spectral_indices"]
 RASTERS = ["surface_reflectance", "spectral_indices"]
 BUCKET = "earth-deploy"
 POOL_LIMITS = "raster=2 training=1 inference=1 reports=2"
+POOLS = ("raster", "training", "inference", "reports")
 START_TIMEOUT_S = 120.0
 """Seconds the servers may take to answer (the machine is shared)."""
 BACKFILL_TIMEOUT_S = 900.0
@@ -105,6 +106,8 @@ class Processes:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.one_shot: list[subprocess.Popen[bytes]] = []
+        """Commands that exit when done (not servers): only stopped if still running at teardown."""
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{name}.log").open("wb")
@@ -122,6 +125,10 @@ class Processes:
 
     def stop(self) -> None:
         """SIGTERM to every group, then SIGKILL to those still there."""
+        for proc in self.one_shot:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
         for _, proc in reversed(self.started):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -191,24 +198,6 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MEMORIES_"))}
     base_env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"})
 
-    # The local reference run first: it also generates the sample world both runs read.
-    local_cfg = _config(
-        tmp_path,
-        "local",
-        {"root": (tmp_path / "local-store").as_uri(), "catalog_path": str(tmp_path / "local.sqlite")},
-        {},
-    )
-    local = subprocess.run(
-        [sys.executable, "-c", LOCAL_RUN, json.dumps(ASSETS), json.dumps(keys)],
-        cwd=REPO,
-        env={**base_env, "MEMORIES_CONFIG": str(local_cfg)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert local.returncode == 0, local.stderr[-6000:]
-    t_local = time.monotonic()
-
     # PostgreSQL: one database for Dagster's instance, one for the memory catalog.
     suffix = os.urandom(4).hex()
     dagster_db, catalog_url = f"dagster_{suffix}", _database(postgres_url, f"catalog_{suffix}")
@@ -261,6 +250,25 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    processes.one_shot.append(pools)
+    # The local reference run, while the servers start: it also generates the sample world both runs
+    # read, before the daemon (started below) can launch a run.
+    local_cfg = _config(
+        tmp_path,
+        "local",
+        {"root": (tmp_path / "local-store").as_uri(), "catalog_path": str(tmp_path / "local.sqlite")},
+        {},
+    )
+    local = subprocess.run(
+        [sys.executable, "-c", LOCAL_RUN, json.dumps(ASSETS), json.dumps(keys)],
+        cwd=REPO,
+        env={**base_env, "MEMORIES_CONFIG": str(local_cfg)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert local.returncode == 0, local.stderr[-6000:]
+    t_local = time.monotonic()
     workspace = yaml.safe_load((REPO / "deploy" / "workspace.yaml").read_text())
     workspace["load_from"][0]["grpc_server"].update({"host": "127.0.0.1", "port": grpc_port})
     workspace_path = tmp_path / "workspace.yaml"
@@ -278,12 +286,8 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
             DagsterInstance.get() as instance,
             WorkspaceProcessContext(instance, WorkspaceFileTarget([str(workspace_path)])) as workspace_context,
         ):
-            assert {
-                p: instance.event_log_storage.get_concurrency_info(p).slot_count for p in ("raster", "reports")
-            } == {
-                "raster": 2,
-                "reports": 2,
-            }
+            slots = {p: instance.event_log_storage.get_concurrency_info(p).slot_count for p in POOLS}
+            assert slots == {"raster": 2, "training": 1, "inference": 1, "reports": 2}, slots
             answer = execute_dagster_graphql(
                 workspace_context.create_request_context(),
                 LAUNCH_BACKFILL,
@@ -347,6 +351,7 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
             assert d.uri.startswith(f"s3://{BUCKET}/memory/") and w.uri.startswith("file://"), (d.uri, w.uri)
             assert d.stats == w.stats, asset
     print(
-        f"local run {t_local - t0:.0f} s, servers up {t_up - t_local:.0f} s, backfill {t_done - t_up:.0f} s "
+        f"local run (servers starting meanwhile) {t_local - t0:.0f} s, servers up {t_up - t0:.0f} s, "
+        f"backfill {t_done - t_up:.0f} s "
         f"({len(runs)} runs), dask tasks per worker {sorted(executed.values())}"
     )
