@@ -27,15 +27,17 @@ __all__ = ["current_raster_uri", "migrate_raster_store"]
 
 
 def current_raster_uri(root: StorageRoot, uri: str) -> str:
-    """The URI a raster store lives at now; a legacy ``.zarr`` URI (as a catalog recorded it) maps to ``.icechunk``.
+    """The URI a raster store lives at now, with the store moved there if it was still at its legacy place.
 
-    A store still at the legacy place is migrated first (:func:`migrate_raster_store`).
+    A legacy ``.zarr`` URI (as a catalog recorded it) maps to ``.icechunk``; for a
+    ``.icechunk`` URI, a store at its legacy sibling is moved (:func:`migrate_raster_store`).
+    Other URIs come back unchanged.
     """
-    if not (root.is_raster_uri(uri) and uri.endswith(LEGACY_RASTER_SUFFIX)):
+    if not root.is_raster_uri(uri):
         return uri
-    new = uri[: -len(LEGACY_RASTER_SUFFIX)] + RASTER_SUFFIX
-    migrate_raster_store(root, uri, new)
-    return new
+    stem = uri.removesuffix(LEGACY_RASTER_SUFFIX).removesuffix(RASTER_SUFFIX)
+    migrate_raster_store(root, stem + LEGACY_RASTER_SUFFIX, stem + RASTER_SUFFIX)
+    return stem + RASTER_SUFFIX
 
 
 def migrate_raster_store(root: StorageRoot, legacy_uri: str, uri: str) -> bool:
@@ -47,6 +49,9 @@ def migrate_raster_store(root: StorageRoot, legacy_uri: str, uri: str) -> bool:
     import icechunk
 
     quiet_local_storage_warning()
+    # Icechunk's local storage creates the folder it is asked about: look before asking.
+    if root.is_local and not os.path.isdir(root.local_path(legacy_uri)):
+        return False
     if not icechunk.Repository.exists(root.icechunk_storage(legacy_uri)):
         return False
     if root.is_local:

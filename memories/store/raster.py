@@ -36,7 +36,7 @@ from memories.errors import ProcessingError, StorageError
 from memories.grid import TileGrid
 from memories.months import add_months, month_index, month_key, parse_month
 from memories.store.cf import GRID_MAPPING, georeference, product_attrs, text_array
-from memories.store.migrate import current_raster_uri, migrate_raster_store
+from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
 from memories.store.repository import commit_lock, quiet_local_storage_warning
 
@@ -220,7 +220,7 @@ class MonthlyRasterStore:
         """The store's Icechunk storage; a store still at its legacy name is moved first (once per object)."""
         quiet_local_storage_warning()
         if not self._migrated:
-            migrate_raster_store(self.root, self.root.legacy_raster_uri(self.product, self.grid.tile_id), self.uri)
+            current_raster_uri(self.root, self.uri)
             self._migrated = True
         return self.root.icechunk_storage(self.uri)
 

@@ -16,6 +16,7 @@ import xarray as xr
 from memories.errors import StorageError
 from memories.grid import TileGrid
 from memories.store import StorageRoot
+from memories.store.export import export_month
 from memories.store.raster import MonthlyRasterStore, open_raster_version
 
 GRID = TileGrid("31UDQ", 32631, 440000.0, 5420000.0, width=40, height=24)
@@ -54,6 +55,9 @@ def test_legacy_zarr_named_store_on_a_local_root_is_moved_and_keeps_every_versio
     root = StorageRoot(tmp_path.as_uri())
     ids = _legacy_store(root, lambda new, old: os.rename(root.local_path(new), root.local_path(old)))
     assert not root.exists(root.raster_uri("spectral_indices", GRID.tile_id))
+    # The first thing a user does after the upgrade may be an export: it finds the store under its old name.
+    out = export_month(root, "spectral_indices", GRID.tile_id, "2023-02", tmp_path / "ndvi.zarr", snapshot=ids[1])
+    assert np.allclose(xr.open_zarr(out.path, consolidated=False)["ndvi"].values, 0.2)
     _assert_migrated_with_every_version(root, ids)
     assert not os.path.exists(root.local_path(root.legacy_raster_uri("spectral_indices", GRID.tile_id)) + ".lock")
 
@@ -87,3 +91,9 @@ def test_a_store_under_both_names_is_refused_naming_both(tmp_path):
     )
     with pytest.raises(StorageError, match=r"31UDQ\.zarr .*31UDQ\.icechunk.*keep the one you want"):
         MonthlyRasterStore(root, "spectral_indices", GRID, "2023-01").months()
+
+
+def test_a_new_store_leaves_nothing_under_the_legacy_name(tmp_path):
+    root = StorageRoot(tmp_path.as_uri())
+    MonthlyRasterStore(root, "spectral_indices", GRID, "2023-01").write_month("2023-01", _month(0.1))
+    assert sorted(os.listdir(tmp_path / "rasters/spectral_indices")) == ["31UDQ.icechunk", "31UDQ.icechunk.lock"]
