@@ -201,6 +201,7 @@ def _write_cog(ds: xr.Dataset, path: Path, grid: TileGrid, tags: dict[str, str],
         "PREDICTOR": "YES",
         "OVERVIEW_RESAMPLING": "AVERAGE" if floats else "NEAREST",
         "BIGTIFF": "IF_SAFER",
+        "NUM_THREADS": "ALL_CPUS",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.update_tags(**tags)

@@ -73,7 +73,7 @@ def test_band_coordinate_is_stored_as_zarr_v3_string_and_reads_back_the_same(tmp
 
     store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=32)
     store.write_month("2023-01", _month())
-    session = icechunk.Repository.open(icechunk.local_filesystem_storage(str(tmp_path / "rasters/sr/33TVM.icechunk")))
+    session = icechunk.Repository.open(icechunk.local_filesystem_storage(store.root.local_path(store.uri)))
     band = zarr.open_array(session.readonly_session(branch="main").store, path="band", mode="r")
     assert band.metadata.data_type.to_json(zarr_format=3) == "string"
     assert [str(b) for b in store.read_month("2023-01")["band"].values] == ["red", "nir"]

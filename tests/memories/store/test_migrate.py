@@ -74,7 +74,8 @@ def test_legacy_zarr_named_store_on_s3_is_moved_and_keeps_every_version(s3_endpo
 
     ids = _legacy_store(root, move)
     _assert_migrated_with_every_version(root, ids)
-    left = client.list_objects_v2(Bucket="legacy", Prefix="earth/rasters/spectral_indices/31UDQ.zarr/")
+    legacy_prefix = root.path(root.legacy_raster_uri("spectral_indices", GRID.tile_id)).partition("/")[2]
+    left = client.list_objects_v2(Bucket="legacy", Prefix=legacy_prefix + "/")
     assert left.get("KeyCount", 0) == 0
 
 
