@@ -77,3 +77,23 @@ def test_band_coordinate_is_stored_as_zarr_v3_string_and_reads_back_the_same(tmp
     band = zarr.open_array(session.readonly_session(branch="main").store, path="band", mode="r")
     assert band.metadata.data_type.to_json(zarr_format=3) == "string"
     assert [str(b) for b in store.read_month("2023-01")["band"].values] == ["red", "nir"]
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rioxarray 0.19 with affine 3
+def test_a_store_written_without_grid_mapping_is_georeferenced_on_read(tmp_path):
+    import icechunk
+
+    store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=32)
+    store.write_month("2023-01", _month())
+    # Make it what stores written before CF georeferencing hold: no spatial_ref, no grid_mapping.
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(store.root.local_path(store.uri)))
+    session = repo.writable_session("main")
+    group = zarr.open_group(session.store, mode="r+")
+    del group["spatial_ref"]
+    for name in ("reflectance", "clear_count"):
+        attrs = {k: v for k, v in group[name].attrs.asdict().items() if k not in ("grid_mapping", "coordinates")}
+        group[name].attrs.put(attrs)
+    session.commit("as before CF georeferencing")
+    assert "spatial_ref" not in xr.open_zarr(repo.readonly_session(branch="main").store, consolidated=False)
+    ds = store.read_month("2023-01")
+    assert ds["reflectance"].rio.crs.to_epsg() == 32633 and ds["reflectance"].rio.transform() == GRID.transform
