@@ -12,10 +12,8 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from memories.store.maintenance import collect_raster_garbage
+from memories.store.migrate import current_raster_uri
 from resources import MemoryCatalogResource, StorageResource
-
-RASTER_SUFFIX = ".zarr"
-"""Raster stores are the catalog URIs with this suffix (``StorageRoot.raster_uri``)."""
 
 
 class GarbageCollectionConfig(Config):  # type: ignore[misc]
@@ -41,7 +39,8 @@ def raster_garbage_collection(
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
     root = storage.storage_root()
-    uris = sorted({m.uri for m in memory.catalog().query() if m.uri.endswith(RASTER_SUFFIX)})
+    # Records from before the rename name a store by its legacy ``.zarr`` URI: one store, collected once.
+    uris = sorted({current_raster_uri(root, m.uri) for m in memory.catalog().query() if root.is_raster_uri(m.uri)})
     older_than = timedelta(hours=config.older_than_hours)
     freed: dict[str, int] = {}
     chunks: dict[str, int] = {}

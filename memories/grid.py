@@ -95,6 +95,25 @@ class TileGrid:
         return Affine(self.resolution, 0.0, self.x_min, 0.0, -self.resolution, self.y_max)
 
     @property
+    def geotransform(self) -> tuple[float, float, float, float, float, float]:
+        """GDAL's geotransform of the grid: (x_min, pixel width, 0, y_max, 0, -pixel height), metres."""
+        return (self.x_min, self.resolution, 0.0, self.y_max, 0.0, -self.resolution)
+
+    def cf_grid_mapping(self) -> dict[str, Any]:
+        """The attributes of the CF grid-mapping variable (``spatial_ref``) that georeferences the grid.
+
+        CF's own parameters (``grid_mapping_name``, ...) and ``crs_wkt`` from pyproj, plus
+        what GDAL and rioxarray read: ``spatial_ref`` (the same WKT) and ``GeoTransform``
+        (:attr:`geotransform` as GDAL's space-separated six numbers).
+        """
+        from pyproj import CRS
+
+        attrs: dict[str, Any] = dict(CRS.from_epsg(self.epsg).to_cf())
+        attrs["spatial_ref"] = attrs["crs_wkt"]
+        attrs["GeoTransform"] = " ".join(repr(float(v)) for v in self.geotransform)
+        return attrs
+
+    @property
     def x(self) -> np.ndarray:
         """Pixel-centre x coordinates, metres."""
         return self.x_min + (np.arange(self.width) + 0.5) * self.resolution

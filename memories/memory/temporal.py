@@ -109,7 +109,7 @@ class TemporalMemory:
         if report is not None and record.version_id:
             kind, tile, month, _ = report
             return load_report_version(self.root, kind, tile, month, record.version_id)
-        if uri.endswith(".zarr"):
+        if self.root.is_raster_uri(uri):
             from memories.store.raster import open_raster_version
 
             return open_raster_version(self.root, uri, record.version_id, month=record.partition)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from memories.errors import StorageError
+from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
-from memories.store.raster import _quiet_local_storage_warning, commit_lock
+from memories.store.repository import commit_lock, quiet_local_storage_warning
 
 __all__ = ["GC_COUNTS", "collect_raster_garbage"]
 
@@ -46,7 +47,8 @@ def collect_raster_garbage(
 
     if older_than < timedelta(0):
         raise StorageError(f"older_than={older_than} is negative; pass a timedelta >= 0, e.g. timedelta(days=1)")
-    _quiet_local_storage_warning()
+    quiet_local_storage_warning()
+    uri = current_raster_uri(root, uri)
     storage = root.icechunk_storage(uri)
     if not icechunk.Repository.exists(storage):
         return dict.fromkeys(GC_COUNTS, 0)

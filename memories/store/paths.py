@@ -22,6 +22,12 @@ from memories.store.atomic import atomic_write_file, replace_link
 CURRENT_LINK = "_current"
 """The link in a local report folder to the version its plain files show (``StorageRoot.publish_report``)."""
 
+RASTER_SUFFIX = ".icechunk"
+"""Raster stores are Icechunk repositories, named so (see :meth:`StorageRoot.raster_uri`)."""
+
+LEGACY_RASTER_SUFFIX = ".zarr"
+"""The name raster stores had before: ``xr.open_zarr`` and GDAL cannot open them, the name notwithstanding."""
+
 
 @dataclass(frozen=True)
 class StorageRoot:
@@ -41,8 +47,26 @@ class StorageRoot:
 
     # -- URIs of products -------------------------------------------------
     def raster_uri(self, product: str, tile: str) -> str:
-        """Zarr store of one raster product of one tile."""
-        return f"{self.uri}/rasters/{product}/{tile}.zarr"
+        """Icechunk repository (versioned Zarr v3) of one raster product of one tile.
+
+        Open it with ``icechunk`` (``Repository.open(...).readonly_session("main").store``),
+        not as a plain Zarr store; ``memories.store.export`` writes plain COG and Zarr copies.
+        """
+        return f"{self.uri}/rasters/{product}/{tile}{RASTER_SUFFIX}"
+
+    def legacy_raster_uri(self, product: str, tile: str) -> str:
+        """Where stores written before the rename lived (``<tile>.zarr``, although Icechunk repositories).
+
+        ``memories.store.migrate`` moves such a store to :meth:`raster_uri` when it is first opened.
+        """
+        return f"{self.uri}/rasters/{product}/{tile}{LEGACY_RASTER_SUFFIX}"
+
+    def is_raster_uri(self, uri: str) -> bool:
+        """Whether ``uri`` names a raster store (``.../rasters/<product>/<tile>``), by its current or its legacy name.
+
+        Any root's: a catalog may hold URIs recorded under an earlier root URI.
+        """
+        return "/rasters/" in uri and uri.endswith((RASTER_SUFFIX, LEGACY_RASTER_SUFFIX))
 
     def vector_uri(self, layer: str, tile: str, month: str) -> str:
         """GeoParquet file of one vector layer, hive-partitioned by tile and month."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +35,10 @@ import xarray as xr
 from memories.errors import ProcessingError, StorageError
 from memories.grid import TileGrid
 from memories.months import add_months, month_index, month_key, parse_month
+from memories.store.cf import GRID_MAPPING, georeference, product_attrs, text_array
+from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
+from memories.store.repository import commit_lock, quiet_local_storage_warning
 
 WRITTEN = "written"
 """Per-month completeness flag (1 = the month's slice is complete)."""
@@ -95,6 +97,7 @@ class MonthlyRasterStore:
         self.uri = root.raster_uri(product, grid.tile_id)
         self.last_snapshot: str | None = None
         """The snapshot id of this object's last successful ``write_month``."""
+        self._migrated = False
 
     # -- writing ------------------------------------------------------------
     def write_month(self, month: str, ds: xr.Dataset, *, run_id: str | None = None) -> str:
@@ -112,10 +115,11 @@ class MonthlyRasterStore:
                 f"{self.product}/{self.grid.tile_id}: month {month} is before the store's origin "
                 f"{self.origin_month}; start the partitions at or after {self.origin_month}"
             )
-        # Readers' attrs (stackstac's RasterSpec, ...) are not part of the product.
+        # Variable attrs (units, long names) are the product's, fixed when its store is created;
+        # readers' attrs (stackstac's RasterSpec, ...) are not (see memories.store.cf).
         ds = ds.copy()
         for name in ds.variables:
-            ds[name].attrs = {}
+            ds[name].attrs = product_attrs(ds[name].attrs) if name in ds.data_vars else {}
         metadata = {"product": self.product, "tile": self.grid.tile_id, "month": month}
         if run_id:
             metadata["run_id"] = run_id
@@ -153,9 +157,7 @@ class MonthlyRasterStore:
         """Whether the store has been created (its layout committed)."""
         import icechunk
 
-        _quiet_local_storage_warning()
-        storage = self.root.icechunk_storage(self.uri)
-        if not icechunk.Repository.exists(storage):
+        if not icechunk.Repository.exists(self._storage()):
             return False
         return _has_layout(self._repo().readonly_session(branch=BRANCH).store)
 
@@ -198,38 +200,34 @@ class MonthlyRasterStore:
         """The snapshots of the store, newest first; only those that wrote ``month`` if given."""
         if not self.exists():
             return []
-        out = [
-            RasterVersion(
-                snapshot_id=str(s.id),
-                written_at=s.written_at.astimezone(UTC),
-                message=s.message,
-                metadata=dict(s.metadata or {}),
-            )
-            for s in self._repo().ancestry(branch=BRANCH)
-        ]
+        out = _ancestry(self._repo())
         return [v for v in out if v.month == month] if month else out
 
     def snapshot_at(self, as_of: datetime) -> str | None:
         """The snapshot id that was the branch tip at ``as_of`` (``None`` before the first commit)."""
-        t = _utc(as_of)
-        for v in self.versions():
-            if v.written_at <= t:
-                return v.snapshot_id
-        return None
+        return snapshot_at_time(self.versions(), as_of)
 
     # -- maintenance ----------------------------------------------------------
     def collect_garbage(self, older_than: timedelta = timedelta(days=1), *, dry_run: bool = False) -> dict[str, int]:
         """Delete what no snapshot of this store references; see ``memories.store.maintenance``."""
         from memories.store.maintenance import collect_raster_garbage
 
+        self._storage()  # a store still at its legacy name is moved first
         return collect_raster_garbage(self.root, self.uri, older_than, dry_run=dry_run)
 
     # -- helpers --------------------------------------------------------------
+    def _storage(self) -> Any:
+        """The store's Icechunk storage; a store still at its legacy name is moved first (once per object)."""
+        quiet_local_storage_warning()
+        if not self._migrated:
+            current_raster_uri(self.root, self.uri)
+            self._migrated = True
+        return self.root.icechunk_storage(self.uri)
+
     def _repo(self, *, create: bool = False) -> Any:
         import icechunk
 
-        _quiet_local_storage_warning()
-        storage = self.root.icechunk_storage(self.uri)
+        storage = self._storage()
         if not create:
             try:
                 return icechunk.Repository.open(storage)
@@ -261,7 +259,7 @@ class MonthlyRasterStore:
             raise StorageError(f"{self.uri} has no snapshot {snapshot!r}; pick one of store.versions() ({e})") from None
         if not _has_layout(session.store):
             return None
-        return xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+        return _georeferenced(xr.open_zarr(session.store, consolidated=False, zarr_format=3), self.grid)
 
     def _ensure_layout(self, repo: Any, ds: xr.Dataset, n_months: int) -> None:
         """Create the store or grow its time axis to cover ``n_months`` (one layout commit)."""
@@ -353,27 +351,27 @@ class MonthlyRasterStore:
         for name, var in ds.data_vars.items():
             shape = (n, *var.shape)
             chunks = (1, *self._var_chunks(var))
-            fill = _fill_value(var.dtype)
-            out[str(name)] = (("time", *var.dims), da.full(shape, fill, dtype=var.dtype, chunks=chunks))
-        out[WRITTEN] = (("time",), np.zeros(n, dtype=np.uint8))
+            data = da.full(shape, nodata_value(var.dtype), dtype=var.dtype, chunks=chunks)
+            out[str(name)] = (("time", *var.dims), data, var.attrs)
         coords: dict[str, Any] = {"time": times}
         if first == 0:
             coords.update(x=("x", self.grid.x), y=("y", self.grid.y))
             if "band" in ds.dims:
-                coords["band"] = ("band", np.array([str(b) for b in ds["band"].values], dtype=object))
-        tmpl = xr.Dataset(out, coords=coords)
+                coords["band"] = ("band", text_array(ds["band"].values))
+        tmpl = georeference(xr.Dataset(out, coords=coords), self.grid)
+        tmpl[WRITTEN] = (("time",), np.zeros(n, dtype=np.uint8))
         tmpl.attrs.update(self._attrs())
         encoding = {str(name): {"chunks": tmpl[name].data.chunksize} for name in ds.data_vars}
         for name in ds.data_vars:
             # Integer products keep their dtype (0 is nodata by convention, not masked).
-            fill = _fill_value(ds[name].dtype)
+            fill = nodata_value(ds[name].dtype)
             tmpl[name].encoding.update(encoding[str(name)], _FillValue=None if fill == 0 else fill)
         # One chunk per flag, so concurrent months never rewrite each other's flag.
         tmpl[WRITTEN].encoding.update(chunks=(1,))
         tmpl["time"].encoding.update(
             units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="int64", chunks=(GROW_MONTHS,)
         )
-        return tmpl if first == 0 else tmpl.drop_vars([c for c in ("x", "y", "band") if c in tmpl.coords])
+        return tmpl if first == 0 else tmpl.drop_vars([c for c in ("x", "y", "band", GRID_MAPPING) if c in tmpl.coords])
 
     def _attrs(self) -> dict[str, Any]:
         return {
@@ -401,21 +399,6 @@ class MonthlyRasterStore:
         return commit_lock(self.root, self.uri)
 
 
-def commit_lock(root: StorageRoot, uri: str) -> contextlib.AbstractContextManager[Any]:
-    """The lock that serializes commits to the raster store at ``uri`` between processes on a local root.
-
-    Icechunk's local file storage is not safe for concurrent commits; on S3 its
-    conditional writes make commits safe without a lock (a null context there).
-    """
-    if not root.is_local:
-        return contextlib.nullcontext()
-    from filelock import FileLock
-
-    path = root.local_path(uri) + ".lock"
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return FileLock(path, timeout=300)
-
-
 def open_raster_version(
     root: StorageRoot, uri: str, snapshot: str | None = None, month: str | None = None
 ) -> xr.Dataset:
@@ -423,11 +406,13 @@ def open_raster_version(
 
     With ``month`` (``YYYY-MM``), only that month's slice, without the time dim; an
     error if the month was not complete in that snapshot. No grid is needed: the
-    store's own attributes and time coordinate describe it.
+    store's own attributes and time coordinate describe it. A legacy ``.zarr`` URI
+    (as the catalog recorded it) is read where the store is now.
     """
     import icechunk
 
-    _quiet_local_storage_warning()
+    quiet_local_storage_warning()
+    uri = current_raster_uri(root, uri)
     try:
         repo = icechunk.Repository.open(root.icechunk_storage(uri))
         session = repo.readonly_session(snapshot_id=snapshot) if snapshot else repo.readonly_session(branch=BRANCH)
@@ -438,12 +423,41 @@ def open_raster_version(
     if not _has_layout(session.store):
         raise StorageError(f"{uri} has no raster layout in snapshot {snapshot}")
     ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+    ds = _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
     if month is None:
         return ds.isel(time=np.flatnonzero(ds[WRITTEN].values == 1)).drop_vars(WRITTEN)
     keys = [month_key(pd.Timestamp(t).to_pydatetime()) for t in ds["time"].values]
     if month not in keys or int(ds[WRITTEN].values[keys.index(month)]) != 1:
         raise StorageError(f"{uri} holds no complete month {month} in snapshot {snapshot}")
     return ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
+
+
+def _ancestry(repo: Any) -> list[RasterVersion]:
+    """The snapshots of the branch, newest first."""
+    return [
+        RasterVersion(str(s.id), s.written_at.astimezone(UTC), s.message, dict(s.metadata or {}))
+        for s in repo.ancestry(branch=BRANCH)
+    ]
+
+
+def raster_versions(root: StorageRoot, uri: str) -> list[RasterVersion]:
+    """The snapshots of the raster store at ``uri``, newest first, without its grid (a legacy URI is mapped)."""
+    import icechunk
+
+    quiet_local_storage_warning()
+    storage = root.icechunk_storage(current_raster_uri(root, uri))
+    return _ancestry(icechunk.Repository.open(storage)) if icechunk.Repository.exists(storage) else []
+
+
+def snapshot_at_time(versions: list[RasterVersion], as_of: datetime) -> str | None:
+    """The id of the newest of ``versions`` (newest first) committed at or before ``as_of`` (UTC if naive)."""
+    t = _utc(as_of)
+    return next((v.snapshot_id for v in versions if v.written_at <= t), None)
+
+
+def _georeferenced(ds: xr.Dataset, grid: TileGrid) -> xr.Dataset:
+    """A store's dataset with its grid mapping; stores written before it was stored get it from their grid."""
+    return ds if GRID_MAPPING in ds.coords else georeference(ds, grid)
 
 
 def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) -> Any:
@@ -468,24 +482,10 @@ def _has_layout(store: Any) -> bool:
     return WRITTEN in group
 
 
-_QUIETED = False
-
-
-def _quiet_local_storage_warning() -> None:
-    """Icechunk warns at every open of local storage; commits here are serialized by a file lock."""
-    global _QUIETED
-    if _QUIETED or "ICECHUNK_LOG" in os.environ:
-        return
-    import icechunk
-
-    icechunk.set_logs_filter("icechunk=warn,icechunk::storage::object_store=error")
-    _QUIETED = True
-
-
 def _utc(d: datetime) -> datetime:
     return (d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC)
 
 
-def _fill_value(dtype: np.dtype) -> Any:
+def nodata_value(dtype: np.dtype) -> Any:
     """The one nodata policy of stored products: NaN for floats, 0 for integers."""
     return np.nan if np.issubdtype(dtype, np.floating) else 0

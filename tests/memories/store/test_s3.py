@@ -34,7 +34,7 @@ def test_month_store_round_trips_through_s3(s3_root):
         ndvi = np.full(GRID.shape, 0.1 * (i + 1), dtype=np.float32)
         ndvi[0, 0] = np.nan
         snapshots.append(store.write_month(month, xr.Dataset({"ndvi": (("y", "x"), ndvi)}), run_id=f"r{i}"))
-    assert store.uri == "s3://earth/memory/rasters/spectral_indices/31UDQ.zarr"
+    assert store.uri == "s3://earth/memory/rasters/spectral_indices/31UDQ.icechunk"
     assert store.months() == ["2023-01", "2023-03"]
     got = store.read_month("2023-03")["ndvi"].values
     assert np.isnan(got[0, 0]) and np.allclose(got[1:, 1:], 0.2)
@@ -51,7 +51,7 @@ def test_month_store_round_trips_through_s3(s3_root):
     }
     assert store.months(as_of=written[snapshots[0]].written_at) == ["2023-01"]
     keys = boto3.client("s3", endpoint_url=s3_root.s3_endpoint_url).list_objects_v2(
-        Bucket="earth", Prefix="memory/rasters/spectral_indices/31UDQ.zarr/"
+        Bucket="earth", Prefix="memory/rasters/spectral_indices/31UDQ.icechunk/"
     )["Contents"]
     assert any("/snapshots/" in k["Key"] for k in keys) and any("/refs/branch.main" in k["Key"] for k in keys)
 
