@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,12 +54,19 @@ INDEX_SHARE = 0.25
 class TemporalRecord(Materialization):
     """A catalog record as :meth:`TemporalMemory.query` returns it: times, metadata, and ``data`` on demand.
 
-    Every field of :class:`~memories.memory.catalog.Materialization` is kept, so
-    pipeline code reads ``record.partition`` or ``record.version_id`` as before.
+    Its fields are exactly those of :class:`~memories.memory.catalog.Materialization`
+    (``dataclasses.asdict`` gives the catalog row), so pipeline code reads
+    ``record.partition`` or ``record.version_id`` as before; the memory it loads its
+    data from is bound by :meth:`bind`, outside the fields.
     """
 
-    memory: Any = field(default=None, compare=False, repr=False)
-    _loaded: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    @classmethod
+    def bind(cls, m: Materialization, memory: TemporalMemory) -> TemporalRecord:
+        """The record ``m`` reading its data through ``memory``."""
+        rec = cls(**{name: getattr(m, name) for name in _FIELDS})
+        object.__setattr__(rec, "_memory", memory)
+        object.__setattr__(rec, "_loaded", {})
+        return rec
 
     @property
     def valid_time(self) -> tuple[datetime | None, datetime | None]:
@@ -87,11 +94,13 @@ class TemporalRecord(Materialization):
     @property
     def data(self) -> Any:
         """The stored data of exactly this version, read on first access (see :meth:`TemporalMemory.load`)."""
-        if "data" not in self._loaded:
-            if self.memory is None:
-                raise StorageError(f"record {self.id} is not bound to a memory; use TemporalMemory.load(record)")
-            self._loaded["data"] = self.memory.load(self)
-        return self._loaded["data"]
+        memory = getattr(self, "_memory", None)
+        if memory is None:
+            raise StorageError(f"record {self.id} is not bound to a memory; use TemporalMemory.load(record)")
+        loaded: dict[str, Any] = self._loaded  # type: ignore[attr-defined]
+        if "data" not in loaded:
+            loaded["data"] = memory.load(self)
+        return loaded["data"]
 
 
 class TemporalMemory:
@@ -315,7 +324,7 @@ class TemporalMemory:
             self._index.add(ids, starts, ends)  # type: ignore[arg-type]
 
     def _bind(self, m: Materialization) -> TemporalRecord:
-        return TemporalRecord(**{name: getattr(m, name) for name in _FIELDS}, memory=self)
+        return TemporalRecord.bind(m, self)
 
 
 def load_report_version(

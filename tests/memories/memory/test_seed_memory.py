@@ -9,6 +9,7 @@ buildings with seeded types and heights.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,6 +173,8 @@ def test_update_closes_the_old_version_and_as_of_before_it_returns_the_old_data(
     assert now[0].previous_version == first and now[0].version == 2
     closed = memory.catalog.get(first)
     assert closed.transaction_to == now[0].transaction_from
+    # A record serializes as its catalog row (the query server's JSON), without the memory it reads from.
+    assert dataclasses.asdict(now[0]) == dataclasses.asdict(memory.catalog.get(second))
 
     # Metadata only: the stored data version is kept, not copied.
     third = memory.update(second, metadata={"v": 3}, valid_time=(datetime(2023, 7, 1), datetime(2023, 8, 31)))
