@@ -12,6 +12,9 @@ forecasts it with ``confidence_level`` prediction intervals:
   estimated from so few steps and is refused.
 
 Every metric also gets its linear trend per year with a confidence interval.
+Forecasts are not bounded to a metric's range: on a short, spiky series (changed
+area that is zero but for a few events) the ARIMA mean and intervals can go below
+zero; read them as "no trend can be told", not as negative areas.
 The analyzer's settings are its hyper-parameters, so a version in the model
 registry (``ModelRegistry.register``) names exactly how series were analyzed; the
 ``ndvi_trend`` model is also called ``time_series_trend_analyzer`` (the seed's name).
