@@ -58,6 +58,8 @@ def ndvi_forecast(
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
     from memories.ai.forecast import detect_anomalies, forecast_series, tile_index_series
+    from memories.ai.registry import ModelRegistry
+    from memories.ai.trend import TREND_MODEL, TrendAnalyzer, register_trend_model
     from memories.errors import ProcessingError
 
     tile = context.partition_key
@@ -75,7 +77,11 @@ def ndvi_forecast(
     uri = root.table_uri(PRODUCT, tile, last_month)
     root.write_bytes(uri, table.to_parquet(index=False))
     n_anomalies = int(flags.table["anomaly"].sum())
+    # The settings of this forecast are a version of the trend model (the seed's time_series_trend_analyzer).
+    settings = TrendAnalyzer(1.0 - config.alpha, config.horizon_months, "MS", max(result.harmonics, 1))
+    trend_model = register_trend_model(ModelRegistry(root), settings)
     stats: dict[str, Any] = {
+        "model_id": f"{TREND_MODEL}:{trend_model.version}",
         "order": list(result.order),
         "harmonics": result.harmonics,
         "aic": result.aic,
@@ -87,6 +93,7 @@ def ndvi_forecast(
     record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=last_month)
     return MaterializeResult(
         metadata={
+            "model_id": f"{TREND_MODEL}:{trend_model.version}",
             "order": MetadataValue.text(str(result.order)),
             "n_observed_months": result.history.n_observed,
             "n_filled_months": result.history.n_filled,

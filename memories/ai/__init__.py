@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "UncertaintyEstimator": "memories.ai.uncertainty",
+    "TrendAnalyzer": "memories.ai.trend",
+    "register_trend_model": "memories.ai.trend",
+    "analyze_changes": "memories.ai.change_series",
+    "ModelChain": "memories.ai.inference",
     "ChangeDetector": "memories.ai.change",
     "difference_change": "memories.ai.change",
     "predict_change": "memories.ai.change",
@@ -55,8 +59,12 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Gazetteer",
     "LandCoverUNet",
+    "ModelChain",
     "ModelManager",
     "ModelPipeline",
+    "TrendAnalyzer",
+    "UncertaintyEstimator",
+    "analyze_changes",
     "band_importance",
     "detect_anomalies",
     "extract_entities",
@@ -71,6 +79,7 @@ __all__ = [
     "predict_land_cover",
     "spatial_split",
     "split_scenes",
+    "register_trend_model",
     "train_land_cover",
 ]
 

@@ -56,6 +56,7 @@ __all__ = [
     "ChangeThresholds",
     "ChangeTrainingResult",
     "difference_change",
+    "drop_small_patches",
     "load_change_detector",
     "predict_change",
     "train_change_detector",
@@ -122,7 +123,7 @@ def difference_change(
     score = np.where(valid, score, np.nan).astype(np.float32)
     with np.errstate(invalid="ignore"):
         change = valid & (score >= 1.0)
-    return _drop_speckle(change, t.min_patch_px), score
+    return drop_small_patches(change, t.min_patch_px), score
 
 
 # -- the learned model ---------------------------------------------------------------
@@ -433,7 +434,8 @@ def _check_pair(before: np.ndarray, after: np.ndarray, band_names: Sequence[str]
     return a, b
 
 
-def _drop_speckle(mask: np.ndarray, min_patch_px: int) -> np.ndarray:
+def drop_small_patches(mask: np.ndarray, min_patch_px: int) -> np.ndarray:
+    """``mask`` without its 8-connected patches of fewer than ``min_patch_px`` pixels (speckle)."""
     if min_patch_px <= 1 or not mask.any():
         return mask
     from scipy import ndimage

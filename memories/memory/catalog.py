@@ -53,6 +53,9 @@ CREATE INDEX IF NOT EXISTS ix_mat_current ON materializations (asset, transactio
 CREATE UNIQUE INDEX IF NOT EXISTS ux_mat_one_open ON materializations
     (asset, COALESCE(tile, ''), COALESCE(partition, '')) WHERE transaction_to IS NULL;
 """
+_ORDER = " ORDER BY asset, tile, partition"
+_IDS_PER_QUERY = 900
+"""Row ids per ``IN (...)`` list, below SQLite's oldest limit of 999 bound parameters."""
 _SCHEMA_SQLITE = (
     f"CREATE TABLE IF NOT EXISTS materializations (id INTEGER PRIMARY KEY AUTOINCREMENT,{_COLUMNS});{_INDEXES}"
 )
@@ -232,6 +235,7 @@ class MemoryCatalog:
         valid_at: datetime | None = None,
         valid_between: tuple[datetime, datetime] | None = None,
         as_of: datetime | None = None,
+        ids: Sequence[int] | None = None,
     ) -> list[Materialization]:
         """Bi-temporal selection: the versions in force at ``as_of`` (default: now).
 
@@ -242,6 +246,7 @@ class MemoryCatalog:
             valid_at: keep records whose valid period contains this instant.
             valid_between: keep records whose valid period overlaps [start, end].
             as_of: transaction time: what the memory knew at this instant.
+            ids: only among these rows (the candidates of an index on valid time).
 
         Records without a valid time (models) are left out when a valid-time
         filter is given. Sorted by asset, tile, partition.
@@ -266,9 +271,29 @@ class MemoryCatalog:
                 raise ConfigError(f"time_range {start.isoformat()} .. {end.isoformat()} ends before it starts")
             sql += " AND valid_from IS NOT NULL AND valid_from<=? AND (valid_to IS NULL OR valid_to>=?)"
             args += [_iso(end), _iso(start)]
-        sql += " ORDER BY asset, tile, partition"
+        if ids is None:
+            with self._connect() as con:
+                return [_row(r) for r in con.execute(sql + _ORDER, args).fetchall()]
+        wanted = sorted({int(i) for i in ids})
+        rows = []
         with self._connect() as con:
-            return [_row(r) for r in con.execute(sql, args).fetchall()]
+            for k in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[k : k + _IDS_PER_QUERY]
+                rows += con.execute(sql + f" AND id IN ({','.join('?' * len(chunk))})", [*args, *chunk]).fetchall()
+        out = [_row(r) for r in rows]
+        return sorted(out, key=lambda m: (m.asset, m.tile or "", m.partition or "", m.id))
+
+    def valid_times(self, after_id: int = 0) -> list[tuple[int, str | None, str | None]]:
+        """``(id, valid_from, valid_to)`` of every row with an id above ``after_id``, by id.
+
+        Valid times never change once recorded (a new version is a new row), so an
+        index on valid time stays right by reading only the rows added since.
+        """
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT id, valid_from, valid_to FROM materializations WHERE id>? ORDER BY id", (int(after_id),)
+            ).fetchall()
+        return [(int(r["id"]), r["valid_from"], r["valid_to"]) for r in rows]
 
     def history(self, asset: str, *, tile: str | None, partition: str | None) -> list[Materialization]:
         """Every version of one partition, oldest first."""

@@ -262,10 +262,6 @@ class SpatialMemory:
         return self._index
 
 
-SpatialMemoryManager = SpatialMemory
-"""The seed's name of the spatial memory."""
-
-
 def h3_cells(geometry: Any, resolution: int) -> np.ndarray:
     """H3 cell ids (hex strings) of the representative points of EPSG:4326 geometries."""
     import h3

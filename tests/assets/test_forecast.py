@@ -69,6 +69,13 @@ def test_forecast_follows_the_season_and_flags_the_flood(tmp_path: Path) -> None
     meta = result.asset_materializations_for_node("ndvi_forecast")[0].metadata
     assert meta["n_observed_months"].value == N_MONTHS and meta["n_anomalies"].value == 1
     assert "95 % interval" in meta["forecast"].value
+    # The forecast's settings are version 1 of the trend model, the seed's time_series_trend_analyzer_v1.
+    from memories.ai.manager import ModelManager
+
+    assert rows[0].stats["model_id"] == meta["model_id"].value == "ndvi_trend:1"
+    trend = ModelManager(root).load_model("time_series_trend_analyzer_v1")
+    assert trend.id == "ndvi_trend:1" and trend.model.hparams["confidence_level"] == pytest.approx(0.95)
+    assert trend.model.hparams["horizon"] == 6
 
 
 def test_too_few_months_fail_with_the_reason(tmp_path: Path) -> None:

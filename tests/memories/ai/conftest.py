@@ -71,14 +71,21 @@ def training_scenes() -> list[SyntheticScene]:
 @pytest.fixture(scope="session")
 def trained(training_scenes: list[SyntheticScene]):  # type: ignore[no-untyped-def]
     """A LandCoverUNet trained on the two scenes with SMALL_SETTINGS, on the CPU."""
+    import torch
+
     from memories.ai.land_cover import train_land_cover
 
-    return train_land_cover(
-        [(s.reflectance, s.labels) for s in training_scenes],
-        band_names=BANDS,
-        settings=SMALL_SETTINGS,
-        accelerator="cpu",
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see trained_change
+    try:
+        return train_land_cover(
+            [(s.reflectance, s.labels) for s in training_scenes],
+            band_names=BANDS,
+            settings=SMALL_SETTINGS,
+            accelerator="cpu",
+        )
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +104,22 @@ def small_settings() -> ModelSettings:
 def band_names() -> list[str]:
     """:data:`BANDS`."""
     return list(BANDS)
+
+
+@pytest.fixture(scope="session")
+def trained_change():  # type: ignore[no-untyped-def]
+    """The siamese change model of :func:`tests.memories.ai.change_world.train_siamese` and its held-out pair.
+
+    Trained on one torch thread: on a loaded two-core machine two intra-op threads
+    made a training step 40x slower (spinning OpenMP workers).
+    """
+    import torch
+
+    from tests.memories.ai.change_world import train_siamese
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_siamese()
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,186 @@
+"""Running any loaded model on named inputs: the one table of what each kind of model takes and gives.
+
+- :class:`~memories.ai.change.ChangeDetector`: input ``imagery`` (records or images);
+  parameters ``threshold`` (0–1), ``min_area`` (m²); output ``changes``;
+- :class:`~memories.ai.trend.TrendAnalyzer`: input ``data`` (changes or a series); parameters
+  ``metrics``, ``seasonality``, ``confidence_level``, ``horizon``; output ``trends``;
+- :class:`~memories.ai.land_cover.LandCoverUNet`: input ``reflectance`` ``(C, H, W)``; output ``classes``.
+
+:func:`run_model` (behind ``UncertaintyEstimator.estimate``) returns a result and
+its uncertainty; :func:`predict` (behind ``LoadedModel.predict`` and pipelines)
+returns the named outputs of one deterministic pass. :class:`ModelChain` runs
+models in order, each reading its inputs from what the inputs and the earlier
+steps produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from memories.errors import ConfigError
+
+__all__ = ["ModelChain", "check_params", "predict", "run_model"]
+
+_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "ChangeDetector": (("imagery",), ("threshold", "min_area"), "changes"),
+    "TrendAnalyzer": (("data",), ("metrics", "seasonality", "confidence_level", "horizon"), "trends"),
+    "LandCoverUNet": (("reflectance",), (), "classes"),
+}
+"""Per model class: input names, parameter names, output name."""
+
+DEFAULT_THRESHOLD = 0.5
+"""Probability of change at which a pixel has changed when no ``threshold`` is given."""
+
+
+def check_params(model: Any, params: Mapping[str, Any], where: str) -> None:
+    """Refuse parameters the model does not take (models of other kinds accept any).
+
+    Raises:
+        ConfigError: naming the parameter and those the model takes.
+    """
+    spec = _SPECS.get(type(model).__name__)
+    if spec is None:
+        return
+    unknown = sorted(set(params) - set(spec[1]))
+    if unknown:
+        raise ConfigError(
+            f"{where}: {type(model).__name__} takes no parameter {unknown}; it takes {list(spec[1]) or 'none'}"
+        )
+
+
+def run_model(
+    model: Any,
+    inputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    *,
+    samples: int,
+    seed: int = 0,
+    estimator: Any = None,
+) -> tuple[Any, Any]:
+    """``(result, uncertainty)`` of a model (a ``LoadedModel`` or a bare model) on named inputs.
+
+    ``samples`` Monte-Carlo dropout passes for the neural models; the trend model's
+    uncertainty is its forecast intervals. See the module table for names.
+    """
+    inner, defaults, batch = _unwrap(model)
+    kind = type(inner).__name__
+    spec = _SPECS.get(kind)
+    if spec is None:
+        raise ConfigError(f"no estimate for a {kind}; models with one: {sorted(_SPECS)}")
+    names, allowed, _ = spec
+    if set(inputs) != set(names):
+        raise ConfigError(f"{kind} takes inputs {list(names)}; got {sorted(inputs)}")
+    check_params(inner, params, "estimate(params=...)")
+    p = {**defaults, **params}
+    if kind == "ChangeDetector":
+        from memories.ai.change_series import analyze_changes
+
+        return analyze_changes(
+            inner,
+            inputs["imagery"],
+            threshold=float(p.get("threshold", DEFAULT_THRESHOLD)),
+            min_area=float(p.get("min_area", 0.0)),
+            samples=samples,
+            seed=seed,
+            tiles_per_batch=batch or 8,
+        )
+    if kind == "TrendAnalyzer":
+        result = inner.analyze(
+            inputs["data"],
+            metrics=p.get("metrics"),
+            seasonality=bool(p.get("seasonality", False)),
+            confidence_level=p.get("confidence_level"),
+            horizon=p.get("horizon"),
+        )
+        return result, result.intervals()
+    from memories.ai.uncertainty import UncertaintyEstimator
+
+    tiles = batch or (estimator.tiles_per_batch if estimator is not None else 4)
+    maps = UncertaintyEstimator(inner, passes=samples, seed=seed, tiles_per_batch=tiles).predict(inputs["reflectance"])
+    return maps.classes, maps
+
+
+def predict(model: Any, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The named output of one deterministic pass (dropout off), e.g. ``{"changes": ChangeSeries}``."""
+    inner, _, _ = _unwrap(model)
+    spec = _SPECS.get(type(inner).__name__)
+    if spec is None:
+        raise ConfigError(f"a {type(inner).__name__} has no named outputs; models with them: {sorted(_SPECS)}")
+    result, _ = run_model(model, inputs, params or {}, samples=1)
+    return {spec[2]: result}
+
+
+@dataclass
+class _Step:
+    model: Any
+    input_mapping: dict[str, str]
+    output_mapping: dict[str, str]
+    params: dict[str, Any]
+
+
+class ModelChain:
+    """Models run in order on a set of named values; each step adds its outputs to them.
+
+    ``input_mapping`` maps a model input to the name of a value (``{"imagery":
+    "historical_states"}``), ``output_mapping`` a model output to the name it is kept
+    under (``{"changes": "detected"}``); left empty, names pass unchanged.
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[_Step] = []
+
+    def add_step(
+        self,
+        model: Any,
+        input_mapping: Mapping[str, str] | None = None,
+        output_mapping: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> ModelChain:
+        """Append a model (a ``LoadedModel``); returns the chain."""
+        inner, _, _ = _unwrap(model)
+        check_params(inner, params or {}, f"pipeline step {len(self.steps)}")
+        self.steps.append(_Step(model, dict(input_mapping or {}), dict(output_mapping or {}), dict(params or {})))
+        return self
+
+    def run(self, inputs: Mapping[str, Any] | None = None, **named: Any) -> dict[str, Any]:
+        """Every value: the inputs and each step's outputs, by name.
+
+        Raises:
+            ConfigError: a step reads a name no input or earlier step provides.
+        """
+        if not self.steps:
+            raise ConfigError("the pipeline has no step; give create_pipeline at least one step")
+        values: dict[str, Any] = {**(inputs or {}), **named}
+        for k, step in enumerate(self.steps):
+            inner, _, _ = _unwrap(step.model)
+            spec = _SPECS.get(type(inner).__name__)
+            wanted = step.input_mapping or {n: n for n in (spec[0] if spec else ())}
+            missing = sorted(src for src in wanted.values() if src not in values)
+            if missing:
+                raise ConfigError(
+                    f"pipeline step {k} ({_label(step.model)}) reads {missing}; values here: {sorted(values)}"
+                )
+            out = predict(step.model, {dst: values[src] for dst, src in wanted.items()}, step.params)
+            for name, result in out.items():
+                values[step.output_mapping.get(name, name)] = result
+            unknown = sorted(set(step.output_mapping) - set(out))
+            if unknown:
+                raise ConfigError(
+                    f"pipeline step {k} ({_label(step.model)}) has no outputs {unknown}; it gives {sorted(out)}"
+                )
+        return values
+
+
+def _unwrap(model: Any) -> tuple[Any, dict[str, Any], int | None]:
+    """(bare model, default parameters, batch size) of a LoadedModel or a bare model."""
+    from memories.ai.manager import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return model.model, dict(model.params), model.batch_size
+    return model, {}, None
+
+
+def _label(model: Any) -> str:
+    return str(getattr(model, "id", type(model).__name__))
