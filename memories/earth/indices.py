@@ -173,7 +173,7 @@ def _checked(x: Any, index: str, band: str) -> Any:
     Raises:
         ProcessingError: the median of a sample of ``x`` is above ``REFLECTANCE_MAX`` (``_check_block``).
     """
-    data = getattr(x, "data", None) if hasattr(x, "dims") else x
+    data: Any = x.data if hasattr(x, "dims") else x
     if hasattr(data, "map_blocks") and hasattr(data, "dask"):  # a dask array: check inside its own computation
         lazy = data.map_blocks(_check_block, index=index, band=band, dtype=data.dtype)
         return x.copy(data=lazy) if hasattr(x, "dims") else lazy
