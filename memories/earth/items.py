@@ -22,8 +22,8 @@ def item_dict(item: Any) -> dict[str, Any]:
     """An item's STAC JSON, read locally: a pystac Item's ``to_dict`` without link resolution, a dict as it is.
 
     Link hrefs stay as stored and the item's own ``self`` link is left out; asset
-    hrefs are the item's own. A dict (or other mapping) is returned unchanged (not
-    copied): callers read it, never write it.
+    hrefs are the item's own. A dict is returned as it is (not copied: callers read
+    it, never write it), another mapping as a dict.
     """
     if isinstance(item, dict):
         return item
