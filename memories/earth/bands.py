@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from memories.earth.items import item_dict
 from memories.errors import DataSourceError
 
 
@@ -38,10 +39,12 @@ class BandInfo:
 def raster_band(item: Any, asset_key: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(item dict, asset dict, first ``raster:bands`` entry or {}) of an item's asset (pystac Item or dict).
 
+    Read locally (``memories.earth.items.item_dict``): never a network request.
+
     Raises:
         DataSourceError: the item has no such asset (names the assets it has).
     """
-    d = item.to_dict() if hasattr(item, "to_dict") else item
+    d = item_dict(item)
     asset = d.get("assets", {}).get(asset_key)
     if asset is None:
         raise DataSourceError(

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+from memories.earth.items import item_dict
 from memories.errors import ConfigError, DataSourceError
 
 COMMON_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir22")
@@ -110,21 +111,58 @@ class CatalogProfile:
         """Common name -> asset key for one item, checked against the item's assets.
 
         Raises:
-            DataSourceError: the item lacks some of the keys; the message names
-                them and the profile whose keys the item does carry, if any.
+            DataSourceError: the item lacks some of the keys (``check_assets``).
         """
-        d = item.to_dict(include_self_link=False, transform_hrefs=False) if hasattr(item, "to_dict") else item
-        assets = d.get("assets", {})
         keys = self.required_keys(bands)
-        missing = {b: k for b, k in keys.items() if k not in assets}
-        if missing:
-            fits = [p.name for p in PROFILES.values() if all(k in assets for k in p.required_keys(bands).values())]
-            hint = f"its assets fit the profile(s) {fits}" if fits else f"its assets are {sorted(assets)}"
-            raise DataSourceError(
-                f"item {d.get('id')!r} has no asset {sorted(missing.values())} that profile {self.name!r} maps "
-                f"bands {sorted(missing)} to; {hint}. Choose the profile that matches the catalog the item came from."
-            )
+        self.check_assets(item, keys)
         return keys
+
+    def check_assets(self, item: Any, keys: Mapping[str, str]) -> None:
+        """Check that an item carries the assets ``keys`` (common name -> asset key) names.
+
+        The one check of an item's assets: ``resolve_bands``, the scene loader and
+        the fetcher all report a missing asset with this message.
+
+        Raises:
+            DataSourceError: naming the item, the missing asset keys and the bands
+                they stand for, the profile(s) the item's assets do fit (or the assets
+                it has), and the fix; for a missing mask band, also the spectral mask
+                that needs none.
+        """
+        message = self.missing_assets(item, keys)
+        if message:
+            raise DataSourceError(message)
+
+    def missing_assets(self, item: Any, keys: Mapping[str, str]) -> str | None:
+        """The ``check_assets`` message for an item that lacks some of ``keys``; None when it has them all."""
+        d = item_dict(item)
+        assets = d.get("assets", {})
+        missing = {b: k for b, k in keys.items() if k not in assets}
+        if not missing:
+            return None
+        bands = [b for b in keys if b not in _MASK_BANDS]
+        fits = [p.name for p in PROFILES.values() if _fits(p, bands, assets)]
+        hint = f"its assets fit the profile(s) {fits}" if fits else f"its assets are {sorted(assets)}"
+        fix = "Choose the profile that matches the catalog the item came from"
+        if set(missing) & set(_MASK_BANDS):
+            fix += ", or load with mask_kind='spectral', which needs no mask asset"
+        return (
+            f"item {d.get('id')!r} has no asset {sorted(missing.values())} that profile {self.name!r} maps "
+            f"bands {sorted(missing)} to; {hint}. {fix}."
+        )
+
+
+_MASK_BANDS: tuple[str, ...] = ("scl", "qa_pixel")
+"""Common names of quality bands (not reflectance): a profile fits an item without them when the spectral
+mask is used."""
+
+
+def _fits(profile: CatalogProfile, bands: Iterable[str], assets: Mapping[str, Any]) -> bool:
+    """Whether an item with ``assets`` carries every asset ``profile`` needs for ``bands`` and its mask."""
+    try:
+        return all(k in assets for k in profile.required_keys(bands).values())
+    except ConfigError:  # the profile has no such band
+        return False
 
 
 _S2_COMMON_KEYS = MappingProxyType({b: b for b in (*COMMON_BANDS, "scl")})

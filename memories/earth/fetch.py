@@ -141,7 +141,8 @@ def fetch_assets(
     from memories.earth.catalogs import signer_for
     from memories.earth.http import session as http_session
 
-    keys = list(profile.required_keys(bands).values())
+    required = profile.required_keys(bands)
+    keys = list(required.values())
     needs_network = any(_scheme(_asset_href(it, k) or "") not in ("", "file") for it in items for k in keys)
     if needs_network and cache is None:
         raise ConfigError("remote asset hrefs need a download cache: pass cache=memories.cache.Cache(<folder>)")
@@ -149,7 +150,7 @@ def fetch_assets(
         session = http_session(retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
     if signer is None and needs_network:
         signer = signer_for(profile, session=session)
-    fetcher = _Fetcher(profile, cache, session, signer, retries, backoff_s, dict(s3_options or {}))
+    fetcher = _Fetcher(profile, required, cache, session, signer, retries, backoff_s, dict(s3_options or {}))
 
     tasks = [(i, it, k) for i, it in enumerate(items) for k in keys]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
@@ -218,6 +219,7 @@ class _Fetcher:
     def __init__(
         self,
         profile: CatalogProfile,
+        required: Mapping[str, str],
         cache: Any,
         session: Any,
         signer: Any,
@@ -226,6 +228,7 @@ class _Fetcher:
         s3_options: dict[str, Any],
     ) -> None:
         self.profile = profile
+        self.required = required  # names a missing asset as CatalogProfile.check_assets does
         self.cache = cache
         self.session = session
         self.signer = signer
@@ -240,7 +243,8 @@ class _Fetcher:
         """The verified local path of one asset, or its failure."""
         href = _asset_href(item, key)
         if href is None:
-            return AssetFailure(str(item.id), key, "", f"item has no asset {key!r} (profile {self.profile.name!r})")
+            message = self.profile.missing_assets(item, self.required) or f"item has no asset {key!r}"
+            return AssetFailure(str(item.id), key, "", message)
         try:
             scheme = _scheme(href)
             if scheme in ("", "file"):

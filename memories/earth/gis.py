@@ -2,15 +2,17 @@
 
 Sources are OSM PBF extracts (GDAL's OSM driver, ``memories.earth.osm``),
 GeoPackage, GeoJSON and Shapefile, with OpenStreetMap-style tags; the reader is
-chosen from the file name. A feature with a ``start_date`` later than the month
-asked for does not exist yet in that month. Invalid geometries are repaired and
-counted, never silently dropped. Output is GeoParquet 1.1 with a bbox covering
-column.
+chosen from the file name, and the layers a file offers by ``source_layers`` (a
+one-layer file is one layer, never all of them). A feature with a ``start_date``
+later than the month asked for does not exist yet in that month. Invalid
+geometries are repaired and counted, never silently dropped. Output is
+GeoParquet 1.1 with a bbox covering column.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +56,35 @@ def source_format(source: str) -> str:
     )
 
 
+def source_layers(source: str, layer_map: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Our layer name -> the layer of the file that holds it: the one policy of which layers a vector file offers.
+
+    - An OSM PBF extract offers every layer of ``OSM_LAYERS`` (queries over GDAL's
+      OSM layers, ``memories.earth.osm``).
+    - Any other file offers its own layers under their own names: each layer of a
+      GeoPackage; the one layer of a GeoJSON or Shapefile (GDAL names it after the
+      file, or after the GeoJSON's ``name``). A one-layer file is that layer alone:
+      ``counties.geojson`` is the layer ``counties``, never buildings or roads.
+    - ``layer_map`` (our layer -> a layer of the file) says which of our layers a
+      layer of the file holds: ``{"landuse": "counties"}`` offers ``counties`` as
+      ``landuse`` (and no longer under its own name).
+
+    Raises:
+        ConfigError: the file name has an ending we do not read.
+        DataSourceError: the file cannot be opened, or ``layer_map`` names a layer it lacks.
+    """
+    fmt = source_format(source)
+    names = list(OSM_LAYERS) if fmt == "osm" else _gdal_layers(source)
+    mapping = dict(layer_map or {})
+    wrong = {ours: theirs for ours, theirs in mapping.items() if theirs not in names}
+    if wrong:
+        raise DataSourceError(
+            f"layer_map maps {wrong} but {source} has no layer {sorted(set(wrong.values()))}; its layers are "
+            f"{names}. Map our layers to those"
+        )
+    return {**{name: name for name in names if name not in mapping.values()}, **mapping}
+
+
 def read_layer(
     source: str,
     layer: str,
@@ -62,12 +93,14 @@ def read_layer(
     as_of: datetime | None = None,
     simplify_m: float | None = None,
     source_crs: str | None = None,
+    layer_map: Mapping[str, str] | None = None,
 ) -> Any:
     """One layer of a vector source, on the tile grid's CRS and clipped to its bounds.
 
     The reader follows the file name (``source_format``): OSM PBF through GDAL's OSM
-    driver (``memories.earth.osm``), GeoPackage by layer name, GeoJSON and
-    Shapefile (one layer per file) as they are. Then, in this order: features whose
+    driver (``memories.earth.osm``), other files by layer, as ``source_layers``
+    offers them (a one-layer GeoJSON or Shapefile is the layer of its own name,
+    or the one ``layer_map`` maps it to). Then, in this order: features whose
     ``start_date`` is after ``as_of`` are left out; the rest is reprojected to the
     tile CRS; invalid geometries are repaired with ``make_valid``, keeping only
     parts of the feature's own kind (polygonal parts of a polygon); an optional
@@ -76,17 +109,21 @@ def read_layer(
     Counts travel in ``gdf.attrs``: ``read`` (features matched in the tile's
     footprint), ``repaired`` (invalid geometries made valid), ``dropped`` (features
     without a usable geometry: unreadable, or empty after repair), ``outside``
-    (features with nothing left after the clip).
+    (features with nothing left after the clip); ``in_source`` is True.
 
     Args:
         source: path of a vector file (``.osm.pbf``, ``.gpkg``, ``.geojson``, ``.shp``).
-        layer: layer name: a GeoPackage layer, one of ``OSM_LAYERS`` for OSM, any
-            name for a single-layer GeoJSON or Shapefile.
+        layer: a layer name ``source_layers`` offers: a GeoPackage layer, one of
+            ``OSM_LAYERS`` for OSM, the layer of a one-layer file, a key of ``layer_map``.
         grid: the tile; None keeps the source's extent and reprojects nothing.
         as_of: keep only features whose ``start_date`` is on or before this instant.
         simplify_m: Douglas-Peucker tolerance in metres of the tile CRS (topology
             preserving); None or 0 keeps every vertex. Needs ``grid``.
         source_crs: CRS of a source that declares none (a Shapefile without .prj).
+        layer_map: our layer -> the layer of the file that holds it (``source_layers``).
+
+    Raises:
+        DataSourceError: the source does not offer ``layer`` (the message lists what it offers and the fix).
     """
     import geopandas as gpd
     import shapely
@@ -95,7 +132,13 @@ def read_layer(
     if simplify_m and grid is None:
         raise ConfigError(f"simplify_m={simplify_m} needs a tile grid: the tolerance is in metres of the tile CRS")
     fmt = source_format(source)
-    gdf, unreadable = _read_source(source, fmt, layer, grid, source_crs)
+    offered = source_layers(source, layer_map)
+    if layer not in offered:
+        raise DataSourceError(
+            f"{source} has no layer {layer!r}; its layers are {sorted(offered)}. Read one of those, or say which "
+            f"layer of the file holds {layer!r} with layer_map={{{layer!r}: '<layer of the file>'}}"
+        )
+    gdf, unreadable = _read_source(source, fmt, offered[layer], grid, source_crs)
     n_read = len(gdf) + unreadable
     if as_of is not None and "start_date" in gdf.columns:
         start = gdf["start_date"].astype("string")
@@ -126,6 +169,7 @@ def read_layer(
         dropped=int(unreadable + empty.sum()),
         outside=int(n_before_clip - len(gdf)),
         source_format=fmt,
+        in_source=True,
     )
     return gdf
 
@@ -143,24 +187,27 @@ class GISProvider:
         source: the vector file.
         simplify_m: simplification tolerance in metres (tile CRS), None for none.
         source_crs: CRS of a source that declares none.
+        layer_map: our layer -> the layer of the file that holds it (``source_layers``), e.g.
+            ``{"landuse": "counties"}`` for a one-layer ``counties.geojson``.
     """
 
-    def __init__(self, source: str, *, simplify_m: float | None = None, source_crs: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        simplify_m: float | None = None,
+        source_crs: str | None = None,
+        layer_map: Mapping[str, str] | None = None,
+    ) -> None:
         self.source = str(source)
         self.format = source_format(self.source)
         self.simplify_m = simplify_m
         self.source_crs = source_crs
+        self.layer_map = dict(layer_map or {})
 
     def layers(self) -> list[str]:
-        """The layer names this source offers."""
-        import pyogrio
-
-        if self.format == "osm":
-            return list(OSM_LAYERS)
-        try:
-            return [str(name) for name, _ in pyogrio.list_layers(self.source)]
-        except Exception as e:
-            raise DataSourceError(f"cannot list the layers of {self.source}: {e}") from e
+        """The layer names this source offers (``source_layers``)."""
+        return list(source_layers(self.source, self.layer_map))
 
     def get_layer(self, layer: str, grid: TileGrid | None = None, *, as_of: datetime | None = None) -> Any:
         """One layer (see ``read_layer``; counts in ``attrs``)."""
@@ -171,17 +218,39 @@ class GISProvider:
             as_of=as_of,
             simplify_m=self.simplify_m if grid is not None else None,
             source_crs=self.source_crs,
+            layer_map=self.layer_map,
         )
 
     def tile_layers(
         self, grid: TileGrid, *, as_of: datetime | None = None, layers: tuple[str, ...] | None = None
     ) -> dict[str, Any]:
-        """The layers of one tile, in its CRS and clipped; by default ``GIS_LAYERS``
-        plus those of ``EXTRA_LAYERS`` the source has."""
-        if layers is None:
-            offered = set(self.layers()) if self.format in ("gpkg", "osm") else set()
-            layers = GIS_LAYERS + tuple(name for name in EXTRA_LAYERS if name in offered)
-        return {name: self.get_layer(name, grid, as_of=as_of) for name in layers}
+        """The layers of one tile, in its CRS and clipped.
+
+        By default ``GIS_LAYERS`` plus those of ``EXTRA_LAYERS`` the source offers: a
+        GIS layer the source does not offer comes back empty (in the tile CRS,
+        ``attrs["in_source"]`` False), as a tile without water reads; a source that
+        offers none of ``GIS_LAYERS`` is an error. Layers named in ``layers`` must
+        all be offered.
+
+        Raises:
+            DataSourceError: the source offers none of ``GIS_LAYERS`` (the default), or
+                not one of ``layers``; the message names what it offers and ``layer_map``.
+        """
+        if layers is not None:
+            return {name: self.get_layer(name, grid, as_of=as_of) for name in layers}
+        offered = source_layers(self.source, self.layer_map)
+        if not set(GIS_LAYERS) & set(offered):
+            example = next(iter(offered), "<layer of the file>")
+            raise DataSourceError(
+                f"{self.source} offers the layers {sorted(offered)}, none of {list(GIS_LAYERS)}: a file with one "
+                f"layer is that layer alone. Say which of ours it holds with layer_map (e.g. layer_map="
+                f"{{'landuse': {example!r}}}), or use a GeoPackage with those layers or an OSM PBF extract"
+            )
+        names = GIS_LAYERS + tuple(name for name in EXTRA_LAYERS if name in offered)
+        return {
+            name: self.get_layer(name, grid, as_of=as_of) if name in offered else _absent_layer(grid, self.format)
+            for name in names
+        }
 
 
 def geometry_report(layers: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -290,25 +359,41 @@ def read_tile_layers(
     return out
 
 
-def _read_source(source: str, fmt: str, layer: str, grid: TileGrid | None, source_crs: str | None) -> tuple[Any, int]:
-    """(features with a geometry in the source CRS, count of those without one)."""
+def _gdal_layers(source: str) -> list[str]:
+    """The layer names GDAL sees in a (non-OSM) vector file."""
+    import pyogrio
+
+    try:
+        return [str(name) for name, _ in pyogrio.list_layers(source)]
+    except Exception as e:
+        raise DataSourceError(f"cannot open vector source {source}: {e}") from e
+
+
+def _absent_layer(grid: TileGrid, fmt: str) -> Any:
+    """An empty layer in the tile CRS, for a GIS layer the source does not offer (``tile_layers``).
+
+    It carries the ``osm_id`` column of OSM-style layers, which the context memory keys entities by.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    gdf = gpd.GeoDataFrame({"osm_id": pd.Series([], dtype="int64")}, geometry=gpd.GeoSeries([], crs=grid.crs))
+    gdf.attrs.update(read=0, repaired=0, dropped=0, outside=0, source_format=fmt, in_source=False)
+    return gdf
+
+
+def _read_source(
+    source: str, fmt: str, gdal_layer: str, grid: TileGrid | None, source_crs: str | None
+) -> tuple[Any, int]:
+    """(features with a geometry in the source CRS, count of those without one) of one layer of the file
+    (for OSM, one of ``OSM_LAYERS``)."""
     import geopandas as gpd
     import pyogrio
     from shapely.geometry import box
 
     if fmt == "osm":
         bbox = grid.bbox_wgs84 if grid is not None else None
-        return read_osm_layer(source, layer, bbox=bbox)
-    try:
-        names = [str(name) for name, _ in pyogrio.list_layers(source)]
-    except Exception as e:
-        raise DataSourceError(f"cannot open vector source {source}: {e}") from e
-    if layer in names:
-        gdal_layer = layer
-    elif fmt in ("geojson", "shapefile") and len(names) == 1:
-        gdal_layer = names[0]  # one file, one layer: the file is the layer
-    else:
-        raise DataSourceError(f"{source} has no layer {layer!r}; its layers are {names}")
+        return read_osm_layer(source, gdal_layer, bbox=bbox)
     info = pyogrio.read_info(source, layer=gdal_layer)
     crs = info["crs"] or source_crs
     if crs is None:

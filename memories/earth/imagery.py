@@ -19,6 +19,7 @@ import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
 from memories.earth.catalogs import COMMON_BANDS, MASK_BAND, CatalogProfile
+from memories.earth.items import item_dict
 from memories.earth.quality import (
     MASK_KINDS,
     SCL_CLEAR,
@@ -31,6 +32,7 @@ from memories.earth.quality import (
     scl_clear_mask,
     spectral_clear_mask,
 )
+from memories.earth.stac import item_epsg
 from memories.errors import ConfigError, DataSourceError, ProcessingError
 from memories.grid import TileGrid
 
@@ -117,8 +119,8 @@ def load_scenes(
 ) -> SceneStack:
     """Lazily load scenes on the tile grid with stackstac.
 
-    A band whose native pixels tile the grid exactly (20 m SWIR and SCL on a 10 m
-    grid whose origin lies on their pixel corners) is read at its native
+    A band whose native pixels tile the grid exactly (20 m SWIR and SCL in the
+    grid's CRS, on a 10 m grid whose origin lies on their pixel corners) is read at its native
     resolution and each pixel repeated k x k: the same values as a nearest
     resampling to 10 m, without GDAL warping k^2 times the pixels (12x faster
     here). Other bands are resampled (nearest) by stackstac.
@@ -129,22 +131,36 @@ def load_scenes(
     None takes the profile's ``mask_kind`` when it declares one, else ``"scl"``.
     Each band's reflectance offset follows ``quality.reflectance_offset``
     (declared ``raster:bands`` offset, else the processing baseline's).
+
+    Items are pystac Items or their dicts; their metadata is read locally
+    (``memories.earth.items.item_dict``), never through their links.
+
+    Raises:
+        DataSourceError: an item lacks one of the assets the bands and the mask kind
+            need (``CatalogProfile.check_assets``: the item, the asset key, the fix),
+            or the scenes cannot be stacked.
     """
     kind = _mask_kind(profile, mask_kind)
     if not items:
         raise ProcessingError(f"no scenes to load for tile {grid.tile_id}")
+    items = [item_dict(it) for it in items]  # stackstac would call pystac's to_dict(), which resolves links
     keys = [profile.asset_key(b) for b in bands]
     if kind == "spectral" and set(SPECTRAL_BANDS) - set(bands):
         raise ConfigError(
             f"mask kind 'spectral' needs bands {list(SPECTRAL_BANDS)}; "
             f"{sorted(set(SPECTRAL_BANDS) - set(bands))} are not among the loaded bands {list(bands)}"
         )
+    needed = dict(zip(bands, keys))
+    quality = None if kind == "spectral" else _quality_band(profile, kind)
+    if quality is not None:
+        needed[quality] = profile.asset_key(quality)
+    for it in items:
+        profile.check_assets(it, needed)  # before stackstac, which leaves a missing asset out silently
     try:
         dn = _stack(items, keys, grid, "uint16", chunk_px)
         scl = None
-        if kind != "spectral":
-            quality_key = _quality_asset_key(profile, kind)
-            scl = _stack(items, [quality_key], grid, "uint8" if kind == "scl" else "uint16", chunk_px)
+        if quality is not None:
+            scl = _stack(items, [needed[quality]], grid, "uint8" if kind == "scl" else "uint16", chunk_px)
     except ValueError as e:
         raise DataSourceError(f"cannot stack the scenes of tile {grid.tile_id}: {e}") from e
     infos = [[band_info(it, k) for k in keys] for it in items]
@@ -358,11 +374,20 @@ def _stack(items: Sequence[Any], keys: Sequence[str], grid: TileGrid, dtype: str
 
 
 def _native_factor(items: Sequence[Any], key: str, grid: TileGrid) -> int:
-    """k when every item's asset has pixels k times the grid's, aligned on the grid origin; else 1."""
+    """k when every item's asset can be read at k times the grid's pixel size and each pixel repeated k x k.
+
+    That equals a nearest resampling only when all three hold: the asset is in the
+    grid's CRS (``stac.item_epsg``; an unknown CRS does not count), its pixels are
+    north-up squares of exactly k grid pixels, and its pixel corners fall on the
+    grid's origin. Coordinates that merely align in numbers across two CRSs (a
+    Landsat band in EPSG:32621 on a grid in EPSG:32722) must be warped. Else 1.
+    """
     factors = set()
     for it in items:
-        asset = it.assets.get(key)
-        t = asset.extra_fields.get("proj:transform") if asset is not None else None
+        if item_epsg(it, key) != grid.epsg:
+            return 1
+        asset = item_dict(it).get("assets", {}).get(key)
+        t = asset.get("proj:transform") if asset is not None else None
         if not t or t[1] != 0 or t[3] != 0 or t[0] != -t[4]:
             return 1
         k = t[0] / grid.resolution
@@ -386,11 +411,11 @@ def _mask_kind(profile: CatalogProfile, mask_kind: str | None) -> MaskKind:
     return kind  # type: ignore[return-value]
 
 
-def _quality_asset_key(profile: CatalogProfile, kind: str) -> str:
-    """The asset key of the quality band of a mask kind in the profile's items (``scl`` or ``qa_pixel``)."""
+def _quality_band(profile: CatalogProfile, kind: str) -> str:
+    """The common name of the quality band of a mask kind in the profile's items (``scl`` or ``qa_pixel``)."""
     if kind == getattr(profile, "mask_kind", "scl"):
-        return profile.mask_asset_key
-    return profile.asset_key("qa_pixel" if kind == "qa_pixel" else MASK_BAND)
+        return profile.mask_band
+    return "qa_pixel" if kind == "qa_pixel" else MASK_BAND
 
 
 def _spectral_clear(refl: xr.DataArray, search_px: int | None) -> xr.DataArray:

@@ -5,6 +5,14 @@ dask arrays; every index is dimensionless, NaN where an input is NaN or the
 denominator is zero; normalized differences are NaN where the two bands sum to
 less than ``MIN_SUM`` and clipped to -1..1. Sentinel-2 bands: blue B02, green B03, red B04, NIR B08,
 SWIR1 B11 (``swir16``), SWIR2 B12 (``swir22``).
+
+Digital numbers are refused: an input whose median (of up to ``SAMPLE_SIZE``
+finite, non-zero values spread over the array) exceeds ``REFLECTANCE_MAX`` raises
+``ProcessingError`` naming the scale to apply. On DN, NDVI happens to come out
+right but EVI is off by orders of magnitude (its ``+ 1`` assumes reflectance).
+The check samples, so it costs next to nothing; on dask arrays it runs per block
+inside the same computation (it raises when the index is computed), so no array
+is read twice.
 """
 
 from __future__ import annotations
@@ -12,6 +20,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from memories.errors import ProcessingError
+
+REFLECTANCE_MAX = 2.0
+"""Largest median reflectance an index input may have. Reflectance is 0-1 (bright cloud and snow reach
+about 1-1.5, a saturated L2A pixel 6.5, but never the median of an image or of a block); digital numbers
+(reflectance x 10000) are hundreds to thousands."""
+SAMPLE_SIZE = 4096
+"""Values (evenly spread over an array, or over each dask block) the reflectance check looks at."""
 
 
 def ndvi(nir: Any, red: Any) -> Any:
@@ -24,7 +41,7 @@ def ndvi(nir: Any, red: Any) -> Any:
         Dimensionless, -1..1: dense green vegetation about 0.6-0.9, bare soil 0.1-0.2, water below 0.
         Reference: Rouse et al. 1974, NASA SP-351.
     """
-    return _normalized_difference(nir, red)
+    return _normalized_difference(_checked(nir, "ndvi", "nir"), _checked(red, "ndvi", "red"))
 
 
 def ndwi(green: Any, nir: Any) -> Any:
@@ -36,7 +53,7 @@ def ndwi(green: Any, nir: Any) -> Any:
     Returns:
         Dimensionless, -1..1; open water above 0. Reference: McFeeters 1996, Int. J. Remote Sens. 17(7).
     """
-    return _normalized_difference(green, nir)
+    return _normalized_difference(_checked(green, "ndwi", "green"), _checked(nir, "ndwi", "nir"))
 
 
 def mndwi(green: Any, swir16: Any) -> Any:
@@ -48,7 +65,7 @@ def mndwi(green: Any, swir16: Any) -> Any:
     Returns:
         Dimensionless, -1..1; water above 0. Reference: Xu 2006, Int. J. Remote Sens. 27(14).
     """
-    return _normalized_difference(green, swir16)
+    return _normalized_difference(_checked(green, "mndwi", "green"), _checked(swir16, "mndwi", "swir16"))
 
 
 def ndmi(nir: Any, swir16: Any) -> Any:
@@ -61,7 +78,7 @@ def ndmi(nir: Any, swir16: Any) -> Any:
         Dimensionless, -1..1; moist canopy above about 0.2. Reference: Gao 1996 (NDWI of leaves),
         Remote Sens. Environ. 58(3); Wilson & Sader 2002.
     """
-    return _normalized_difference(nir, swir16)
+    return _normalized_difference(_checked(nir, "ndmi", "nir"), _checked(swir16, "ndmi", "swir16"))
 
 
 def evi(nir: Any, red: Any, blue: Any) -> Any:
@@ -74,6 +91,7 @@ def evi(nir: Any, red: Any, blue: Any) -> Any:
         Dimensionless, about -1..1 for natural surfaces (green vegetation 0.2-0.8); it can leave that range
         where blue is bright (cloud, snow). Reference: Huete et al. 2002, Remote Sens. Environ. 83.
     """
+    nir, red, blue = _checked(nir, "evi", "nir"), _checked(red, "evi", "red"), _checked(blue, "evi", "blue")
     den = nir + 6.0 * red - 7.5 * blue + 1.0
     return _safe_div(2.5 * (nir - red), den)
 
@@ -88,7 +106,7 @@ def nbr(nir: Any, swir22: Any) -> Any:
         Dimensionless, -1..1; healthy vegetation high, fresh burn scars and bare soil low; the drop
         before/after (dNBR) measures burn severity. Reference: Key & Benson 2006, FIREMON LA.
     """
-    return _normalized_difference(nir, swir22)
+    return _normalized_difference(_checked(nir, "nbr", "nir"), _checked(swir22, "nbr", "swir22"))
 
 
 INDICES: dict[str, tuple[tuple[str, ...], Any]] = {
@@ -110,11 +128,10 @@ def compute_indices(reflectance: Any, names: tuple[str, ...] = DEFAULT_INDICES) 
     """The requested indices (float32, dimensionless) of a reflectance DataArray with a ``band`` dim, as a Dataset.
 
     Raises:
-        ProcessingError: an unknown index name, or a band it needs is missing.
+        ProcessingError: an unknown index name, a band it needs is missing, or a band holds digital
+            numbers rather than reflectance (on a dask-backed array: when the Dataset is computed).
     """
     import xarray as xr
-
-    from memories.errors import ProcessingError
 
     out = {}
     have = {str(b) for b in reflectance["band"].values}
@@ -148,3 +165,34 @@ def _safe_div(num: Any, den: Any) -> Any:
         return (num / den).where(den != 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den != 0, num / den, np.nan)
+
+
+def _checked(x: Any, index: str, band: str) -> Any:
+    """``x`` itself, once it looks like reflectance; for dask (and dask-backed xarray) lazily, block by block.
+
+    Raises:
+        ProcessingError: the median of a sample of ``x`` is above ``REFLECTANCE_MAX`` (``_check_block``).
+    """
+    data: Any = x.data if hasattr(x, "dims") else x
+    if hasattr(data, "map_blocks") and hasattr(data, "dask"):  # a dask array: check inside its own computation
+        lazy = data.map_blocks(_check_block, index=index, band=band, dtype=data.dtype)
+        return x.copy(data=lazy) if hasattr(x, "dims") else lazy
+    _check_block(np.asarray(x), index=index, band=band)
+    return x
+
+
+def _check_block(block: np.ndarray, *, index: str, band: str) -> np.ndarray:
+    """The block itself, after its sampled median passed the reflectance bound."""
+    picks = np.linspace(0, block.size - 1, min(block.size, SAMPLE_SIZE), dtype=np.intp)
+    values = np.asarray(block.flat[picks], dtype=np.float64)  # .flat: no copy of a strided block
+    values = values[np.isfinite(values) & (values != 0)]
+    if values.size:
+        median = float(np.median(values))
+        if median > REFLECTANCE_MAX:
+            raise ProcessingError(
+                f"{index} input {band!r} has a median of {median:.6g} (over {values.size} sampled values), above "
+                f"{REFLECTANCE_MAX}: these look like digital numbers, not reflectance 0-1. Scale them first: "
+                "DN * scale + offset from the asset's raster:bands (memories.earth.bands.to_reflectance), e.g. "
+                "DN / 10000 for Sentinel-2 (minus 0.1 from processing baseline 04.00 on)"
+            )
+    return block

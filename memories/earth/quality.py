@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memories.earth.bands import raster_band
+from memories.earth.items import item_dict
 from memories.errors import DataSourceError, ProcessingError
 
 MaskKind = Literal["scl", "qa_pixel", "spectral"]
@@ -244,7 +245,7 @@ _BASELINE_RE = re.compile(r"^\s*(\d{1,2})\.(\d{1,2})\s*$")
 
 def processing_baseline(item: Any) -> tuple[int, int] | None:
     """The item's ``s2:processing_baseline`` as (major, minor), e.g. "05.09" -> (5, 9); None when absent."""
-    d = _item_dict(item)
+    d = item_dict(item)
     raw = d.get("properties", {}).get("s2:processing_baseline")
     if raw is None:
         return None
@@ -305,7 +306,3 @@ def harmonize_dn(dn: np.ndarray, baseline: tuple[int, int] | str | None, *, noda
     if nodata is not None:
         out[arr == nodata] = nodata
     return out
-
-
-def _item_dict(item: Any) -> dict[str, Any]:
-    return item.to_dict() if hasattr(item, "to_dict") else dict(item)

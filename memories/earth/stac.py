@@ -22,6 +22,7 @@ from pystac_client.stac_api_io import StacApiIO
 
 from memories.earth.catalogs import CatalogProfile
 from memories.earth.http import DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Timeout, retry_policy
+from memories.earth.items import item_dict
 from memories.errors import ConfigError, DataSourceError
 from memories.grid import TileGrid
 from memories.months import month_range
@@ -243,7 +244,7 @@ def _detached(item: Any) -> dict[str, Any]:
     """An item's JSON without its links: links point at the API that answered the
     search, which later readers must not depend on (pystac would try to resolve
     them, a network call per item, or a failure once that server is gone)."""
-    d = item.to_dict(include_self_link=False, transform_hrefs=False)
+    d = dict(item_dict(item))
     d["links"] = []
     return d
 
@@ -256,7 +257,7 @@ def item_epsg(item: Any, asset_key: str | None = None) -> int | None:
     ``"EPSG:32633"``; older items carry the integer). None when neither is set or
     the code is not an EPSG one.
     """
-    d = item.to_dict(include_self_link=False, transform_hrefs=False) if hasattr(item, "to_dict") else item
+    d = item_dict(item)
     places = []
     if asset_key is not None:
         places.append(d.get("assets", {}).get(asset_key) or {})

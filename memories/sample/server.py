@@ -7,6 +7,7 @@ what the pipeline asks of a catalogue. It starts in a fraction of a second.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -19,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from urllib.parse import quote
 
 from memories.errors import ConfigError, DataSourceError
-from memories.sample.stac import COLLECTION_ID
 from memories.sample.world import SampleWorld
 
 STARTUP_TIMEOUT_S = 30.0
@@ -68,21 +69,26 @@ class StacServer:
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> StacServer:
-        """Start the server and wait until the collection answers (at most 30 s).
+        """Start the server and wait until every collection it serves answers (at most 30 s).
+
+        The collections are those of the files served (``served_collections``):
+        a Landsat catalog is waited for as ``/collections/landsat-c2-l2``, the
+        sample world as ``/collections/sentinel-2-l2a``.
 
         Raises:
-            DataSourceError: rustac is missing, exited, or did not answer in time;
-                the message carries its stderr.
+            DataSourceError: a file is not STAC JSON, rustac is missing, exited, or
+                did not answer in time; the message carries its stderr.
         """
         if self.running:
             return self
+        collections = served_collections(self.hrefs)  # before the process starts: a bad file leaves nothing running
         if self.port is None:
             self.port = free_port(self.host)
+        probes = [f"{self.url}/collections/{quote(c, safe='')}" for c in collections] or [f"{self.url}/collections"]
         self._stderr = tempfile.TemporaryFile()
         command = [rustac_executable(), "serve", "--addr", f"{self.host}:{self.port}", *map(str, self.hrefs)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr)
         self._process = process
-        probe = f"{self.url}/collections/{COLLECTION_ID}"
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:
             if process.poll() is not None:
@@ -92,13 +98,14 @@ class StacServer:
                     f"`{' '.join(command)}` exited with code {process.returncode}: {error or '(no output)'}; "
                     "check that the STAC files exist and that the port is free"
                 )
-            if _answers(probe):
+            probes = [probe for probe in probes if not _answers(probe)]
+            if not probes:
                 return self
             if time.monotonic() > deadline:
                 error = self._read_stderr()
                 self.stop()
                 raise DataSourceError(
-                    f"the STAC server at {self.url} did not answer {probe} within {STARTUP_TIMEOUT_S:.0f} s; "
+                    f"the STAC server at {self.url} did not answer {probes} within {STARTUP_TIMEOUT_S:.0f} s; "
                     f"its stderr: {error or '(empty)'}"
                 )
             time.sleep(0.05)
@@ -152,6 +159,40 @@ def rustac_executable() -> str:
         f"the rustac command is neither next to {sys.executable} nor on PATH; "
         "install it with `pip install rustac` in this environment"
     )
+
+
+def served_collections(paths: Sequence[Path]) -> list[str]:
+    """The ids of the collections ``rustac serve`` makes of these files, in order of first mention.
+
+    A collection file gives its ``id``; an item or a FeatureCollection (JSON) or
+    newline-delimited items (``.ndjson``) give their items' ``collection``, which
+    rustac serves even when no file defines it. Other formats (stac-geoparquet)
+    give none: the server is then waited for at ``/collections``.
+
+    Raises:
+        DataSourceError: a JSON file does not parse (names it).
+    """
+    ids: dict[str, None] = {}
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix not in (".json", ".geojson", ".ndjson"):
+            continue
+        try:
+            text = path.read_text()
+            lines = text.splitlines() if suffix == ".ndjson" else [text]
+            docs = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, ValueError) as e:
+            raise DataSourceError(f"cannot serve {path}: it is not STAC JSON ({e}); fix or regenerate the file") from e
+        for doc in docs:
+            if not isinstance(doc, dict):
+                continue
+            if doc.get("type") == "Collection" and doc.get("id"):
+                ids[str(doc["id"])] = None
+            features = doc.get("features") if doc.get("type") == "FeatureCollection" else [doc]
+            for feature in features or []:
+                if isinstance(feature, dict) and feature.get("type") == "Feature" and feature.get("collection"):
+                    ids[str(feature["collection"])] = None
+    return list(ids)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

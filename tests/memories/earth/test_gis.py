@@ -114,7 +114,7 @@ def test_bad_sources_get_clear_errors(tmp_path: Path) -> None:
     nocrs = tmp_path / "nocrs.shp"
     _frame().set_crs(None, allow_override=True).to_file(nocrs, engine="pyogrio")
     with pytest.raises(DataSourceError, match="source_crs"):
-        read_layer(str(nocrs), "buildings", GRID)
-    assert len(read_layer(str(nocrs), "buildings", GRID, source_crs="EPSG:4326")) == 2
+        read_layer(str(nocrs), "nocrs", GRID)
+    assert len(read_layer(str(nocrs), "nocrs", GRID, source_crs="EPSG:4326")) == 2
     with pytest.raises(ConfigError, match="simplify_m"):
         read_layer(str(path), "buildings", simplify_m=1.0)
