@@ -219,7 +219,7 @@ def monthly_composite(stack: SceneStack, *, shadow_search_px: int | None = SHADO
         coords = {k: v for k, v in masked.coords.items() if "time" not in v.dims}
         reflectance = xr.DataArray(stats[0], dims=masked.dims[1:], coords=coords)
         spread = xr.DataArray(stats[1], dims=masked.dims[1:], coords=coords)
-    return xr.Dataset(
+    composite = xr.Dataset(
         {
             "reflectance": reflectance,
             "spread": spread,
@@ -227,6 +227,23 @@ def monthly_composite(stack: SceneStack, *, shadow_search_px: int | None = SHADO
             "obs_count": stack.has_data().sum("time").astype(np.uint8),
         }
     )
+    for name, attrs in COMPOSITE_ATTRS.items():
+        composite[name].attrs.update(attrs)
+    if stack.uniform_scaling:
+        # The per-band DN scaling the month's scenes shared, for a reader who wants the DN back (not CF
+        # scale_factor: the values are already reflectance and must not be rescaled).
+        composite["reflectance"].attrs["dn_scale"] = [float(v) for v in stack.scale[0]]
+        composite["reflectance"].attrs["dn_offset"] = [float(v) for v in stack.offset[0]]
+    return composite
+
+
+COMPOSITE_ATTRS: dict[str, dict[str, str]] = {
+    "reflectance": {"units": "1", "long_name": "reflectance, median of the month's clear observations"},
+    "spread": {"units": "1", "long_name": "interquartile range of the month's clear reflectance"},
+    "clear_count": {"units": "1", "long_name": "clear observations of the month (cloud, shadow masked)"},
+    "obs_count": {"units": "1", "long_name": "observations of the month with data"},
+}
+"""CF attributes of each composite variable (reflectance is dimensionless, 0-1; counts are scene counts)."""
 
 
 def composite_stats(composite: xr.Dataset) -> dict[str, Any]:

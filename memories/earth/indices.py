@@ -142,7 +142,27 @@ def compute_indices(reflectance: Any, names: tuple[str, ...] = DEFAULT_INDICES) 
         if set(bands) - have:
             raise ProcessingError(f"index {name} needs bands {list(bands)}; the composite has {sorted(have)}")
         out[name] = fn(*(reflectance.sel(band=b, drop=True) for b in bands)).astype(np.float32)
+        out[name].attrs.update(
+            units="1", long_name=INDEX_LONG_NAMES.get(name, name.upper()), formula=_formula(fn), bands=list(bands)
+        )
     return xr.Dataset(out)
+
+
+INDEX_LONG_NAMES: dict[str, str] = {
+    "ndvi": "Normalized Difference Vegetation Index",
+    "ndwi": "Normalized Difference Water Index (McFeeters)",
+    "mndwi": "Modified Normalized Difference Water Index",
+    "evi": "Enhanced Vegetation Index",
+    "nbr": "Normalized Burn Ratio",
+    "ndmi": "Normalized Difference Moisture Index",
+}
+"""CF ``long_name`` of each index variable a store keeps."""
+
+
+def _formula(fn: Any) -> str:
+    """The formula line of an index function's docstring (its first line after the name)."""
+    first = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    return first.split(":", 1)[1].strip().rstrip(".") if ":" in first else first
 
 
 MIN_SUM = 1e-4
