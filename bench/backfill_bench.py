@@ -6,12 +6,15 @@ backfill of ``stac_items``, ``surface_reflectance`` and ``spectral_indices`` ove
 through GraphQL ``launchPartitionBackfill`` (what the UI's Materialize menu sends), samples the
 runs and pool slots in flight every half second until it ends, and then runs the same
 partitions sequentially in one process (one ``execute_in_process`` per tile-month, as the demo
-does) on a second storage root. Both read one pre-generated sample world.
+does) on a second storage root, and compares the composites and indices both stored. Both read
+one pre-generated sample world.
 
     .venv/bin/python bench/backfill_bench.py --tiles 2 --months 12 --size 128 --json
 
-``--json`` prints one JSON object (``backfill_s``, ``sequential_s``, ``ratio``, ``runs``,
-``max_runs_in_flight``, ``max_pool_slots_in_flight``, ``limits``) as the last line.
+``--json`` prints one JSON object (``backfill_s`` from the launch, ``backfill_runs_s`` from the
+first run's start to the last run's end, ``sequential_s``, ``ratio``, ``runs``, ``max_runs_in_flight``,
+``max_pool_slots_in_flight``, ``max_pool_steps_overlap``, ``limits``,
+``max_abs_difference_vs_sequential``) as the last line.
 """
 
 from __future__ import annotations
@@ -290,8 +293,9 @@ def materialized_partitions(instance: Any, assets: Sequence[str]) -> dict[str, l
     return {a: sorted(instance.get_materialized_partitions(AssetKey(a))) for a in assets}
 
 
-def sequential(env: dict[str, str], home: Path, partitions: Sequence[str]) -> float:
-    """Seconds to run ``partitions`` of the three assets one at a time in one process (the demo's way)."""
+def sequential(env: dict[str, str], home: Path, partitions: Sequence[str], compare_root: str) -> tuple[float, float]:
+    """Seconds to run ``partitions`` of the three assets one at a time in one process (the demo's way), and
+    the largest difference of their composites and indices from those stored under ``compare_root``."""
     code = f"""
 import logging, time
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
@@ -307,9 +311,29 @@ with DagsterInstance.from_config({str(home)!r}) as instance:
     t = time.perf_counter()
     for key in {list(partitions)!r}:
         job.execute_in_process(instance=instance, partition_key=key, run_config=quiet)
-    print(time.perf_counter() - t)
+    seconds = time.perf_counter() - t
+import numpy as np
+from dagster_project.partitions import FIRST_MONTH, split_key
+from memories.store.paths import StorageRoot
+from memories.store.raster import MonthlyRasterStore
+stac, here = defs.resources["stac"], defs.resources["storage"].storage_root()
+other = StorageRoot({compare_root!r})
+diff = 0.0
+for key in {list(partitions)!r}:
+    month, tile = split_key(key)
+    grid = stac.tile(tile)
+    for product in ("surface_reflectance", "spectral_indices"):
+        a = MonthlyRasterStore(here, product, grid, FIRST_MONTH).read_month(month).compute()
+        b = MonthlyRasterStore(other, product, grid, FIRST_MONTH).read_month(month).compute()
+        for name in a.data_vars:
+            x, y = np.asarray(a[name].values, float), np.asarray(b[name].values, float)
+            assert (np.isnan(x) == np.isnan(y)).all(), (key, product, name)
+            if np.isfinite(x).any():
+                diff = max(diff, float(np.nanmax(np.abs(x - y))))
+print(seconds, diff)
 """
-    return float(run_python(code, env).strip().splitlines()[-1])
+    seconds, diff = run_python(code, env).strip().splitlines()[-1].split()
+    return float(seconds), float(diff)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,13 +362,13 @@ def main(argv: list[str] | None = None) -> int:
             observed = watch(home, backfill_id, list(limits["pools"]), t0, args.timeout)
         for line in timeline(home, backfill_id):
             print(line, file=sys.stderr)
-        seq_s = None
+        seq_s = max_diff = None
         if not args.skip_sequential:
             cfg2 = world_config(base / "seq", tiles=args.tiles, months=args.months, size_px=args.size, world=world)
             home2 = base / "seq" / "dagster_home"
             env2 = project_env(cfg2, home2)
             prepare(env2, home2)
-            seq_s = sequential(env2, home2, keys)
+            seq_s, max_diff = sequential(env2, home2, keys, (base / "ui" / "store").as_uri())
     result = {
         "bench": "backfill",
         "partitions": len(keys),
@@ -358,11 +382,13 @@ def main(argv: list[str] | None = None) -> int:
         "limits": limits,
         **{k: v for k, v in asdict(observed).items() if k not in ("wall_s", "runs_s", "partitions")},
         "all_partitions_materialized": all(v == sorted(keys) for v in observed.partitions.values()),
+        "max_abs_difference_vs_sequential": max_diff,
     }
     print(
         f"backfill of {len(keys)} tile-months x {len(ASSETS)} assets: {observed.wall_s} s from launch "
         f"({observed.runs_s} s first run start to last end) in {observed.runs} runs, status {observed.status}; "
-        f"sequential in one process: {result['sequential_s']} s; ratio {result['ratio']}; "
+        f"sequential in one process: {result['sequential_s']} s; ratio {result['ratio']}; stored values differ by "
+        f"at most {max_diff}; "
         f"max {observed.max_runs_in_flight} runs in flight (limit {limits['runs']}), pool steps at once "
         f"{observed.max_pool_steps_overlap} (limits {limits['pools']})"
     )
