@@ -17,14 +17,6 @@ from memories.memory.catalog import Materialization, MemoryCatalog
 from memories.months import month_range
 
 
-def tile_month(context: AssetExecutionContext, stac: Any) -> tuple[str, TileGrid]:
-    """(month, tile grid) of a run of one month x tile partition."""
-    from dagster_project.partitions import split_key
-
-    month, tile = split_key(context.partition_key)
-    return month, stac.tile(tile)
-
-
 def tile_months(context: AssetExecutionContext, stac: Any) -> list[tuple[str, str, TileGrid]]:
     """(partition key, month, tile grid) of every month x tile partition of the run, in key order."""
     from dagster_project.partitions import partition_keys, split_key
