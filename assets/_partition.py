@@ -1,22 +1,59 @@
-"""What every partitioned asset does first and last: find its tile-month, record its output."""
+"""What every partitioned asset does first and last: find its tile-months, record its outputs.
+
+A run computes one month x tile partition or, in a backfill, a range of them (``BackfillPolicy`` in
+``dagster_project.partitions``): assets loop over :func:`tile_months`, record one catalog row and attach
+its own metadata per partition (:func:`partition_metadata`), then return one ``MaterializeResult``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue
 
 from memories.grid import TileGrid
 from memories.memory.catalog import Materialization, MemoryCatalog
 from memories.months import month_range
 
 
-def tile_month(context: AssetExecutionContext, stac: Any) -> tuple[str, TileGrid]:
-    """(month, tile grid) of the run's month x tile partition."""
-    from dagster_project.partitions import split_key
+def tile_months(context: AssetExecutionContext, stac: Any) -> list[tuple[str, str, TileGrid]]:
+    """(partition key, month, tile grid) of every month x tile partition of the run, in key order."""
+    from dagster_project.partitions import partition_keys, split_key
 
-    month, tile = split_key(context.partition_key)
-    return month, stac.tile(tile)
+    out = []
+    grids: dict[str, TileGrid] = {}
+    for key in partition_keys(context):
+        month, tile = split_key(key)
+        if tile not in grids:
+            grids[tile] = stac.tile(tile)
+        out.append((str(key), month, grids[tile]))
+    return out
+
+
+def partition_metadata(context: AssetExecutionContext, key: str, metadata: dict[str, Any]) -> None:
+    """Attach ``metadata`` to the materialization of partition ``key`` alone (also inside a range run)."""
+    context.add_asset_metadata(metadata, partition_key=key)
+
+
+def range_check(name: str, results: Sequence[tuple[str, AssetCheckResult]]) -> AssetCheckResult:
+    """One check result over the run's partitions: passes when every partition passes; a failure names
+    the failing partitions and keeps their metadata."""
+    if len(results) == 1:
+        return results[0][1]
+    failed = [(k, r) for k, r in results if not r.passed]
+    return AssetCheckResult(
+        check_name=name,
+        passed=not failed,
+        severity=AssetCheckSeverity.ERROR,
+        description=None
+        if not failed
+        else f"failed on {len(failed)} of {len(results)} partitions: " + ", ".join(k for k, _ in failed),
+        metadata={
+            "partitions": len(results),
+            "failed_partitions": MetadataValue.json({k: _plain(dict(r.metadata)) for k, r in failed}),
+        },
+    )
 
 
 def record(
@@ -49,3 +86,15 @@ def record(
         run_id=context.run.run_id,
         version_id=version,
     )
+
+
+def _plain(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-able entries of a metadata dict (numbers, text, JSON values); previews and URLs dropped."""
+    out: dict[str, Any] = {}
+    for k, v in metadata.items():
+        value = getattr(v, "value", v) if hasattr(v, "value") and not isinstance(v, str) else v
+        if isinstance(value, (int, float, str, bool, dict, list)) or value is None:
+            if isinstance(value, str) and len(value) > 200:
+                continue
+            out[k] = value
+    return out

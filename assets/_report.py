@@ -5,8 +5,9 @@ from typing import Any
 
 from dagster import Config, Failure, MaterializeResult, MetadataValue
 
-from assets._partition import record, tile_month
-from dagster_project.partitions import month_tile_partitions
+from assets._partition import partition_metadata, record, tile_months
+from dagster_project.automation import REFRESH_WITH_INPUTS
+from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report
 from memories.errors import MissingDataError
@@ -15,6 +16,9 @@ from memories.memory.temporal import TemporalMemory
 
 REPORT_ASSET: dict[str, Any] = {
     "partitions_def": month_tile_partitions,
+    "backfill_policy": MONTH_TILE_BACKFILL,
+    "automation_condition": REFRESH_WITH_INPUTS,
+    "pool": "reports",
     "group_name": "applications",
     "kinds": {"html", "matplotlib"},
 }
@@ -45,19 +49,21 @@ def run_report(
     build: Callable[[MemoryView], Any],
     preview: Preview,
 ) -> MaterializeResult:
-    """The body of every report asset: the partition's tile-month, the memory as of ``config.as_of``,
-    ``build(view).report(tile, month)``, then :func:`report_result` with ``preview(report)``.
+    """The body of every report asset: the memory as of ``config.as_of``, then for each tile-month of
+    the run ``build(view).report(tile, month)`` and :func:`report_result` with ``preview(report)``.
 
     Raises:
         Failure: the memory lacks an input (the message names the partition to materialize).
     """
-    month, grid = tile_month(context, stac)
     view = memory_view(storage, memory, config.as_of)
-    try:
-        report = build(view).report(grid.tile_id, month)
-    except MissingDataError as e:
-        raise Failure(description=str(e)) from e
-    return report_result(context, view, report, grid, **preview(report))
+    builder = build(view)
+    for key, month, grid in tile_months(context, stac):
+        try:
+            report = builder.report(grid.tile_id, month)
+        except MissingDataError as e:
+            raise Failure(description=f"{key}: {e}") from e
+        partition_metadata(context, key, report_result(context, view, report, grid, **preview(report)))
+    return MaterializeResult()
 
 
 def alert_text(report: Report, sep: str = "; ") -> str | None:
@@ -75,8 +81,8 @@ def report_result(
     rows: list[tuple[str, Any]],
     alert: str | None = None,
     metadata: dict[str, Any] | None = None,
-) -> MaterializeResult:
-    """Write ``report`` as a new version, record it in the catalog, and build the asset's metadata.
+) -> dict[str, Any]:
+    """Write ``report`` as a new version, record it in the catalog, and return its partition's metadata.
 
     ``rows`` (label, quantity or text) form the Markdown preview's table; ``metadata``
     adds asset-specific scalar entries (numbers become Dagster plots over partitions).
@@ -92,15 +98,13 @@ def report_result(
         month=report.month,
         version=report.version,
     )
-    return MaterializeResult(
-        metadata={
-            "summary": MetadataValue.md(report.markdown(rows, alert=alert)),
-            "report": MetadataValue.url(files["report.html"]),
-            "summary_json": MetadataValue.url(files["summary.json"]),
-            "version": MetadataValue.text(str(report.version)),
-            "version_report": MetadataValue.url(report.version_files["report.html"]),
-            "as_of": MetadataValue.text(view.as_of.isoformat() if view.as_of else "now"),
-            "alert": bool(alert),
-            **(metadata or {}),
-        }
-    )
+    return {
+        "summary": MetadataValue.md(report.markdown(rows, alert=alert)),
+        "report": MetadataValue.url(files["report.html"]),
+        "summary_json": MetadataValue.url(files["summary.json"]),
+        "version": MetadataValue.text(str(report.version)),
+        "version_report": MetadataValue.url(report.version_files["report.html"]),
+        "as_of": MetadataValue.text(view.as_of.isoformat() if view.as_of else "now"),
+        "alert": bool(alert),
+        **(metadata or {}),
+    }

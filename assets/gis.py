@@ -17,8 +17,8 @@ from dagster import (
     asset,
 )
 
-from assets._partition import record, tile_month
-from dagster_project.partitions import month_tile_partitions
+from assets._partition import partition_metadata, range_check, record, tile_months
+from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.earth.expectations import validate_vector_layers
 from memories.earth.gis import GISProvider, geometry_report, write_geoparquet
 from memories.months import month_range
@@ -27,6 +27,7 @@ from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResou
 
 @asset(
     partitions_def=month_tile_partitions,
+    backfill_policy=MONTH_TILE_BACKFILL,
     group_name="acquisition",
     kinds={"geopandas", "geoparquet"},
     description="Buildings, roads, land use and water of the tile as they stood at the end of the month.",
@@ -47,42 +48,48 @@ def gis_layers(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ):  # type: ignore[no-untyped-def]
-    month, grid = tile_month(context, stac)
-    tile = grid.tile_id
     root = storage.storage_root()
     source = gis.source_path()
-    _, month_end = month_range(month)
     provider = GISProvider(source, simplify_m=gis.simplify_m)
-    layers = provider.tile_layers(grid, as_of=month_end)
-    for layer, gdf in layers.items():
-        write_geoparquet(root, root.vector_uri(layer, tile, month), gdf)
-    report = geometry_report(layers)
-    counts = {layer: r["features"] for layer, r in report.items()}
-    repaired = {layer: r["repaired"] for layer, r in report.items()}
-    dropped = {layer: r["dropped"] for layer, r in report.items()}
-    stats = {"features": counts, "repaired": repaired, "dropped": dropped, "source": source}
-    uri = root.vectors_uri(tile, month)
-    versions = {layer: root.current_version(root.vector_uri(layer, tile, month)) for layer in layers}
-    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month, version=versions)
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": sum(counts.values()),
-            "features": MetadataValue.json(counts),
-            "repaired_geometries": MetadataValue.json(repaired),
-            "dropped_geometries": MetadataValue.json(dropped),
-            "crs": grid.crs,
-            "source": source,
-            "uri": uri,
-        }
-    )
-    quality = validate_vector_layers(layers, crs=grid.crs)
-    yield AssetCheckResult(
-        check_name="vector_quality",
-        passed=quality.success,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "features_validated": quality.rows,
-            "expectations": len(quality.outcomes),
-            "failed": MetadataValue.json(quality.summary()["failed"]),
-        },
-    )
+    checks = []
+    for key, month, grid in tile_months(context, stac):
+        tile = grid.tile_id
+        _, month_end = month_range(month)
+        layers = provider.tile_layers(grid, as_of=month_end)
+        for layer, gdf in layers.items():
+            write_geoparquet(root, root.vector_uri(layer, tile, month), gdf)
+        report = geometry_report(layers)
+        counts = {layer: r["features"] for layer, r in report.items()}
+        repaired = {layer: r["repaired"] for layer, r in report.items()}
+        dropped = {layer: r["dropped"] for layer, r in report.items()}
+        stats = {"features": counts, "repaired": repaired, "dropped": dropped, "source": source}
+        uri = root.vectors_uri(tile, month)
+        versions = {layer: root.current_version(root.vector_uri(layer, tile, month)) for layer in layers}
+        record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month, version=versions)
+        partition_metadata(
+            context,
+            key,
+            {
+                "dagster/row_count": sum(counts.values()),
+                "features": MetadataValue.json(counts),
+                "repaired_geometries": MetadataValue.json(repaired),
+                "dropped_geometries": MetadataValue.json(dropped),
+                "crs": grid.crs,
+                "source": source,
+                "uri": uri,
+            },
+        )
+        quality = validate_vector_layers(layers, crs=grid.crs)
+        result = AssetCheckResult(
+            check_name="vector_quality",
+            passed=quality.success,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "features_validated": quality.rows,
+                "expectations": len(quality.outcomes),
+                "failed": MetadataValue.json(quality.summary()["failed"]),
+            },
+        )
+        checks.append((key, result))
+    yield MaterializeResult()
+    yield range_check("vector_quality", checks)

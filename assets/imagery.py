@@ -20,14 +20,16 @@ from dagster import (
     asset,
 )
 
-from assets._partition import record, tile_month
-from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
+from assets._partition import partition_metadata, range_check, record, tile_months
+from dagster_project.automation import REFRESH_WITH_INPUTS
+from dagster_project.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
 from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
 from memories.earth.indices import compute_indices
 from memories.earth.stac import items_from_table, items_table
+from memories.grid import TileGrid
 from memories.store.raster import MonthlyRasterStore
 from resources import DaskClusterResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -37,6 +39,7 @@ MIN_CLEAR_FRACTION = 0.05
 
 @asset(
     partitions_def=month_tile_partitions,
+    backfill_policy=MONTH_TILE_BACKFILL,
     group_name="acquisition",
     kinds={"stac", "geoparquet"},
     description="Sentinel-2 L2A scenes of the tile-month found on the STAC API, after the scene cloud filter.",
@@ -55,11 +58,28 @@ def stac_items(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ):  # type: ignore[no-untyped-def]
-    month, grid = tile_month(context, stac)
+    checks = []
+    for key, month, grid in tile_months(context, stac):
+        metadata, suite = _scene_table(context, stac, storage, memory, month, grid)
+        partition_metadata(context, key, metadata)
+        checks.append((key, _suite_check("scene_table_quality", suite)))
+    yield MaterializeResult()
+    yield range_check("scene_table_quality", checks)
+
+
+def _scene_table(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
+    month: str,
+    grid: TileGrid,
+) -> tuple[dict[str, Any], SuiteResult]:
+    """Search, write and record the scene table of one tile-month: (metadata, its suite result)."""
     tile = grid.tile_id
-    found = stac.search(grid, month, root=storage.storage_root())
-    table = items_table(found.items)
     root = storage.storage_root()
+    found = stac.search(grid, month, root=root)
+    table = items_table(found.items)
     uri = root.table_uri("stac_items", tile, month)
     size = write_geoparquet(root, uri, table)
     stats = {
@@ -70,25 +90,24 @@ def stac_items(
     record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month, version=root.current_version(uri))
     preview = table[["id", "datetime", "cloud_cover", "platform", "processing_baseline"]].copy()
     preview["datetime"] = preview["datetime"].astype(str)
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": len(table),
-            "scenes": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no scenes_"),
-            "rejected": MetadataValue.json(found.rejected),
-            "search_pages": found.pages,
-            "search_cache_hits": found.cache_hits,
-            "mean_cloud_cover_pct": stats["mean_cloud_cover_pct"],
-            "catalog": stac.api_url,
-            "uri": uri,
-            "bytes": size,
-        }
-    )
-    yield _suite_check("scene_table_quality", validate_stac_items(table))
+    metadata = {
+        "dagster/row_count": len(table),
+        "scenes": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_no scenes_"),
+        "rejected": MetadataValue.json(found.rejected),
+        "search_pages": found.pages,
+        "search_cache_hits": found.cache_hits,
+        "mean_cloud_cover_pct": stats["mean_cloud_cover_pct"],
+        "catalog": stac.api_url,
+        "uri": uri,
+        "bytes": size,
+    }
+    return metadata, validate_stac_items(table)
 
 
 @asset(
     partitions_def=month_tile_partitions,
     deps=[stac_items],
+    backfill_policy=MONTH_TILE_BACKFILL,
     group_name="acquisition",
     kinds={"dask", "zarr"},
     description=(
@@ -105,7 +124,7 @@ def stac_items(
             "reflectance within -0.1..1.6, spread >= 0, 0 <= clear_count <= obs_count",
         )
     ],
-    tags={"dagster/concurrency_key": "raster"},
+    pool="raster",
 )
 def surface_reflectance(
     context: AssetExecutionContext,
@@ -114,7 +133,30 @@ def surface_reflectance(
     dask_cluster: DaskClusterResource,
     memory: MemoryCatalogResource,
 ):  # type: ignore[no-untyped-def]
-    month, grid = tile_month(context, stac)
+    partitions = tile_months(context, stac)
+    done = dask_cluster.each(lambda p: _composite(context, stac, storage, dask_cluster, memory, *p), partitions)
+    checks = []
+    for (key, _, _), (metadata, suite) in zip(partitions, done, strict=True):
+        partition_metadata(context, key, metadata)
+        checks.append((key, _suite_check("clear_coverage", suite)))
+    yield MaterializeResult()
+    yield range_check("clear_coverage", checks)
+
+
+def _composite(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    dask_cluster: DaskClusterResource,
+    memory: MemoryCatalogResource,
+    key: str,
+    month: str,
+    grid: TileGrid,
+) -> tuple[dict[str, Any], SuiteResult]:
+    """Fetch, composite, write and record one tile-month: (metadata, the composite's suite result).
+
+    Runs inside ``dask_cluster.each`` (the cluster is dask's scheduler); other tile-months may run meanwhile.
+    """
     tile = grid.tile_id
     root = storage.storage_root()
     items = items_from_table(read_geoparquet(root, root.table_uri("stac_items", tile, month)))
@@ -124,7 +166,9 @@ def surface_reflectance(
             f"raise max_cloud_cover (now {stac.max_cloud_cover}%) or check the catalog",
         )
     fetched = stac.fetch(items, root)
-    context.add_asset_metadata(
+    partition_metadata(
+        context,
+        key,
         {
             "completeness": MetadataValue.float(fetched.completeness),
             "failed_assets": MetadataValue.json(fetched.failures_json()),
@@ -132,7 +176,7 @@ def surface_reflectance(
             "downloaded_bytes": fetched.downloaded_bytes,
             "asset_cache_hits": fetched.cache_hits,
             "download_retries": fetched.retries,
-        }
+        },
     )
     if not fetched.items:
         raise Failure(
@@ -142,9 +186,8 @@ def surface_reflectance(
         )
     items = fetched.items
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
-    with dask_cluster.compute():
-        scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
-        store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
+    scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
+    store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
     # Validate exactly the version this run committed, even if another run of the month commits meanwhile.
     written = store.read_month(month, snapshot=store.last_snapshot).compute()
     r = written["reflectance"].values
@@ -162,25 +205,26 @@ def surface_reflectance(
         },
     }
     record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, month=month, version=store.last_snapshot)
-    yield MaterializeResult(
-        metadata={
-            "scenes": len(items),
-            "clear_fraction": MetadataValue.float(clear),
-            "mean_clear_observations": stats["mean_clear_obs"],
-            "valid_pixels": quality["valid_pixels"],
-            "cloud_fraction": MetadataValue.float(quality["cloud_fraction"] or 0.0),
-            "median_spread": MetadataValue.json(quality["median_spread"]),
-            "median_reflectance": MetadataValue.json(stats["median_reflectance"]),
-            "grid": MetadataValue.json(grid.to_dict()),
-            "uri": store.uri,
-        }
-    )
-    yield _suite_check("clear_coverage", validate_composite(written, min_valid_fraction=MIN_CLEAR_FRACTION))
+    metadata = {
+        "scenes": len(items),
+        "clear_fraction": MetadataValue.float(clear),
+        "mean_clear_observations": stats["mean_clear_obs"],
+        "valid_pixels": quality["valid_pixels"],
+        "cloud_fraction": MetadataValue.float(quality["cloud_fraction"] or 0.0),
+        "median_spread": MetadataValue.json(quality["median_spread"]),
+        "median_reflectance": MetadataValue.json(stats["median_reflectance"]),
+        "grid": MetadataValue.json(grid.to_dict()),
+        "uri": store.uri,
+    }
+    return metadata, validate_composite(written, min_valid_fraction=MIN_CLEAR_FRACTION)
 
 
 @asset(
     partitions_def=month_tile_partitions,
     deps=[surface_reflectance],
+    backfill_policy=MONTH_TILE_BACKFILL,
+    automation_condition=REFRESH_WITH_INPUTS,
+    pool="raster",
     group_name="acquisition",
     kinds={"dask", "zarr"},
     description="NDVI, NDWI (McFeeters), EVI and NBR of the monthly composite (dimensionless).",
@@ -192,30 +236,36 @@ def spectral_indices(
     dask_cluster: DaskClusterResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    month, grid = tile_month(context, stac)
     root = storage.storage_root()
-    sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
-    out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
-    with dask_cluster.compute():
+
+    def indices(partition: tuple[str, str, TileGrid]) -> None:
+        key, month, grid = partition
+        sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+        out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
         out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]), run_id=context.run.run_id)
-    written = out.read_month(month, snapshot=out.last_snapshot).compute()
-    stats: dict[str, Any] = {
-        str(name): {
-            "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
-            "p10": float(np.nanpercentile(v, 10)) if np.isfinite(v).any() else None,
-            "p90": float(np.nanpercentile(v, 90)) if np.isfinite(v).any() else None,
+        written = out.read_month(month, snapshot=out.last_snapshot).compute()
+        stats: dict[str, Any] = {
+            str(name): {
+                "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
+                "p10": float(np.nanpercentile(v, 10)) if np.isfinite(v).any() else None,
+                "p90": float(np.nanpercentile(v, 90)) if np.isfinite(v).any() else None,
+            }
+            for name, v in ((n, written[n].values) for n in written.data_vars)
         }
-        for name, v in ((n, written[n].values) for n in written.data_vars)
-    }
-    record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
-    return MaterializeResult(
-        metadata={
-            "mean_ndvi": stats["ndvi"]["mean"],
-            "mean_ndwi": stats["ndwi"]["mean"],
-            "indices": MetadataValue.json(stats),
-            "uri": out.uri,
-        }
-    )
+        record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
+        partition_metadata(
+            context,
+            key,
+            {
+                "mean_ndvi": stats["ndvi"]["mean"],
+                "mean_ndwi": stats["ndwi"]["mean"],
+                "indices": MetadataValue.json(stats),
+                "uri": out.uri,
+            },
+        )
+
+    dask_cluster.each(indices, tile_months(context, stac))
+    return MaterializeResult()
 
 
 def _suite_check(name: str, result: SuiteResult) -> AssetCheckResult:

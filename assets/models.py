@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from assets._partition import record, tile_month
-from dagster_project.partitions import FIRST_MONTH, month_tile_partitions
+from assets._partition import partition_metadata, record, tile_months
+from dagster_project.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
+from dagster_project.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet
@@ -44,7 +45,8 @@ CHANGE_MODEL_NAME = "change"
         "Land-cover U-Net trained on the composites in memory, labels from the GIS layers; "
         "registered with validation accuracy and mean IoU on a seeded spatial split."
     ),
-    tags={"dagster/concurrency_key": "training"},
+    pool="training",
+    automation_condition=RETRAIN_MONTHLY,
 )
 def land_cover_model(
     context: AssetExecutionContext,
@@ -148,6 +150,9 @@ def land_cover_model(
 @asset(
     partitions_def=month_tile_partitions,
     deps=[land_cover_model, surface_reflectance],
+    backfill_policy=MONTH_TILE_BACKFILL,
+    automation_condition=REFRESH_WITH_INPUTS,
+    pool="inference",
     group_name="models",
     kinds={"pytorch", "zarr"},
     description="Land-cover class per pixel (codes of memories.classes) and model confidence, per tile-month.",
@@ -159,13 +164,9 @@ def land_cover(
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
-    import xarray as xr
-
     from memories.ai.land_cover import LandCoverUNet
     from memories.ai.manager import ModelManager
-    from memories.ai.uncertainty import UncertaintyEstimator
 
-    month, grid = tile_month(context, stac)
     root = storage.storage_root()
     loaded = _load(ModelManager(root), model_runtime.land_cover_model, "land_cover_model", "land_cover_model")
     if not isinstance(loaded.model, LandCoverUNet):
@@ -173,6 +174,25 @@ def land_cover(
             description=f"model_runtime.land_cover_model={model_runtime.land_cover_model!r} is {loaded.id}, "
             f"a {type(loaded.model).__name__}, not a land-cover model; name a version of {MODEL_NAME!r}"
         )
+    for key, month, grid in tile_months(context, stac):
+        partition_metadata(context, key, _classify(context, root, memory, model_runtime, loaded, month, grid))
+    return MaterializeResult()
+
+
+def _classify(
+    context: AssetExecutionContext,
+    root: Any,
+    memory: MemoryCatalogResource,
+    model_runtime: ModelRuntimeResource,
+    loaded: "LoadedModel",
+    month: str,
+    grid: Any,
+) -> dict[str, Any]:
+    """Predict, write and record the land cover of one tile-month with the loaded model: its metadata."""
+    import xarray as xr
+
+    from memories.ai.uncertainty import UncertaintyEstimator
+
     model, version = loaded.model, loaded.version
     refl = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH).read_month(month)
     estimator = UncertaintyEstimator(model, passes=model_runtime.mc_passes, seed=model_runtime.seed)
@@ -202,18 +222,16 @@ def land_cover(
         "mc_passes": maps.passes,
     }
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
-    return MaterializeResult(
-        metadata={
-            "model_id": loaded.id,
-            "model_version": version.version,
-            "model_requested": model_runtime.land_cover_model,
-            "class_share": MetadataValue.json(shares),
-            "mean_confidence": stats["mean_confidence"],
-            "mean_variance": stats["mean_variance"],
-            "mc_passes": maps.passes,
-            "uri": out.uri,
-        }
-    )
+    return {
+        "model_id": loaded.id,
+        "model_version": version.version,
+        "model_requested": model_runtime.land_cover_model,
+        "class_share": MetadataValue.json(shares),
+        "mean_confidence": stats["mean_confidence"],
+        "mean_variance": stats["mean_variance"],
+        "mc_passes": maps.passes,
+        "uri": out.uri,
+    }
 
 
 @asset(
@@ -224,7 +242,8 @@ def land_cover(
         "Siamese U-Net change detector trained on pairs of monthly composites, labels from the sample "
         "world's event truth on all tiles but the first (sorted ids); scored (IoU) on that tile, never trained on."
     ),
-    tags={"dagster/concurrency_key": "training"},
+    pool="training",
+    automation_condition=RETRAIN_MONTHLY,
 )
 def change_model(
     context: AssetExecutionContext,
@@ -287,7 +306,11 @@ def change_model(
 
 @asset(
     partitions_def=month_tile_partitions,
-    deps=[change_model, surface_reflectance],
+    # The month and the month before it (the first month has none: it is recorded as "no reference").
+    deps=[change_model, AssetDep(surface_reflectance, partition_mapping=PREVIOUS_MONTH)],
+    backfill_policy=MONTH_TILE_BACKFILL,
+    automation_condition=REFRESH_WITH_INPUTS,
+    pool="inference",
     group_name="models",
     kinds={"pytorch", "zarr", "geoparquet"},
     description=(
@@ -302,21 +325,9 @@ def change_map(
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
-    import pandas as pd
-    import xarray as xr
-
-    from memories.ai.change import (
-        ChangeDetector,
-        difference_change,
-        load_change_detector,
-        predict_change,
-    )
-    from memories.ai.change_maps import change_iou, change_polygons, event_truth
+    from memories.ai.change import ChangeDetector, load_change_detector
     from memories.ai.manager import ModelManager
-    from memories.earth.gis import write_geoparquet
-    from memories.months import month_mid
 
-    month, grid = tile_month(context, stac)
     root = storage.storage_root()
     manager = ModelManager(root)
     manager.register_loader(CHANGE_MODEL_NAME, lambda registry, mv: load_change_detector(registry.root, mv.uri))
@@ -326,6 +337,29 @@ def change_map(
             description=f"model_runtime.change_model={model_runtime.change_model!r} is {loaded.id}, "
             f"a {type(loaded.model).__name__}, not a change detector; name a version of {CHANGE_MODEL_NAME!r}"
         )
+    for key, month, grid in tile_months(context, stac):
+        partition_metadata(context, key, _change(context, stac, root, memory, loaded, month, grid))
+    return MaterializeResult()
+
+
+def _change(
+    context: AssetExecutionContext,
+    stac: StacCatalogResource,
+    root: Any,
+    memory: MemoryCatalogResource,
+    loaded: "LoadedModel",
+    month: str,
+    grid: Any,
+) -> dict[str, Any]:
+    """Change of one tile-month since the month before it in memory, with the loaded detector: its metadata."""
+    import pandas as pd
+    import xarray as xr
+
+    from memories.ai.change import difference_change, predict_change
+    from memories.ai.change_maps import change_iou, change_polygons, event_truth
+    from memories.earth.gis import write_geoparquet
+    from memories.months import month_mid
+
     model, version = loaded.model, loaded.version
     store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
     earlier = [m for m in store.months() if m < month]
@@ -333,13 +367,11 @@ def change_map(
         # The first month in memory has nothing to compare with: materialize it as "no reference" rather than
         # fail, so a backfill over all months does not report the first as broken.
         context.log.info(f"no surface_reflectance before {month} on tile {grid.tile_id}: no change computed")
-        return MaterializeResult(
-            metadata={
-                "reference_month": "none (first month in memory)",
-                "model_id": loaded.id,
-                "model_version": version.version,
-            }
-        )
+        return {
+            "reference_month": "none (first month in memory)",
+            "model_id": loaded.id,
+            "model_version": version.version,
+        }
     before_month = earlier[-1]
     before = _reflectance(store, before_month)
     after = _reflectance(store, month)
@@ -391,13 +423,11 @@ def change_map(
             stats["iou_difference"] = _rounded(change_iou(baseline, truth))
             stats["iou_learned"] = _rounded(change_iou(learned, truth))
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
-    return MaterializeResult(
-        metadata={
-            **{k: v for k, v in stats.items() if not isinstance(v, dict)},
-            **{k: MetadataValue.json(v) for k, v in stats.items() if isinstance(v, dict)},
-            "uri": out.uri,
-        }
-    )
+    return {
+        **{k: v for k, v in stats.items() if not isinstance(v, dict)},
+        **{k: MetadataValue.json(v) for k, v in stats.items() if isinstance(v, dict)},
+        "uri": out.uri,
+    }
 
 
 def _load(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":

@@ -12,9 +12,10 @@ on what the memory knew then.
 
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
+from dagster_project.partitions import YEAR_BEFORE
 from memories.applications.disaster import DisasterAnalyzer
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -25,7 +26,8 @@ from .imagery import spectral_indices, surface_reflectance
 
 @asset(
     **REPORT_ASSET,
-    deps=[spectral_indices, surface_reflectance, gis_layers],
+    # The baseline water comes from the months before: the year before the month is declared.
+    deps=[AssetDep(spectral_indices, partition_mapping=YEAR_BEFORE), surface_reflectance, gis_layers],
     description="Disaster report per tile-month: flood extent before, during and after the largest event up to the "
     "month (with its uncertainty and the part the monthly median hides), affected buildings and road length, "
     "recovery month by month; alert above the area threshold.",

@@ -13,9 +13,10 @@ in the run config reruns the report on what the memory knew then.
 
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
+from dagster_project.partitions import YEAR_BEFORE
 from memories.applications.real_estate import RealEstateAgent
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -27,7 +28,8 @@ from .models import land_cover
 
 @asset(
     **REPORT_ASSET,
-    deps=[land_cover, gis_layers, spectral_indices],
+    # The index history of the year before the month.
+    deps=[land_cover, gis_layers, AssetDep(spectral_indices, partition_mapping=YEAR_BEFORE)],
     description="Real-estate report per tile-month: for the tile's featured properties, land cover, green space "
     "and NDVI within 500 m over time, flood exposure, neighbourhood changes and a 6-month NDVI projection.",
 )

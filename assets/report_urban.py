@@ -10,9 +10,10 @@ config reruns the report on what the memory knew then.
 
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
+from dagster_project.partitions import YEAR_BEFORE
 from memories.applications.report import Report
 from memories.applications.urban import UrbanPlanner
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -25,8 +26,8 @@ from .sources import socioeconomic_regions
 @asset(
     **REPORT_ASSET,
     deps=[
-        land_cover,
-        gis_layers,
+        AssetDep(land_cover, partition_mapping=YEAR_BEFORE),  # compared with 12 months earlier
+        AssetDep(gis_layers, partition_mapping=YEAR_BEFORE),  # roads then and now
         socioeconomic_regions,  # tile-partitioned: Dagster infers the tile-dimension mapping
     ],
     description="Urban planning report per tile-month: built-up expansion, green space per inhabitant and road "

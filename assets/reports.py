@@ -10,9 +10,10 @@ storage root as a new version and previewed in the Dagster UI.
 
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
+from dagster_project.partitions import YEAR_BEFORE
 from memories.applications.environmental import EnvironmentalMonitor
 from memories.applications.report import Report, quantity
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -23,7 +24,11 @@ from .models import land_cover
 
 @asset(
     **REPORT_ASSET,
-    deps=[spectral_indices, land_cover],
+    # The month and the year before it: the reference month (12 months earlier) and the trends.
+    deps=[
+        AssetDep(spectral_indices, partition_mapping=YEAR_BEFORE),
+        AssetDep(land_cover, partition_mapping=YEAR_BEFORE),
+    ],
     description="Environmental report per tile-month: forest and vegetation loss and gain, open-water change, "
     "NDVI/NDWI/NBR trends and anomalies, with alerts.",
 )

@@ -12,8 +12,8 @@ import json
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets._partition import record, tile_month
-from dagster_project.partitions import month_tile_partitions, tiles_partitions
+from assets._partition import partition_metadata, record, tile_months
+from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions, tiles_partitions
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 CENSUS_NAME_COLUMN = "name"
@@ -26,6 +26,7 @@ CENSUS_MAX_CHANGE = 0.5
 
 @asset(
     partitions_def=month_tile_partitions,
+    backfill_policy=MONTH_TILE_BACKFILL,
     group_name="sources",
     kinds={"pandas", "parquet"},
     description="Monthly weather of the tile (temperature, precipitation, irradiation, humidity, wind) "
@@ -40,26 +41,30 @@ def climate_series(
 ) -> MaterializeResult:
     from memories.earth.environmental import EnvironmentalData
 
-    month, grid = tile_month(context, stac)
     root = storage.storage_root()
-    frame = EnvironmentalData.from_tmy3(gis.climate_sources()).monthly_series(grid, [month])
-    uri = root.table_uri("climate_series", grid.tile_id, month)
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    root.write_bytes(uri, buf.getvalue())
-    row = frame.iloc[0]
-    values = {k: (None if v != v else round(float(v), 3)) for k, v in row.items() if isinstance(v, float | int)}
-    stats = {"station_id": str(row["station_id"]), "kind": str(row["kind"]), **values}
-    record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month)
-    return MaterializeResult(
-        metadata={
-            "station": f"{row['station_name']} ({row['station_id']})",
-            "distance_km": float(row["distance_km"]),
-            "kind": str(row["kind"]),
-            "values": MetadataValue.json(values),
-            "uri": uri,
-        }
-    )
+    data = EnvironmentalData.from_tmy3(gis.climate_sources())
+    for key, month, grid in tile_months(context, stac):
+        frame = data.monthly_series(grid, [month])
+        uri = root.table_uri("climate_series", grid.tile_id, month)
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        root.write_bytes(uri, buf.getvalue())
+        row = frame.iloc[0]
+        values = {k: (None if v != v else round(float(v), 3)) for k, v in row.items() if isinstance(v, float | int)}
+        stats = {"station_id": str(row["station_id"]), "kind": str(row["kind"]), **values}
+        record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=month)
+        partition_metadata(
+            context,
+            key,
+            {
+                "station": f"{row['station_name']} ({row['station_id']})",
+                "distance_km": float(row["distance_km"]),
+                "kind": str(row["kind"]),
+                "values": MetadataValue.json(values),
+                "uri": uri,
+            },
+        )
+    return MaterializeResult()
 
 
 @asset(

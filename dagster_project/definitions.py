@@ -1,10 +1,16 @@
-"""The code location: assets, checks, jobs, schedule, sensor and resources."""
+"""The code location: assets, checks, jobs, schedule, sensors (new scenes, automation) and resources."""
 
 from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    Definitions,
+    EnvVar,
+    in_process_executor,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 import assets.forecast
 import assets.gis
@@ -18,6 +24,7 @@ import assets.report_real_estate
 import assets.report_urban
 import assets.reports
 import assets.sources
+from dagster_project.automation import automation_sensor
 from dagster_project.jobs import (
     analysis_job,
     ingest_job,
@@ -68,7 +75,10 @@ defs = Definitions(
     asset_checks=load_asset_checks_from_modules(_MODULES),
     jobs=[ingest_job, train_job, analysis_job, report_job, monthly_job, tile_job, memory_job, maintenance_job],
     schedules=[monthly_schedule],
-    sensors=[new_scenes_sensor],
+    sensors=[new_scenes_sensor, automation_sensor],
+    # One process per run, not per step: the STAC server, the Dask cluster and the loaded models start once
+    # per run and serve every step and partition of it; pools still bound the heavy steps across runs.
+    executor=in_process_executor,
     resources={
         "stac": StacCatalogResource(sample_world=_sample),
         "gis": GisSourceResource(sample_world=_sample),

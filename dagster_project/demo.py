@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
-    home.mkdir(parents=True, exist_ok=True)
-    yaml = home / "dagster.yaml"
-    if not yaml.exists():
-        yaml.write_text("telemetry:\n  enabled: false\n")
+    from dagster_project.instance import prepare_home
+
+    # The same limits as the UI's daemon (scripts/ui.sh): queued runs and pool slots sized from the machine.
+    prepare_home(home)
 
     import logging
     import warnings

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from memories.config import ModelSettings, config
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
@@ -25,6 +29,12 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
     n_threads: int = Field(default=config.compute.dask_threads, description="threads of the local cluster")
     memory_limit: str = Field(default="8GiB", description="memory limit of the local worker")
     chunk_px: int = Field(default=config.compute.chunk_px, description="spatial chunk side, pixels")
+    partitions_at_once: int = Field(
+        default=2,
+        ge=1,
+        description="tile-months of one run computed at once on the cluster (their reads, math and writes "
+        "interleave); 1: one after the other",
+    )
 
     _client: Any = PrivateAttr(default=None)
 
@@ -50,6 +60,18 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
         ):
             self._client = client
             yield self
+
+    def each(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``fn`` of every item (a run's tile-months), ``partitions_at_once`` at a time, with this cluster
+        as dask's scheduler; results in the order of ``items``. A failure is raised once the running ones end.
+
+        ``fn`` must not enter :meth:`compute` itself: dask's scheduler setting is process-wide.
+        """
+        with self.compute():
+            if self.partitions_at_once <= 1 or len(items) <= 1:
+                return [fn(x) for x in items]
+            with ThreadPoolExecutor(self.partitions_at_once, thread_name_prefix="partition") as pool:
+                return list(pool.map(fn, items))
 
     @contextmanager
     def compute(self) -> Iterator[Any]:
