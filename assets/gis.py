@@ -50,7 +50,7 @@ def gis_layers(
 ):  # type: ignore[no-untyped-def]
     root = storage.storage_root()
     source = gis.source_path()
-    provider = GISProvider(source, simplify_m=gis.simplify_m)
+    provider = GISProvider(source, simplify_m=gis.simplify_m, layer_map=gis.layer_map or None)
     checks = []
     for key, month, grid in tile_months(context, stac):
         tile = grid.tile_id

@@ -203,6 +203,11 @@ class GisSourceResource(ConfigurableResource):  # type: ignore[misc]
 
     path: str | None = Field(default=None, description="vector file with layers buildings, roads, landuse, water")
     simplify_m: float | None = Field(default=None, description="simplification tolerance, metres in the tile CRS")
+    layer_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="which of our layers (buildings, roads, landuse, water, places) a file's layer holds, "
+        "e.g. {landuse: counties} for a one-layer counties file; empty = the file's own layer names",
+    )
     climate_paths: list[str] = Field(default_factory=list, description="TMY3 station files; empty = sample world's")
     census_table: str | None = Field(default=None, description="long CSV: name, year, values; empty = sample's")
     census_regions: str | None = Field(default=None, description="region polygons of the census table")

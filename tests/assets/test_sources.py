@@ -120,3 +120,19 @@ def test_gis_layers_report_counts_and_places(env) -> None:  # type: ignore[no-un
     root = env["root"]
     places = gpd.read_parquet(io.BytesIO(root.read_bytes(root.vector_uri("places", TILE, MONTH))))
     assert "Brezovica" in set(places["name"]) and len(places) == counts["places"]
+
+
+def test_gis_layers_of_a_mapped_one_layer_file_hold_only_that_layer(env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A one-layer file mapped in the resource's ``layer_map`` is that layer; the others are empty, not copies."""
+    key = str(MultiPartitionKey({"month": MONTH, "tile": TILE}))
+    default = _run(env, [gis_layers], key)["features"].value
+    parcels = tmp_path / "parcels.geojson"
+    gpd.read_file(env["world"].gis_path, layer="landuse").to_file(parcels, driver="GeoJSON")
+    gis = GisSourceResource(path=str(parcels), layer_map={"landuse": "parcels"}, sample_world=SampleWorldResource())
+    result = materialize(
+        [gis_layers], partition_key=key, resources={**env["resources"], "gis": gis}, instance=env["instance"]
+    )
+    assert result.success
+    counts = result.asset_materializations_for_node("gis_layers")[0].metadata["features"].value
+    assert counts["landuse"] == default["landuse"] > 0
+    assert {k: v for k, v in counts.items() if k != "landuse"} == {k: 0 for k in counts if k != "landuse"}
