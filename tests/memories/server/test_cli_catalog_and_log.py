@@ -7,7 +7,6 @@ never writes a token to its log, wherever a client put it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
@@ -17,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,14 +28,7 @@ START_TIMEOUT_S = 30.0
 REFUSAL_TIMEOUT_S = 30.0
 """Seconds the command may take to refuse an unreachable catalog (the old one served another catalog for good)."""
 
-# The PostgreSQL cluster of the memory tests (real initdb / pg_ctl on 127.0.0.1), by its conftest's path.
-_spec = importlib.util.spec_from_file_location(
-    "memory_catalog_backends", Path(__file__).resolve().parents[1] / "memory" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_backends = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_backends)
-postgres_url = _backends.postgres_url
+# The PostgreSQL cluster is tests/conftest.py's session fixture ``postgres_url`` (real initdb / pg_ctl on 127.0.0.1).
 
 
 def _free_port() -> int:
