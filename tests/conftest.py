@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.real_data import MARKER, require_data
+
 TEST_ROOT = Path(tempfile.mkdtemp(prefix="earth-memory-tests-"))
 TEST_SETTINGS = {
     "storage": {"root": (TEST_ROOT / "store").as_uri(), "catalog_path": str(TEST_ROOT / "catalog.sqlite")},
@@ -153,6 +155,19 @@ def postgres_url() -> Iterator[str]:
             env=env,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}(*paths): reads real data of ../shared/data; fails naming a missing path"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``needs_data`` fails naming the missing path, before its fixtures load anything."""
+    for mark in item.iter_markers(MARKER):
+        require_data(*mark.args)
 
 
 @pytest.fixture(scope="session")

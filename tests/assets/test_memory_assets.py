@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import geopandas as gpd
 import shapely
+import shapely.ops
 from dagster import DagsterInstance, materialize
+from pyproj import Geod, Transformer
 
 from assets.gis import gis_layers
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
@@ -55,9 +57,24 @@ def test_memory_assets_answer_the_seed_queries_from_pipeline_output(tmp_path):
     near = spatial.query(location=(lonlat.y, lonlat.x), radius_km=0.3, filter={"layer": "buildings"})
     src = gpd.read_file(world.gis_path, layer="buildings").to_crs(world.tile("33TVM").crs)
     src = src[(src["tile_id"] == "33TVM") & (src["start_date"].isna() | (src["start_date"] <= f"{MONTH}-31"))]
-    # Independent answer in the tile's UTM metres (scale error < 0.1 %, far below a building's size).
-    want = {f"buildings:{i}" for i in src["osm_id"][src.distance(centre) <= 300.0 * 0.999]}
-    assert want <= set(near["feature_id"]) and len(near) >= len(want) > 0
+    # Independent answer: the geodesic metres (WGS84 ellipsoid, pyproj.Geod) from the centre to each building's
+    # nearest point (found in UTM; 0 inside). UTM distances alone differ from geodesic ones by the grid's scale
+    # factor (0.9996-1.0004), and one building of this world lies within 0.3 m of the 300 m circle. Checked both
+    # ways: every building within 300 m is found, and nothing else is.
+    geod = Geod(ellps="WGS84")
+    to_lonlat = Transformer.from_crs(world.tile("33TVM").crs, "EPSG:4326", always_xy=True)
+    metres = {}
+    for osm_id, geom in zip(src["osm_id"], src.geometry, strict=True):
+        if geom.distance(centre) > 400.0:
+            continue
+        nearest = shapely.ops.nearest_points(geom, centre)[0]
+        (lon0, lon1), (lat0, lat1) = to_lonlat.transform([centre.x, nearest.x], [centre.y, nearest.y])
+        metres[f"buildings:{osm_id}"] = geod.inv(lon0, lat0, lon1, lat1)[2] if geom.distance(centre) > 0 else 0.0
+    want = {fid for fid, m in metres.items() if m <= 300.0}
+    closest_to_edge = min(abs(m - 300.0) for m in metres.values())
+    print(f"\nbuildings within 300 m: {len(want)} (found {len(near)}); nearest to the circle: {closest_to_edge:.3f} m")
+    assert closest_to_edge > 0.01  # no building so close to the circle that the two geodesic methods could differ
+    assert set(near["feature_id"]) == want and len(near) == len(want) > 0
 
     # Relationship: the flood hyperedge of each tile; context: its affected buildings point at it.
     rel = RelationshipMemory.load(root)

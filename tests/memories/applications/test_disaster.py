@@ -17,11 +17,18 @@ import shapely
 from memories.applications.disaster import DisasterAnalyzer
 from memories.errors import ConfigError, MissingDataError
 from memories.store.paths import StorageRoot
-from tests.memories.applications.helpers import materialize_report
+from tests.memories.applications.helpers import FLOOD_AREA_REL_TOLERANCE, materialize_report
 
 EVENT, AFTER = "2023-07", "2023-08"
-AREA_TOLERANCE = 0.15
-"""|detected - truth| / truth allowed for the flood and burn areas (measured: flood -0.3 %, burn +4.3 %)."""
+FLOOD_AREA_TOLERANCE = FLOOD_AREA_REL_TOLERANCE
+"""|detected - truth| / truth allowed for the flood area (measured -0.25 %; see the helpers' constant)."""
+FLOOD_MIN_IOU = 0.92
+"""IoU of the flood footprint with the truth geometry. Measured 0.946: what is lost is the pixels on the
+truth's 4.5 km outline (~450 of the 1,961 found). The same footprint shifted by one 10 m pixel scores 0.891,
+by two 0.806; the margin 0.026 is some 50 more edge pixels wrong."""
+BURN_AREA_TOLERANCE = 0.15
+"""|detected - truth| / truth allowed for the burn (NBR-drop) area on the clear-cut (measured +4.3 %: the
+drop also takes in the edge pixels that mix cut and standing forest)."""
 MEDIAN_ONLY_MIN_ERROR = 0.3
 """The flood pixels that are water in the July median alone miss at least this share of the truth (measured 45 %):
 the detector must recover them from the composite's spread."""
@@ -56,7 +63,9 @@ def test_flood_month_is_found_and_its_area_matches_truth(app_memory: Any, flood:
     )
     assert flood["event_month"] == EVENT
     assert [c["month"] for c in flood["candidates"]] == [EVENT]
-    assert abs(err) <= AREA_TOLERANCE
+    assert abs(err) <= FLOOD_AREA_TOLERANCE
+    assert iou >= FLOOD_MIN_IOU
+    assert flood["footprint"].area == pytest.approx(d["area_ha"] * 10_000, rel=1e-9)  # the area is the footprint's
     assert abs(d["area_ha"] * 10_000 - truth.area) <= 2 * d["area_uncertainty_ha"] * 10_000
     assert flood["baseline_months"] == app_memory.months[:6]
 
@@ -112,7 +121,7 @@ def test_burn_footprint_from_the_nbr_drop_matches_the_clear_cut(app_memory: Any)
         f"clear-cut truth {truth.area / 1e4:.2f} ha, error {100 * err:+.1f} %"
     )
     assert burn["event_month"] == "2023-04"
-    assert abs(err) <= AREA_TOLERANCE
+    assert abs(err) <= BURN_AREA_TOLERANCE
     assert burn["footprint"].intersection(truth).area >= 0.9 * truth.area
 
 

@@ -26,9 +26,12 @@ from tests.memories.applications.helpers import materialize_report
 
 BEFORE, AFTER = "2023-04", "2023-06"
 """A month before and a month after the new district (2023-05-04)."""
-GROWTH_TOLERANCE_HA = 0.5
-"""|built-up growth - truth area| allowed: pixel-centre rasterization of a ~20 ha polygon on a 10 m grid
-(measured 0.014 ha on truth land cover; the demo memory's model land cover measured 0.68 ha on 77.4 ha)."""
+GROWTH_TOLERANCE_HA = 0.1
+"""|built-up growth - truth area| allowed on the memory's truth land cover (measured 0.014 ha: 19.330 vs
+19.344 ha, 1.4 pixels of 10 m, the same on every run). The only error the test can see is pixel-centre
+rasterization of the ~19 ha polygon: each pixel on its outline is in or out by where its centre falls, a
+random error of a few pixels; 0.1 ha is 10 pixels. (The demo memory's model land cover errs 0.68 ha on
+77.4 ha; that is the pipeline test's bound, not this one.)"""
 PATCH_MIN_IOU = 0.95
 """IoU of the largest new built-up patch with the truth polygon (measured 0.98)."""
 ROAD_KM_TOLERANCE = 0.001

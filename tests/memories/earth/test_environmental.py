@@ -18,11 +18,12 @@ from pyproj import Geod, Transformer
 from memories.earth.environmental import EnvironmentalData, OpenMeteoArchive, read_tmy3
 from memories.errors import DataSourceError
 from memories.grid import TileGrid
+from tests.real_data import SHARED_DATA, needs_data
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "climate"
+DATA = SHARED_DATA / "climate"
 GREENSBORO = DATA / "723170TYA.CSV"
 SAND_POINT = DATA / "703165TY.csv"
-needs_data = pytest.mark.skipif(not GREENSBORO.exists(), reason="needs ../shared/data/climate")
+needs_climate = needs_data(GREENSBORO, SAND_POINT)
 
 
 def _grid_at(lat: float, lon: float, tile_id: str, epsg: int) -> TileGrid:
@@ -30,7 +31,7 @@ def _grid_at(lat: float, lon: float, tile_id: str, epsg: int) -> TileGrid:
     return TileGrid(tile_id, epsg, x - 5000.0, y + 5000.0, 100, 100, resolution=100.0)
 
 
-@needs_data
+@needs_climate
 def test_tmy3_monthly_values_match_the_raw_file() -> None:
     raw = pd.read_csv(GREENSBORO, skiprows=1)
     month = raw["Date (MM/DD/YYYY)"].str[:2].astype(int)
@@ -53,7 +54,7 @@ def test_tmy3_monthly_values_match_the_raw_file() -> None:
     assert set(frame["station_id"]) == {"723170"} and set(frame["kind"]) == {"climatology"}
 
 
-@needs_data
+@needs_climate
 def test_tile_gets_the_nearest_station_with_its_distance() -> None:
     env = EnvironmentalData.from_tmy3([GREENSBORO, SAND_POINT])
     grid = _grid_at(55.0, -160.0, "04UEA", 32604)
@@ -69,7 +70,7 @@ def test_tile_gets_the_nearest_station_with_its_distance() -> None:
     assert frame["precipitation_mm"].iloc[0] == pytest.approx(may[may > -9900].sum())
 
 
-@needs_data
+@needs_climate
 def test_tmy3_local_time_becomes_utc() -> None:
     series = read_tmy3(GREENSBORO)
     assert series.station.utc_offset_h == -5.0 and series.station.lat == 36.1

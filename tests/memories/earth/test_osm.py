@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyogrio
 import pytest
 import shapely
@@ -11,20 +9,19 @@ import shapely
 from memories.earth.gis import GISProvider, read_layer
 from memories.earth.osm import parse_hstore
 from memories.grid import TileGrid
+from tests.real_data import SHARED_DATA, needs_data
 
-DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-HELSINKI = DATA / "osm" / "Helsinki.osm.pbf"
+HELSINKI = SHARED_DATA / "osm" / "Helsinki.osm.pbf"
+needs_helsinki = needs_data(HELSINKI)
 
-pytestmark = [
-    pytest.mark.skipif(not HELSINKI.exists(), reason="needs ../shared/data/osm"),
-    pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # GDAL's warnings about broken relations
-]
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # GDAL's warnings about broken relations
 
 
 def _gdal(layer: str, where: str) -> object:
     return pyogrio.read_dataframe(HELSINKI, layer=layer, where=where, on_invalid="ignore")
 
 
+@needs_helsinki
 def test_helsinki_buildings_match_gdal_osm_driver_count() -> None:
     direct = _gdal("multipolygons", "building IS NOT NULL")
     ours = read_layer(str(HELSINKI), "buildings")
@@ -45,6 +42,7 @@ def test_helsinki_buildings_match_gdal_osm_driver_count() -> None:
     assert len(set(_keys(ours))) == len(ours)  # every kept feature is one OSM way or relation
 
 
+@needs_helsinki
 def test_helsinki_roads_match_gdal_osm_driver_count() -> None:
     direct = _gdal("lines", "highway IS NOT NULL")
     ours = read_layer(str(HELSINKI), "roads")
@@ -53,6 +51,7 @@ def test_helsinki_roads_match_gdal_osm_driver_count() -> None:
     assert ours["highway"].value_counts().to_dict() == direct["highway"].value_counts().to_dict()
 
 
+@needs_helsinki
 def test_hstore_tags_become_columns() -> None:
     buildings = read_layer(str(HELSINKI), "buildings")
     ateneum = buildings[buildings["name"] == "Ateneum"]
@@ -68,6 +67,7 @@ def test_parse_hstore_unescapes_quotes() -> None:
     assert parse_hstore(None) == {}
 
 
+@needs_helsinki
 def test_tile_clip_reprojects_and_simplifies() -> None:
     grid = TileGrid("35VLG", 32635, 384000.0, 6675000.0, 300, 300)  # 3 km over central Helsinki
     gis = GISProvider(str(HELSINKI), simplify_m=2.0)

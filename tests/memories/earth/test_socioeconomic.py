@@ -10,9 +10,10 @@ import pytest
 
 from memories.earth.socioeconomic import SocioeconomicData, wide_to_long
 from memories.errors import ConfigError
+from tests.real_data import SHARED_DATA, needs_data
 
-CENSUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "census"
-pytestmark = pytest.mark.skipif(not (CENSUS / "usjoin.csv").exists(), reason="needs ../shared/data/census")
+CENSUS = SHARED_DATA / "census"
+needs_census = needs_data(CENSUS / "usjoin.csv", CENSUS / "us48.shp")
 
 
 def _join(table: pd.DataFrame) -> object:
@@ -29,6 +30,7 @@ def _join(table: pd.DataFrame) -> object:
     )
 
 
+@needs_census
 def test_real_income_table_joins_all_48_states() -> None:
     result = _join(pd.read_csv(CENSUS / "usjoin.csv"))
     s = result.summary  # type: ignore[attr-defined]
@@ -50,6 +52,7 @@ def test_real_income_table_joins_all_48_states() -> None:
     )
 
 
+@needs_census
 def test_planted_flaws_are_flagged(tmp_path: Path) -> None:
     table = pd.read_csv(CENSUS / "usjoin.csv")
     table.loc[table["Name"] == "Ohio", "1950"] = None  # an empty cell

@@ -15,6 +15,8 @@ from memories.sample import SampleWorld, SampleWorldSpec
 from memories.store.paths import StorageRoot
 
 MONTH = "2023-08"
+ENTITY_OF_LAYER = {"buildings": "building", "roads": "road", "landuse": "parcel", "water": "water"}
+"""Entity type of the features of each GIS layer, as the knowledge graph names them (``building:40000001``)."""
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +34,17 @@ def filled(tmp_path_factory):
 
 def test_every_feature_is_located_in_its_tile(filled):
     world, root, _, ctx = filled
+    assert set(ENTITY_OF_LAYER) == set(GIS_LAYERS)
     for grid in world.tiles:
-        n = sum(len(gpd.read_parquet(root.path(root.vector_uri(layer, grid.tile_id, MONTH)))) for layer in GIS_LAYERS)
+        want = set()
+        for layer in GIS_LAYERS:
+            frame = gpd.read_parquet(root.path(root.vector_uri(layer, grid.tile_id, MONTH)))
+            want |= {f"{ENTITY_OF_LAYER[layer]}:{int(i)}" for i in frame["osm_id"]}
         inside = ctx.relations(f"tile:{grid.tile_id}", "located_in", direction="in")
-        assert len([e for e in inside if not e.startswith("event:")]) == n
+        got = {e for e in inside if not e.startswith("event:")}
+        assert want and got == want, grid.tile_id
+        # ... and in no other tile: each feature points at exactly its own tile.
+        assert all(ctx.relations(e, "located_in") == [f"tile:{grid.tile_id}"] for e in want), grid.tile_id
 
 
 def test_neighbourhood_of_a_building_is_its_parcel_tile_and_roads(filled):
