@@ -24,6 +24,7 @@ from ``$DAGSTER_PG_PASSWORD``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -36,6 +37,8 @@ from typing import Any, Literal
 import yaml
 
 from memories.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 Provider = Literal["aws", "gcp", "azure", "kubernetes"]
 DAGSTER_CHART_VERSION = "1.13.27"
@@ -87,6 +90,17 @@ class DeploymentResult:
     files: list[Path]
     commands: list[str]
     applied: bool
+    platform: str = "Kubernetes"
+    secret_command: str = ""
+    """The ``kubectl create secret`` line to run first (secrets by variable, never by value)."""
+
+    def __str__(self) -> str:
+        """What a person reads: where the files are and, when nothing was applied, the commands to run."""
+        if self.applied:
+            return f"Applied the {self.platform} deployment rendered into {self.folder}"
+        lines = [f"Rendered the {self.platform} deployment into {self.folder}; to apply it, run:"]
+        first = [self.secret_command] if self.secret_command else []
+        return "\n".join([*lines, *("  " + c for c in [*first, *self.commands])])
 
 
 @dataclass
@@ -435,11 +449,11 @@ class CloudDeployment:
         if apply is None:
             apply = not missing
         if not apply:
-            print(f"Rendered the {self.profile.platform} deployment into {Path(output_dir)}; to apply it, run:")
-            print("  " + self.secret_command())
-            for line in shell:
-                print("  " + line)
-            return DeploymentResult(Path(output_dir), files, shell, applied=False)
+            result = DeploymentResult(
+                Path(output_dir), files, shell, False, self.profile.platform, self.secret_command()
+            )
+            logger.info("%s", result)  # and returned: print(result) in a notebook shows the commands
+            return result
         if missing:
             raise ConfigError(f"CloudDeployment.deploy(apply=True): {' and '.join(missing)} not on PATH; install it")
         password = os.environ.get("DAGSTER_PG_PASSWORD")
@@ -449,7 +463,7 @@ class CloudDeployment:
         for argv in steps:
             stdin = secret_values if argv[-2:] == ["-f", "-"] else None
             subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True)
-        return DeploymentResult(Path(output_dir), files, shell, applied=True)
+        return DeploymentResult(Path(output_dir), files, shell, True, self.profile.platform)
 
     def _env(self) -> list[dict[str, str]]:
         env = [{"name": "MEMORIES_CONFIG", "value": "/opt/earth-memory/config/memories.yaml"}]

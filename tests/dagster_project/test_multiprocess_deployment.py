@@ -295,7 +295,6 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
                     "params": {
                         "partitionNames": [f"{m}|{t}" for m, t in keys],
                         "assetSelection": [{"path": [a]} for a in ASSETS],
-                        "runConfigData": {"execution": {"config": {"in_process": {}}}},
                         "title": "multiprocess deployment test",
                     }
                 },

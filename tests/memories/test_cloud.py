@@ -47,7 +47,7 @@ def _no_cli_path(tmp_path: Path) -> str:
     ],
 )  # fmt: skip
 def test_seed_call_renders_provider_specifics_and_autoscaler_bounds(
-    tmp_path, monkeypatch, capsys, provider, region, storage_class, node_label, endpoint, catalog
+    tmp_path, monkeypatch, provider, region, storage_class, node_label, endpoint, catalog
 ):
     monkeypatch.setenv("PATH", _no_cli_path(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -88,8 +88,8 @@ def test_seed_call_renders_provider_specifics_and_autoscaler_bounds(
     [job] = _read(out, "pool-limits-job.yaml")
     limits = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert limits["DAGSTER_POOL_LIMITS"] == "raster=2 training=1 inference=1 reports=2"
-    # Not applied: the commands are printed, secrets referenced by variable, never by value.
-    printed = capsys.readouterr().out
+    # Not applied: the commands are what the result shows, secrets referenced by variable, never by value.
+    printed = str(result)
     assert "helm upgrade --install earth-memory dagster/dagster --version 1.13.27 -n earth-memory" in printed
     assert '--from-literal=MEMORIES_CATALOG_URL="$MEMORIES_CATALOG_URL"' in printed
     assert result.commands[-1] == "kubectl apply -n earth-memory -f deployment/pool-limits-job.yaml"
@@ -169,6 +169,7 @@ def test_deploy_invokes_nothing_without_kubectl_and_helm(tmp_path, monkeypatch):
         "from memories.cloud import CloudDeployment\n"
         "r = CloudDeployment(provider='azure', region='westeurope').deploy(output_dir='out')\n"
         "print('APPLIED', r.applied)\n"
+        "print(r)\n"
     )
     env = {**os.environ, "PATH": _no_cli_path(tmp_path), "PYTHONPATH": str(REPO)}
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
