@@ -14,9 +14,8 @@ A backfill of the ingest assets (``stac_items``, ``surface_reflectance``,
 - Dask as ``dask scheduler`` and two ``dask worker`` processes (``compute.dask_scheduler``).
 
 The backfill is launched with the UI's GraphQL mutation (``launchPartitionBackfill``) against
-the gRPC-served workspace, with in-process step execution in run config (each run is still a
-process of its own, started by the code-location server; only the step sub-processes are
-saved). The test checks every partition succeeded, both Dask workers executed tasks, and the
+the gRPC-served workspace; each run is a process of its own, started by the code-location
+server, and executes its steps in that process (the code location's in-process executor). The test checks every partition succeeded, both Dask workers executed tasks, and the
 stored composites, indices, scene tables and catalog statistics equal those of a local run of
 the same partitions (``file://`` storage, SQLite catalog, in-process Dask), read back through
 the library.
