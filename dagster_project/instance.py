@@ -41,6 +41,8 @@ RUN_MEMORY_GIB = 1.5
 """Memory one run of up to 12 tile-months holds at its peak (measured: about 1 GiB on the demo world)."""
 HEADER = "# Written by dagster_project.instance (python -m dagster_project.instance); edits are overwritten.\n"
 ENV_RUNS = "MEMORIES_MAX_CONCURRENT_RUNS"
+FREE_SLOTS_AFTER_S = 60
+"""Seconds after a run ends before the daemon frees pool slots it still holds (``run_monitoring``)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,14 @@ def render_instance_yaml(limits: InstanceLimits) -> str:
             "runs": {"max_concurrent_runs": limits.max_concurrent_runs},
             "pools": {"granularity": "op", "default_limit": min(limits.pools.values(), default=1)},
         },
+        # A run that ends without giving its pool slots back (its process was killed) would block the
+        # pool for good; the daemon frees the slots of ended runs after this many seconds.
+        "run_monitoring": {
+            "enabled": True,
+            "poll_interval_seconds": 30,
+            "max_resume_run_attempts": 0,
+            "free_slots_after_run_end_seconds": FREE_SLOTS_AFTER_S,
+        },
         "telemetry": {"enabled": False},
     }
     sizes = ", ".join(f"{p}={n}" for p, n in limits.pools.items())
@@ -158,13 +168,44 @@ def prepare_home(home: str | Path) -> InstanceLimits:
     return limits
 
 
+def set_pools(home: str | Path) -> InstanceLimits:
+    """Set the pool slots of the instance whose ``dagster.yaml`` is in ``home``, leaving the file alone.
+
+    What a deployment runs once its database exists (``deploy/set-pool-limits.sh``): its own
+    ``dagster.yaml`` (PostgreSQL storage) is read as it is, and the slots come from the same
+    sizing and ``MEMORIES_POOL_*`` overrides as everywhere else.
+    """
+    from dagster import DagsterInstance
+
+    path = Path(home) / "dagster.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no dagster.yaml there; point DAGSTER_HOME (or --home) at the instance's folder")
+    limits = machine_limits()
+    with DagsterInstance.from_config(str(path.parent)) as instance:
+        apply_limits(instance, limits)
+    return limits
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write ``$DAGSTER_HOME/dagster.yaml`` (or ``--home``) and set the pools; prints the limits."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--home", default=os.environ.get("DAGSTER_HOME"), help="DAGSTER_HOME (default: $DAGSTER_HOME)")
+    p.add_argument(
+        "--pools-only",
+        action="store_true",
+        help="only set the pool slots of the instance in --home; its dagster.yaml is left as it is",
+    )
     args = p.parse_args(argv)
     if not args.home:
         raise SystemExit("set DAGSTER_HOME or pass --home: the folder of the instance's dagster.yaml")
+    if args.pools_only:
+        try:
+            limits = set_pools(args.home)
+        except ConfigError as e:
+            print(e, file=sys.stderr)
+            return 2
+        print("pools " + ", ".join(f"{k}={v}" for k, v in limits.pools.items()) + f" set in {args.home}")
+        return 0
     limits = prepare_home(args.home)
     pools = ", ".join(f"{k}={v}" for k, v in limits.pools.items())
     print(

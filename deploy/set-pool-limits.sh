@@ -2,22 +2,11 @@
 # Set the slot limit of each Dagster pool of the Earth memory in the instance's database.
 #
 # Dagster 1.13 keeps per-pool limits in the instance storage (not in dagster.yaml), so a deployment
-# sets them once after the database exists, and again whenever they change. Runs with DAGSTER_HOME
-# (and the DAGSTER_PG_* variables of dagster.yaml) of the deployment:
+# sets them once after the database exists, and again whenever they change. The sizes have one
+# home, dagster_project.instance (sized from the container's cores, each overridable by
+# MEMORIES_POOL_RASTER, MEMORIES_POOL_TRAINING, MEMORIES_POOL_INFERENCE, MEMORIES_POOL_REPORTS);
+# this script only runs it against the deployment's own dagster.yaml (DAGSTER_HOME), unchanged:
 #
-#   DAGSTER_POOL_LIMITS="raster=2 training=1 inference=1 reports=2" deploy/set-pool-limits.sh
-#
-# The pools are the ones the assets declare with `pool=`: raster, training, inference, reports.
+#   MEMORIES_POOL_RASTER=2 deploy/set-pool-limits.sh
 set -eu
-limits="${DAGSTER_POOL_LIMITS:-raster=2 training=1 inference=1 reports=2}"
-for pair in $limits; do
-  pool="${pair%%=*}"
-  limit="${pair#*=}"
-  case "$limit" in
-    ''|*[!0-9]*)
-      echo "DAGSTER_POOL_LIMITS: '$pair' is not POOL=N with N a whole number (e.g. raster=2)" >&2
-      exit 2
-      ;;
-  esac
-  dagster instance concurrency set "$pool" "$limit"
-done
+exec python -m dagster_project.instance --pools-only

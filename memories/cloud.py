@@ -318,8 +318,10 @@ class CloudDeployment:
         return [cluster, autoscaler]
 
     def pool_limits_job(self) -> dict[str, Any]:
-        """A Job setting each pool's limit with ``set-pool-limits`` (deploy/set-pool-limits.sh in the image)."""
-        limits = " ".join(f"{pool}={n}" for pool, n in self.pool_limits.items())
+        """A Job setting each pool's limit with ``set-pool-limits`` (deploy/set-pool-limits.sh in the image).
+
+        The sizes travel as the ``MEMORIES_POOL_*`` variables that ``dagster_project.instance`` reads.
+        """
         container = {
             "name": "set-pool-limits",
             "image": self.image,
@@ -327,7 +329,7 @@ class CloudDeployment:
             "command": ["set-pool-limits"],
             "env": [
                 {"name": "DAGSTER_HOME", "value": "/opt/dagster/dagster_home"},
-                {"name": "DAGSTER_POOL_LIMITS", "value": limits},
+                *({"name": f"MEMORIES_POOL_{pool.upper()}", "value": str(n)} for pool, n in self.pool_limits.items()),
                 {
                     "name": "DAGSTER_PG_PASSWORD",
                     "valueFrom": {"secretKeyRef": {"name": "dagster-postgresql-secret", "key": "postgresql-password"}},

@@ -15,10 +15,10 @@ A backfill of the ingest assets (``stac_items``, ``surface_reflectance``,
 
 The backfill is launched with the UI's GraphQL mutation (``launchPartitionBackfill``) against
 the gRPC-served workspace; each run is a process of its own, started by the code-location
-server, and executes its steps in that process (the code location's in-process executor). The test checks every partition succeeded, both Dask workers executed tasks, and the
-stored composites, indices, scene tables and catalog statistics equal those of a local run of
-the same partitions (``file://`` storage, SQLite catalog, in-process Dask), read back through
-the library.
+server, and executes its steps in that process (the code location's in-process executor).
+The test checks every partition succeeded, both Dask workers executed tasks, and the stored
+composites, indices, scene tables and catalog statistics equal those of a local run of the same
+partitions (``file://`` storage, SQLite catalog, in-process Dask), read back through the library.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ SPEC = SampleWorldSpec(seed=42, n_tiles=2, start_month="2023-05", n_months=2, si
 ASSETS = ["stac_items", "surface_reflectance", "spectral_indices"]
 RASTERS = ["surface_reflectance", "spectral_indices"]
 BUCKET = "earth-deploy"
-POOL_LIMITS = "raster=2 training=1 inference=1 reports=2"
+POOL_LIMITS = {"MEMORIES_POOL_RASTER": "2", "MEMORIES_POOL_TRAINING": "1", "MEMORIES_POOL_INFERENCE": "1"}
+POOL_LIMITS |= {"MEMORIES_POOL_REPORTS": "2"}
 POOLS = ("raster", "training", "inference", "reports")
 START_TIMEOUT_S = 120.0
 """Seconds the servers may take to answer (the machine is shared)."""
@@ -244,7 +245,7 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
     )
     pools = subprocess.Popen(
         ["sh", str(REPO / "deploy" / "set-pool-limits.sh")],
-        env={**env, "PATH": f"{BIN}:{env.get('PATH', '')}", "DAGSTER_POOL_LIMITS": POOL_LIMITS},
+        env={**env, "PATH": f"{BIN}:{env.get('PATH', '')}", **POOL_LIMITS},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_core_kubernetes_manifests_pass_kubernetes_validate():
 def test_pool_limits_job_sets_every_pool_of_the_assets():
     [job] = _docs(DEPLOY / "k8s" / "pool-limits-job.yaml")
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    limits = dict(pair.split("=") for pair in env["DAGSTER_POOL_LIMITS"].split())
+    limits = {k.removeprefix("MEMORIES_POOL_").lower(): v for k, v in env.items() if k.startswith("MEMORIES_POOL_")}
     assert sorted(limits) == sorted(POOLS) and all(int(v) >= 1 for v in limits.values())
 
 
@@ -161,21 +162,25 @@ def test_compose_file_renders_with_every_service(tmp_path):
     assert bare.returncode != 0 and "DAGSTER_PG_PASSWORD" in bare.stderr + bare.stdout
 
 
-def test_set_pool_limits_refuses_a_malformed_limit_before_calling_dagster(tmp_path):
-    marker = tmp_path / "called"
-    fake = tmp_path / "dagster"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {marker}\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    bad = subprocess.run(
-        ["sh", str(DEPLOY / "set-pool-limits.sh")],
-        env={**env, "DAGSTER_POOL_LIMITS": "raster=two"},
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "raster=two" in bad.stderr and not marker.exists()
-    ok = subprocess.run(["sh", str(DEPLOY / "set-pool-limits.sh")], env=env, capture_output=True, text=True)
+def test_set_pool_limits_sets_the_slots_of_the_deployments_instance_and_refuses_a_malformed_one(tmp_path):
+    """The script runs dagster_project.instance against the deployment's own dagster.yaml, unchanged."""
+    from dagster import DagsterInstance
+
+    home = tmp_path / "home"
+    home.mkdir()
+    own = f"storage:\n  sqlite:\n    base_dir: {tmp_path / 'storage'}\ntelemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text(own)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env = {k: v for k, v in env.items() if not k.startswith("MEMORIES_POOL_")}
+    script = ["sh", str(DEPLOY / "set-pool-limits.sh")]
+    bad = subprocess.run(script, env={**env, "MEMORIES_POOL_RASTER": "two"}, capture_output=True, text=True)
+    assert bad.returncode == 2 and "MEMORIES_POOL_RASTER='two'" in bad.stderr, bad.stderr
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.event_log_storage.get_concurrency_info("raster").slot_count == 0
+    ok = subprocess.run(script, env={**env, "MEMORIES_POOL_RASTER": "3"}, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert marker.read_text().split("\n")[:4] == [
-        f"instance concurrency set {p} {n}" for p, n in zip(POOLS, (2, 1, 1, 2))
-    ]
+    with DagsterInstance.from_config(str(home)) as instance:
+        slots = {p: instance.event_log_storage.get_concurrency_info(p).slot_count for p in POOLS}
+    assert slots["raster"] == 3 and all(n >= 1 for n in slots.values()), slots
+    assert (home / "dagster.yaml").read_text() == own

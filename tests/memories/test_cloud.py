@@ -87,7 +87,12 @@ def test_seed_call_renders_provider_specifics_and_autoscaler_bounds(
     assert values["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
     [job] = _read(out, "pool-limits-job.yaml")
     limits = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert limits["DAGSTER_POOL_LIMITS"] == "raster=2 training=1 inference=1 reports=2"
+    assert {k: v for k, v in limits.items() if k.startswith("MEMORIES_POOL_")} == {
+        "MEMORIES_POOL_RASTER": "2",
+        "MEMORIES_POOL_TRAINING": "1",
+        "MEMORIES_POOL_INFERENCE": "1",
+        "MEMORIES_POOL_REPORTS": "2",
+    }
     # Not applied: the commands are what the result shows, secrets referenced by variable, never by value.
     printed = str(result)
     assert "helm upgrade --install earth-memory dagster/dagster --version 1.13.27 -n earth-memory" in printed
