@@ -21,7 +21,8 @@ if TYPE_CHECKING:
         predict_land_cover,
         train_land_cover,
     )
-    from memories.ai.manager import ModelManager, ModelPipeline
+    from memories.ai.manager import ModelManager
+    from memories.ai.pipeline import ModelPipeline
     from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
     from memories.ai.split import SceneSplit, spatial_split, split_scenes
 
@@ -30,7 +31,6 @@ _EXPORTS: dict[str, str] = {
     "TrendAnalyzer": "memories.ai.trend",
     "register_trend_model": "memories.ai.trend",
     "analyze_changes": "memories.ai.change_series",
-    "ModelChain": "memories.ai.inference",
     "ChangeDetector": "memories.ai.change",
     "difference_change": "memories.ai.change",
     "predict_change": "memories.ai.change",
@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "ModelRegistry": "memories.ai.registry",
     "ModelVersion": "memories.ai.registry",
     "ModelManager": "memories.ai.manager",
-    "ModelPipeline": "memories.ai.manager",
+    "ModelPipeline": "memories.ai.pipeline",
     "forecast_series": "memories.ai.forecast",
     "detect_anomalies": "memories.ai.forecast",
     "band_importance": "memories.ai.explain",
@@ -59,7 +59,6 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Gazetteer",
     "LandCoverUNet",
-    "ModelChain",
     "ModelManager",
     "ModelPipeline",
     "TrendAnalyzer",

@@ -8,20 +8,18 @@
 
 :func:`run_model` (behind ``UncertaintyEstimator.estimate``) returns a result and
 its uncertainty; :func:`predict` (behind ``LoadedModel.predict`` and pipelines)
-returns the named outputs of one deterministic pass. :class:`ModelChain` runs
-models in order, each reading its inputs from what the inputs and the earlier
-steps produced.
+returns the named outputs of one deterministic pass. :class:`memories.ai.pipeline.ModelPipeline`
+runs models in order on these names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from memories.errors import ConfigError
 
-__all__ = ["ModelChain", "check_params", "predict", "run_model"]
+__all__ = ["check_params", "input_names", "output_name", "predict", "run_model", "unwrap"]
 
 _SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "ChangeDetector": (("imagery",), ("threshold", "min_area"), "changes"),
@@ -64,7 +62,7 @@ def run_model(
     ``samples`` Monte-Carlo dropout passes for the neural models; the trend model's
     uncertainty is its forecast intervals. See the module table for names.
     """
-    inner, defaults, batch = _unwrap(model)
+    inner, defaults, batch = unwrap(model)
     kind = type(inner).__name__
     spec = _SPECS.get(kind)
     if spec is None:
@@ -104,7 +102,7 @@ def run_model(
 
 def predict(model: Any, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The named output of one deterministic pass (dropout off), e.g. ``{"changes": ChangeSeries}``."""
-    inner, _, _ = _unwrap(model)
+    inner, _, _ = unwrap(model)
     spec = _SPECS.get(type(inner).__name__)
     if spec is None:
         raise ConfigError(f"a {type(inner).__name__} has no named outputs; models with them: {sorted(_SPECS)}")
@@ -112,75 +110,28 @@ def predict(model: Any, inputs: Mapping[str, Any], params: Mapping[str, Any] | N
     return {spec[2]: result}
 
 
-@dataclass
-class _Step:
-    model: Any
-    input_mapping: dict[str, str]
-    output_mapping: dict[str, str]
-    params: dict[str, Any]
+def input_names(model: Any) -> tuple[str, ...]:
+    """Names of the inputs a bare model of a known kind takes (empty for other kinds)."""
+    spec = _SPECS.get(type(model).__name__)
+    return spec[0] if spec else ()
 
 
-class ModelChain:
-    """Models run in order on a set of named values; each step adds its outputs to them.
+def output_name(model: Any) -> str:
+    """Name of the output of a bare model of a known kind.
 
-    ``input_mapping`` maps a model input to the name of a value (``{"imagery":
-    "historical_states"}``), ``output_mapping`` a model output to the name it is kept
-    under (``{"changes": "detected"}``); left empty, names pass unchanged.
+    Raises:
+        ConfigError: a model of a kind without named outputs.
     """
-
-    def __init__(self) -> None:
-        self.steps: list[_Step] = []
-
-    def add_step(
-        self,
-        model: Any,
-        input_mapping: Mapping[str, str] | None = None,
-        output_mapping: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> ModelChain:
-        """Append a model (a ``LoadedModel``); returns the chain."""
-        inner, _, _ = _unwrap(model)
-        check_params(inner, params or {}, f"pipeline step {len(self.steps)}")
-        self.steps.append(_Step(model, dict(input_mapping or {}), dict(output_mapping or {}), dict(params or {})))
-        return self
-
-    def run(self, inputs: Mapping[str, Any] | None = None, **named: Any) -> dict[str, Any]:
-        """Every value: the inputs and each step's outputs, by name.
-
-        Raises:
-            ConfigError: a step reads a name no input or earlier step provides.
-        """
-        if not self.steps:
-            raise ConfigError("the pipeline has no step; give create_pipeline at least one step")
-        values: dict[str, Any] = {**(inputs or {}), **named}
-        for k, step in enumerate(self.steps):
-            inner, _, _ = _unwrap(step.model)
-            spec = _SPECS.get(type(inner).__name__)
-            wanted = step.input_mapping or {n: n for n in (spec[0] if spec else ())}
-            missing = sorted(src for src in wanted.values() if src not in values)
-            if missing:
-                raise ConfigError(
-                    f"pipeline step {k} ({_label(step.model)}) reads {missing}; values here: {sorted(values)}"
-                )
-            out = predict(step.model, {dst: values[src] for dst, src in wanted.items()}, step.params)
-            for name, result in out.items():
-                values[step.output_mapping.get(name, name)] = result
-            unknown = sorted(set(step.output_mapping) - set(out))
-            if unknown:
-                raise ConfigError(
-                    f"pipeline step {k} ({_label(step.model)}) has no outputs {unknown}; it gives {sorted(out)}"
-                )
-        return values
+    spec = _SPECS.get(type(model).__name__)
+    if spec is None:
+        raise ConfigError(f"a {type(model).__name__} has no named outputs; models with them: {sorted(_SPECS)}")
+    return spec[2]
 
 
-def _unwrap(model: Any) -> tuple[Any, dict[str, Any], int | None]:
+def unwrap(model: Any) -> tuple[Any, dict[str, Any], int | None]:
     """(bare model, default parameters, batch size) of a LoadedModel or a bare model."""
     from memories.ai.manager import LoadedModel
 
     if isinstance(model, LoadedModel):
         return model.model, dict(model.params), model.batch_size
     return model, {}, None
-
-
-def _label(model: Any) -> str:
-    return str(getattr(model, "id", type(model).__name__))

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from memories.ai.pipeline import ModelPipeline
 from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
 from memories.errors import ConfigError
 from memories.store.paths import StorageRoot
@@ -38,10 +39,7 @@ __all__ = [
     "SEED_MODEL_NAMES",
     "LoadedModel",
     "ModelManager",
-    "ModelPipeline",
-    "PipelineRun",
     "class_area_summary",
-    "land_cover_step",
     "parse_model_id",
 ]
 
@@ -225,16 +223,14 @@ class ModelManager:
             torch.cuda.empty_cache()
         return True
 
-    def create_pipeline(self, pipeline_config: Sequence[Mapping[str, Any]]) -> Any:
-        """A :class:`~memories.ai.inference.ModelChain` of the models the steps name, run in order.
+    def create_pipeline(self, pipeline_config: Sequence[Mapping[str, Any]]) -> ModelPipeline:
+        """A :class:`~memories.ai.pipeline.ModelPipeline` of the models the steps name, run in order.
 
         Each step is ``{"model_id": ..., "input_mapping": {model input: key}, "output_mapping":
-        {model output: key}}`` (optional ``"params"``); keys name the values the chain passes on,
+        {model output: key}}`` (optional ``"params"``); keys name the values the pipeline passes on,
         starting with those given to ``run``. A mapping left out passes names unchanged.
         """
-        from memories.ai.inference import ModelChain
-
-        chain = ModelChain()
+        pipeline = ModelPipeline()
         for k, step in enumerate(pipeline_config):
             if "model_id" not in step:
                 raise ConfigError(f"pipeline step {k} has no 'model_id'; it has {sorted(step)}")
@@ -244,13 +240,13 @@ class ModelManager:
                     f"pipeline step {k} has keys {unknown}; "
                     "a step takes model_id, input_mapping, output_mapping and params"
                 )
-            chain.add_step(
+            pipeline.add_step(
                 model=self.load_model(str(step["model_id"])),
                 input_mapping=step.get("input_mapping") or {},
                 output_mapping=step.get("output_mapping") or {},
                 params=step.get("params") or {},
             )
-        return chain
+        return pipeline
 
     def _parse(self, model_id: str) -> tuple[str, int | str | None, str | None]:
         """(registry name, version, metric) of an id in any form, the seed's names resolved."""
@@ -311,87 +307,7 @@ def _device(device: str) -> str:
     return text
 
 
-# -- pipelines -----------------------------------------------------------------
-
-
-@dataclass
-class _Step:
-    name: str
-    fn: Callable[..., Any]
-    model_id: str | None
-
-
-@dataclass
-class PipelineRun:
-    """What a pipeline produced: every step's output and the model versions used."""
-
-    outputs: dict[str, Any]
-    """Output of each step, by step name, in order."""
-    models: dict[str, str] = field(default_factory=dict)
-    """``name:version`` of the model of each model step, by step name."""
-
-    @property
-    def final(self) -> Any:
-        """The last step's output."""
-        return list(self.outputs.values())[-1]
-
-
-class ModelPipeline:
-    """Steps run in order, each step's output the next step's input.
-
-    A step is ``fn(x)``, or ``fn(model, x)`` when it names a model id: the model
-    is loaded once through the manager, when the pipeline first runs.
-
-    Example::
-
-        run = (
-            ModelPipeline(manager)
-            .then("land_cover", land_cover_step, model="land_cover@best")
-            .then("areas", class_area_summary)
-            .run(reflectance)
-        )
-    """
-
-    def __init__(self, manager: ModelManager | None = None) -> None:
-        self.manager = manager
-        self.steps: list[_Step] = []
-        self._models: dict[str, LoadedModel] = {}
-
-    def then(self, name: str, fn: Callable[..., Any], *, model: str | None = None) -> ModelPipeline:
-        """Append a step and return the pipeline (for chaining)."""
-        if any(s.name == name for s in self.steps):
-            raise ConfigError(f"the pipeline already has a step {name!r}; give each step its own name")
-        if model is not None and self.manager is None:
-            raise ConfigError(f"step {name!r} uses model {model!r}: build ModelPipeline(manager) to load models")
-        self.steps.append(_Step(name, fn, model))
-        return self
-
-    def run(self, x: Any) -> PipelineRun:
-        """Run every step on ``x`` in order."""
-        if not self.steps:
-            raise ConfigError("the pipeline has no step; add steps with .then(name, fn)")
-        outputs: dict[str, Any] = {}
-        models: dict[str, str] = {}
-        for step in self.steps:
-            if step.model_id is not None:
-                assert self.manager is not None
-                if step.model_id not in self._models:
-                    self._models[step.model_id] = self.manager.load_model(step.model_id)
-                loaded = self._models[step.model_id]
-                x = step.fn(loaded.model, x)
-                models[step.name] = loaded.id
-            else:
-                x = step.fn(x)
-            outputs[step.name] = x
-        return PipelineRun(outputs, models)
-
-
-def land_cover_step(model: Any, reflectance: np.ndarray) -> np.ndarray:
-    """Land-cover class codes (uint8 ``(y, x)``) of reflectance ``(band, y, x)``, 0–1, NaN = no data."""
-    from memories.ai.land_cover import predict_land_cover
-
-    classes, _ = predict_land_cover(model, reflectance)
-    return classes
+# -- class areas ----------------------------------------------------------------
 
 
 def class_area_summary(classes: np.ndarray, pixel_area_m2: float = 100.0) -> dict[str, float]:

@@ -11,7 +11,8 @@ Reported per pixel:
 - ``classes``: the class code of the largest mean probability (0 where no data);
 - ``confidence``: that largest mean probability (0–1);
 - ``variance``: variance over the passes of the predicted class's probability
-  (probability², 0–0.25); exactly 0 with one pass or without dropout;
+  (probability², 0–0.25); exactly 0 with one pass (which runs with dropout off: the plain
+  prediction) or without dropout;
 - ``entropy``: predictive entropy of the mean probabilities, nats (0–ln K).
 
 Input convention as :func:`memories.ai.land_cover.predict_land_cover`: float
@@ -131,7 +132,7 @@ class UncertaintyEstimator:
         passes = self.passes
 
         def sample(x: Tensor) -> Tensor:
-            _dropout_train(model, True)
+            _dropout_train(model, passes > 1)  # one pass: the plain prediction, as for change
             try:
                 runs = torch.stack([model.class_probabilities(x).float() for _ in range(passes)])
             finally:

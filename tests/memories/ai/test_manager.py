@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from memories.ai.land_cover import LandCoverUNet, TrainingResult, predict_land_cover
-from memories.ai.manager import (
-    ModelManager,
-    ModelPipeline,
-    class_area_summary,
-    land_cover_step,
-    parse_model_id,
-)
+from memories.ai.manager import ModelManager, class_area_summary, parse_model_id
+from memories.ai.pipeline import ModelPipeline
 from memories.ai.registry import ModelNotFoundError
 from memories.classes import CLASS_BY_CODE
 from memories.errors import ConfigError
@@ -63,30 +58,33 @@ def test_pipeline_chains_land_cover_into_class_areas(
     manager: ModelManager, trained: TrainingResult, scene_factory
 ) -> None:
     scene = scene_factory(64, 80, seed=33)
-    run = (
-        ModelPipeline(manager)
-        .then("land_cover", land_cover_step, model="land_cover@best")
-        .then("areas_ha", class_area_summary)
-        .run(scene.reflectance)
-    )
-    assert run.models == {"land_cover": "land_cover:2"}
-    classes = run.outputs["land_cover"]
+    pipeline = ModelPipeline().add_step(manager.load_model("land_cover@best"), output_mapping={"classes": "lc"})
+    pipeline.add_step(fn=lambda classes: {"areas_ha": class_area_summary(classes)}, input_mapping={"classes": "lc"})
+    run = pipeline.run({"reflectance": scene.reflectance})
+    assert run.models == {"lc": "land_cover:2"}
     want, _ = predict_land_cover(trained.model, scene.reflectance)
-    assert np.array_equal(classes, want)
+    assert np.array_equal(run["lc"], want)
     # Areas from the model agree with the ground truth's areas (10 m pixels: 0.01 ha each).
     data = ~scene.nodata
     truth = {CLASS_BY_CODE[int(c)].name: float((scene.truth[data] == c).sum()) / 100 for c in np.unique(scene.truth)}
-    areas = run.final
+    areas = run["areas_ha"]
     assert sum(areas.values()) == pytest.approx(data.sum() / 100)
     for name, ha in truth.items():
         assert areas.get(name, 0.0) == pytest.approx(ha, abs=0.1 * data.sum() / 100)
+    # One deterministic pass has no spread; the uncertainty maps travel with the classes.
+    assert float(np.nanmax(run.uncertainty["lc"].variance)) == 0.0
 
 
-def test_pipeline_without_manager_refuses_model_steps() -> None:
-    with pytest.raises(ConfigError, match="ModelPipeline\\(manager\\)"):
-        ModelPipeline().then("lc", land_cover_step, model="land_cover")
-    run = ModelPipeline().then("double", lambda x: 2 * x).then("plus", lambda x: x + 1).run(3)
-    assert run.outputs == {"double": 6, "plus": 7} and run.final == 7
+def test_pipeline_steps_are_a_model_or_a_function_and_read_names_that_exist(manager: ModelManager) -> None:
+    with pytest.raises(ConfigError, match="not neither"):
+        ModelPipeline().add_step()
+    with pytest.raises(ConfigError, match="names its inputs"):
+        ModelPipeline().add_step(fn=lambda x: {"y": x})
+    double = ModelPipeline().add_step(fn=lambda x: {"y": 2 * x}, input_mapping={"x": "x"})
+    run = double.add_step(fn=lambda y: {"z": y + 1}, input_mapping={"y": "y"}).run(x=3)
+    assert dict(run) == {"x": 3, "y": 6, "z": 7} and run.models == {}
+    with pytest.raises(ConfigError, match="reads \\['x'\\]"):
+        double.run(w=1)
 
 
 def test_unresolved_ids_name_the_id_and_what_is_registered(manager: ModelManager) -> None:

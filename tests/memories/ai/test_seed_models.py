@@ -257,6 +257,14 @@ def test_create_pipeline_feeds_the_changes_into_the_trend_model(memory: list[xr.
         pd.testing.assert_frame_equal(out["trends"].metrics[name].forecast, want.metrics[name].forecast)
     with pytest.raises(ConfigError, match="reads \\['nothing'\\]"):
         manager.create_pipeline([{"model_id": "change:2", "input_mapping": {"imagery": "nothing"}}]).run({})
+    # With dropout samples the change areas' spread is carried into the trend: same forecast, wider intervals.
+    carried = pipeline.run({"historical_states": states}, samples=8)
+    assert carried.models == {"detected": "change:2", "trends": "ndvi_trend:1"}
+    unc = carried.uncertainty["trends"]
+    assert unc.draws > 0 and carried.uncertainty["detected"].samples == 8
+    width = unc.intervals["area"]["upper"] - unc.intervals["area"]["lower"]
+    own = unc.model_only["area"]["upper"] - unc.model_only["area"]["lower"]
+    assert (width >= own).all() and (width > own).any()
 
 
 def test_trend_of_a_short_line_has_its_slope_and_intervals_around_the_forecast() -> None:
