@@ -17,6 +17,7 @@ import assets.gis
 import assets.imagery
 import assets.maintenance
 import assets.memory
+import assets.model_pipeline
 import assets.models
 import assets.report_disaster
 import assets.report_historical
@@ -30,6 +31,7 @@ from dagster_project.jobs import (
     ingest_job,
     maintenance_job,
     memory_job,
+    model_pipeline_job,
     monthly_job,
     report_job,
     tile_job,
@@ -53,6 +55,7 @@ _MODULES = [
     assets.gis,
     assets.sources,
     assets.models,
+    assets.model_pipeline,
     assets.reports,
     assets.report_disaster,
     assets.report_urban,
@@ -73,7 +76,17 @@ _memory = (
 defs = Definitions(
     assets=load_assets_from_modules(_MODULES),
     asset_checks=load_asset_checks_from_modules(_MODULES),
-    jobs=[ingest_job, train_job, analysis_job, report_job, monthly_job, tile_job, memory_job, maintenance_job],
+    jobs=[
+        ingest_job,
+        train_job,
+        analysis_job,
+        report_job,
+        monthly_job,
+        tile_job,
+        model_pipeline_job,
+        memory_job,
+        maintenance_job,
+    ],
     schedules=[monthly_schedule],
     sensors=[new_scenes_sensor, automation_sensor],
     # One process per run, not per step: the STAC server, the Dask cluster and the loaded models start once

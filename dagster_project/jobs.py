@@ -9,6 +9,7 @@ from assets.gis import gis_layers
 from assets.imagery import spectral_indices, stac_items, surface_reflectance
 from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
+from assets.model_pipeline import change_trend
 from assets.models import change_map, change_model, land_cover, land_cover_model
 from assets.report_disaster import disaster_report
 from assets.report_historical import historical_report
@@ -57,6 +58,12 @@ tile_job = define_asset_job(
     selection=AssetSelection.assets(socioeconomic_regions, historical_map, ndvi_forecast),
     partitions_def=tiles_partitions,
     description="Per-tile sources and series: census districts, the georeferenced historical map, the NDVI forecast.",
+)
+model_pipeline_job = define_asset_job(
+    "model_pipeline_job",
+    selection=AssetSelection.assets(change_trend),
+    partitions_def=tiles_partitions,
+    description="The seed's model pipeline per tile: land cover, change, trend, uncertainty carried (needs models).",
 )
 maintenance_job = define_asset_job(
     "maintenance_job",

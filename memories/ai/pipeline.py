@@ -10,11 +10,13 @@ to every value, its uncertainty (``result.uncertainty[name]``). A later step tha
 uncertainty of its input takes it into account:
 
 - **land cover -> change.** A change step given ``input_mapping={"land_cover": <classes>}`` also
-  returns ``changed_into`` (:class:`ClassChange`): the area of the last image pair's change that
-  became each land-cover class. Per pixel the chance of "changed and now class k" is the change's
-  Monte-Carlo share ``s`` times the land-cover probability ``p_k`` (the two models' errors taken as
-  independent); the area is ``sum(s * p_k) * a`` and its standard deviation ``a * sqrt(sum(q (1 - q)))``
-  with ``q = s * p_k`` (a sum of independent Bernoulli pixels of area ``a``).
+  returns ``changed_into`` (:class:`ClassChange`): how much of the last image pair's changed area
+  (the pixels the step marked changed) became each land-cover class. Per such pixel the chance of
+  "changed and now class k" is the change's Monte-Carlo share ``s`` times the land-cover
+  probability ``p_k`` (the two models' errors taken as independent); the area is
+  ``sum(s * p_k) * a`` and its standard deviation ``a * sqrt(sum(q (1 - q)))`` with ``q = s * p_k``
+  (a sum of independent Bernoulli pixels of area ``a``). Summed over the classes it is at most the
+  step's changed area, less where the samples disagree.
 - **change -> trend.** A trend step fed a change series whose uncertainty is known fits the trend to
   ``draws`` series drawn from each step's area interval (the 5–95 % band of the dropout samples,
   taken as a normal 90 % interval, independent between steps). The forecast is the fit to the
@@ -29,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,9 +41,13 @@ from memories.errors import ConfigError, ProcessingError
 __all__ = [
     "ClassChange",
     "ModelPipeline",
+    "Observation",
     "PipelineResult",
+    "TileChain",
     "TrendUncertainty",
     "changed_into_classes",
+    "run_tile_chain",
+    "seed_chain",
     "trend_with_input_uncertainty",
 ]
 
@@ -236,6 +242,7 @@ def changed_into_classes(changes: Any, change_uncertainty: Any, land_cover: Any)
     from memories.classes import CLASS_BY_CODE
 
     share = np.nan_to_num(np.asarray(change_uncertainty.changed_share[-1], dtype=np.float64), nan=0.0)
+    share = np.where(np.asarray(changes.steps[-1].changed, dtype=bool), share, 0.0)
     probs = np.nan_to_num(np.asarray(land_cover.probabilities, dtype=np.float64), nan=0.0)
     if probs.shape[1:] != share.shape:
         raise ProcessingError(
@@ -307,3 +314,105 @@ def _label(step: _Step) -> str:
     if step.fn is not None:
         return getattr(step.fn, "__name__", "function")
     return str(getattr(step.model, "id", type(step.model).__name__))
+
+
+# -- the seed's chain on a tile of the memory ------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One image of a place with its valid time, as the change step takes them."""
+
+    valid_time: tuple[Any, Any]
+    data: Any
+
+
+@dataclass(frozen=True)
+class TileChain:
+    """Land cover, change and trend of one tile's last months, each step's uncertainty carried on."""
+
+    months: list[str]
+    table: pd.DataFrame
+    """Per month (``time``): ``kind`` observed (change since the month before: ``area_m2`` and its
+    ``lower_m2``/``upper_m2`` from the dropout samples, ``intensity``) or forecast (``area_m2``
+    forecast with ``lower_m2``/``upper_m2`` carrying the change's uncertainty, and the trend
+    model's own ``model_lower_m2``/``model_upper_m2``)."""
+    changed_into: pd.DataFrame
+    """The last month's change by land-cover class (:class:`ClassChange` table, m²)."""
+    models: dict[str, str]
+    samples: int
+
+
+def seed_chain(
+    manager: Any,
+    land_cover_model: str,
+    change_model: str,
+    trend_model: str,
+    *,
+    threshold: float = 0.5,
+    min_area_m2: float = 0.0,
+) -> ModelPipeline:
+    """The seed's chain: land cover of the latest image, change over the history, trend of the change."""
+    return cast(
+        ModelPipeline,
+        manager.create_pipeline(
+            [
+                {
+                    "model_id": land_cover_model,
+                    "input_mapping": {"reflectance": "latest"},
+                    "output_mapping": {"classes": "land_cover"},
+                },
+                {
+                    "model_id": change_model,
+                    "input_mapping": {"imagery": "history", "land_cover": "land_cover"},
+                    "params": {"threshold": threshold, "min_area": min_area_m2},
+                },
+                {
+                    "model_id": trend_model,
+                    "input_mapping": {"data": "changes"},
+                    "params": {"metrics": ["area", "intensity"]},
+                },
+            ]
+        ),
+    )
+
+
+def run_tile_chain(
+    pipeline: ModelPipeline,
+    images: Mapping[str, Any],
+    *,
+    samples: int,
+    seed: int = 0,
+) -> TileChain:
+    """Run :func:`seed_chain` on one tile's monthly images (month ``YYYY-MM`` -> reflectance DataArray).
+
+    Raises:
+        ProcessingError: fewer than four months (a trend needs three changes).
+    """
+    from memories.months import month_range
+
+    months = sorted(images)
+    if len(months) < 4:
+        raise ProcessingError(f"{len(months)} month(s) of imagery: the chain needs 4 or more (3 changes for a trend)")
+    history = [Observation(month_range(m), images[m]) for m in months]
+    latest = images[months[-1]]
+    result = pipeline.run({"latest": np.asarray(latest.values, dtype=np.float32), "history": history}, samples=samples)
+    changes, change_unc = result["changes"], result.uncertainty["changes"]
+    trend_unc: TrendUncertainty = result.uncertainty["trends"]
+    observed = changes.table.rename(columns={"area": "area_m2"})
+    bounds = np.asarray(change_unc.area_interval_m2, dtype=np.float64).reshape(-1, 2)
+    observed["lower_m2"], observed["upper_m2"] = bounds[:, 0], bounds[:, 1]
+    observed["kind"] = "observed"
+    fc = result["trends"].metrics["area"].forecast
+    forecast = pd.DataFrame(
+        {
+            "area_m2": fc["mean"],
+            "lower_m2": trend_unc.intervals["area"]["lower"],
+            "upper_m2": trend_unc.intervals["area"]["upper"],
+            "model_lower_m2": trend_unc.model_only["area"]["lower"],
+            "model_upper_m2": trend_unc.model_only["area"]["upper"],
+            "kind": "forecast",
+        }
+    )
+    table = pd.concat([observed, forecast]).rename_axis("time").reset_index()
+    return TileChain(months, table, result["changed_into"].table, dict(result.models), samples)

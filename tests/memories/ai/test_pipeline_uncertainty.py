@@ -86,14 +86,22 @@ def test_change_into_each_class_is_a_sum_of_bernoulli_pixels() -> None:
     maps = UncertaintyMaps(probs, np.ones(SHAPE, np.uint8), probs[built], np.zeros(SHAPE, np.float32), probs[0], 30)
     series, unc = _series([0.0], [0.0])
     unc = ChangeUncertainty(unc.std, [share], unc.area_interval_m2, 30)
+    # The step marked every pixel with a share changed but for a column of the half-sure ones and a
+    # stray pixel; pixels outside its mask do not count, whatever their share.
+    changed = share > 0
+    share[5, 20] = 0.3  # a stray sample outside the mask
+    changed[10:, 9] = False  # 10 half-sure pixels the step did not keep
+    step = series.steps[0]
+    series = ChangeSeries([ChangeStep(step.before, step.after, share, changed, 0.0, 0.0)], 0.5, 0.0, PIXEL_M2)
     table = changed_into_classes(series, unc, maps).table
     name_built, name_forest = CLASS_BY_CODE[1].name, CLASS_BY_CODE[2].name
-    # Expected pixels: 100 * 0.8 + 100 * 0.5 * 0.8 = 120; variance 100 * .8 * .2 + 100 * .4 * .6 = 40.
-    assert table.loc[name_built, "expected_m2"] == pytest.approx(120 * PIXEL_M2)
-    assert table.loc[name_built, "sd_m2"] == pytest.approx(PIXEL_M2 * np.sqrt(40.0))
-    # Forest: 100 * 0.2 + 100 * 0.1 = 30 pixels; variance 100 * .2 * .8 + 100 * .1 * .9 = 25.
-    assert table.loc[name_forest, "expected_m2"] == pytest.approx(30 * PIXEL_M2)
-    assert table.loc[name_forest, "sd_m2"] == pytest.approx(PIXEL_M2 * 5.0)
-    assert table.loc[name_forest, "lower_m2"] == pytest.approx(30 * PIXEL_M2 - 1.959963984540054 * 5 * PIXEL_M2)
+    # Expected pixels: 100 * 0.8 + 90 * 0.5 * 0.8 = 116; variance 100 * .8 * .2 + 90 * .4 * .6 = 37.6.
+    assert table.loc[name_built, "expected_m2"] == pytest.approx(116 * PIXEL_M2)
+    assert table.loc[name_built, "sd_m2"] == pytest.approx(PIXEL_M2 * np.sqrt(37.6))
+    # Forest: 100 * 0.2 + 90 * 0.1 = 29 pixels; variance 100 * .2 * .8 + 90 * .1 * .9 = 24.1.
+    assert table.loc[name_forest, "expected_m2"] == pytest.approx(29 * PIXEL_M2)
+    assert table.loc[name_forest, "sd_m2"] == pytest.approx(PIXEL_M2 * np.sqrt(24.1))
+    z = 1.959963984540054
+    assert table.loc[name_forest, "lower_m2"] == pytest.approx(29 * PIXEL_M2 - z * np.sqrt(24.1) * PIXEL_M2)
     others = table.drop(index=[name_built, name_forest])
     assert (others["expected_m2"] == 0).all() and (others["sd_m2"] == 0).all()
