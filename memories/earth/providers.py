@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memories.earth.results import ResultCache
+from memories.earth.results import ResultCache, stac_cache
 from memories.errors import ConfigError, DataSourceError
 
 __all__ = [
@@ -125,14 +125,18 @@ class SatelliteProvider(DataProvider):
     """Composite time series of the configured STAC catalog (``SatelliteImagery.get_historical_imagery``).
 
     Args:
-        imagery: the ``SatelliteImagery`` to use; None: one on the configured catalog profile.
+        imagery: the ``SatelliteImagery`` to use; None: one on the configured catalog profile, with a
+            STAC answer cache under the storage root (``cache/stac``, a day's TTL) unless the catalog is
+            the embedded server (started on a new port each time, so its answers are never asked twice).
     """
 
     def __init__(self, imagery: Any = None) -> None:
         if imagery is None:
+            from memories.config import config
             from memories.earth.satellite import SatelliteImagery
 
-            imagery = SatelliteImagery()
+            embedded = config.catalog.profile == "embedded" and not config.catalog.url
+            imagery = SatelliteImagery(cache=None if embedded else stac_cache())
         self.imagery = imagery
 
     @property
@@ -144,7 +148,7 @@ class SatelliteProvider(DataProvider):
             temporal=True,
             formats=("STAC API", "Cloud-Optimized GeoTIFF"),
             retries="STAC requests: exponential backoff, Retry-After on 429 (memories.earth.http.retry_policy)",
-            cache="STAC API answers when SatelliteImagery has a cache= (not the embedded server)",
+            cache="STAC API answers (stac.open_client) for a configured catalog; none for the embedded server",
         )
 
     async def get_data(self, location: Sequence[float], time_range: Sequence[Any] | None, **kwargs: Any) -> Any:

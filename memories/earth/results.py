@@ -1,4 +1,4 @@
-"""Tabular results of the file-backed providers, cached as Parquet in a ``memories.cache.Cache``.
+"""The caches under the providers: tabular results as Parquet, and STAC API answers.
 
 The cache policy of ``memories.earth.providers``: a result is keyed by the provider, the
 source files' path, size and modification time, and the request, so a source that changes
@@ -50,6 +50,17 @@ class ResultCache:
         frame = make()
         self.cache.put(key, _encode(frame))
         return frame
+
+
+def stac_cache() -> Any:
+    """The STAC answer cache of a configured catalog (``stac.open_client``): ``<storage root>/cache/stac``,
+    a day's TTL."""
+    from memories.cache import Cache
+    from memories.config import config
+    from memories.store.paths import StorageRoot
+
+    root = StorageRoot(config.storage.root, config.storage.s3_endpoint_url)
+    return Cache(root.cache_dir("stac"), ttl_s=DEFAULT_TTL_S)
 
 
 def _stat(path: str) -> tuple[int, int]:

@@ -67,6 +67,19 @@ def test_satellite_provider_returns_the_series_and_the_catalog_item(sat, world):
         asyncio.run(p.get_metadata("S2X_nothing"))
 
 
+def test_a_stac_answer_cache_serves_the_second_series_without_asking_the_server(sat, tmp_path):
+    from memories.cache import Cache
+    from memories.earth import SatelliteImagery
+
+    cached = SatelliteImagery(url=sat.api_url, cache=Cache(tmp_path / "stac"))
+    first = cached.historical_imagery(_centre(sat), ("2023-06", "2023-07"), bands=["B4"], radius_km=0.1)
+    io = cached._client._stac_io
+    sent = io.requests_sent
+    again = cached.historical_imagery(_centre(sat), ("2023-06", "2023-07"), bands=["B4"], radius_km=0.1)
+    assert io.requests_sent == sent and io.search_cache_hits >= 2  # one search page per month, from the cache
+    np.testing.assert_array_equal(first["reflectance"].values, again["reflectance"].values)
+
+
 def test_gis_provider_caches_until_the_file_changes(sat, world, results, tmp_path):
     from memories.earth import GISProvider
     from memories.earth.features import features_near
