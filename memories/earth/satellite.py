@@ -23,6 +23,7 @@ declared in ``aoi.tiles`` of the configuration; no server is started.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -83,6 +84,7 @@ class SatelliteImagery:
         self.mask_kind = mask_kind
         self.chunk_px = chunk_px
         self._server: Any = None
+        self._stop_server: Any = None
         self._client: Any = None
         self._cache = cache
 
@@ -94,9 +96,10 @@ class SatelliteImagery:
         self.close()
 
     def close(self) -> None:
-        """Stop the embedded STAC server, if one was started."""
+        """Stop the embedded STAC server, if one was started (also done when the object is collected or the
+        interpreter exits, so the seed's examples, which never close, leave no server behind)."""
         if self._server is not None:
-            self._server.__exit__(None, None, None)
+            self._stop_server()
             self._server = None
         self._client = None
 
@@ -318,6 +321,7 @@ class SatelliteImagery:
         server = StacServer(sample_world(self.settings))
         server.__enter__()
         self._server = server
+        self._stop_server = weakref.finalize(self, server.stop)
 
 
 def _lat_lon(location: Sequence[float]) -> tuple[float, float]:

@@ -127,3 +127,29 @@ def test_band_numbers_and_common_names_resolve_alike():
     assert common_band_name("NIR") == "nir"
     with pytest.raises(ConfigError, match="B13"):
         common_band_name("B13")
+
+
+def test_an_unclosed_satellite_imagery_leaves_no_server_behind(sat):
+    """The seed never calls close(): the embedded STAC server must stop when the interpreter exits."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    sat._open()  # the world exists (the fixture's server started); the child only starts its own server
+    code = (
+        "from memories.earth import SatelliteImagery\n"
+        "s = SatelliteImagery(); s._open(); print(s._server._process.pid, flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    pid = int(out.stdout.split()[-1])
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 15)
+        raise AssertionError(f"rustac {pid} was still running after its SatelliteImagery's interpreter exited")
