@@ -79,7 +79,7 @@ def test_imagery_is_the_clear_sky_truth_of_the_year_s_clear_scenes(acquired):
     assert imagery.attrs["scenes"] == {"2023": [it["id"] for it in kept]}
     assert imagery.attrs["processing_level"] == "L2A"
     assert "surface reflectance already" in imagery.attrs["atmospheric_correction"]
-    assert list(imagery["band_name"].values) == ["B2", "B3", "B4", "B8"]
+    assert imagery.attrs["band_names"] == ["B2", "B3", "B4", "B8"]
     dates = [d for d in world.scene_datetimes(TILE) if any(d.strftime("%Y%m%d") in it["id"] for it in kept)]
     errors = {}
     for band in ("blue", "green", "red", "nir"):

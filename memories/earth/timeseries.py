@@ -148,9 +148,10 @@ def composite_series(
 
     Variables ``reflectance`` (time, band, y, x; reflectance 0-1), ``spread``, ``clear_count``,
     ``obs_count`` as ``monthly_composite`` makes them; ``time`` is each period's start, with
-    coordinates ``period`` (its label), ``period_end`` and ``scene_count``. Bands are common names,
-    with the names as asked in the ``band_name`` coordinate. A period without scenes is left out and
-    named in ``attrs["empty_periods"]``.
+    coordinates ``period_end`` and ``scene_count``, and the labels (``2023-05``, ``2023``) in
+    ``attrs["periods"]``. Bands are common names, the names as asked in ``attrs["band_names"]``
+    (no string coordinates beyond ``band``: the series writes to Zarr v3 as the composites do). A
+    period without scenes is left out and named in ``attrs["empty_periods"]``.
 
     Top-of-atmosphere (L1C) scenes are corrected by dark-object subtraction when
     ``apply_atmospheric_correction`` (``memories.earth.atmosphere``; the haze of each scene in
@@ -197,14 +198,14 @@ def composite_series(
     series = xr.concat(composites, dim="time", join="exact", combine_attrs="drop_conflicts")
     series = series.assign_coords(
         time=("time", np.array([p.start.replace(tzinfo=None) for p, _ in with_items], dtype="datetime64[ns]")),
-        period=("time", [p.label for p, _ in with_items]),
         period_end=("time", np.array([p.end.replace(tzinfo=None) for p, _ in with_items], dtype="datetime64[ns]")),
         scene_count=("time", [len(s.items) for _, s in with_items]),
-        band_name=("band", asked),
     )
     series.attrs.update(
         tile_id=grid.tile_id,
         crs=grid.crs,
+        periods=[p.label for p, _ in with_items],
+        band_names=asked,
         collection=profile.collection,
         processing_level=level,
         surface_reflectance=bool(surface or correct),

@@ -84,8 +84,8 @@ def test_the_haze_falls_with_wavelength_as_scattering_does(series):
         assert h["clear_pixels"][0] > 10000
     # corrected = raw - haze, band by band, on every pixel (haze in attrs is rounded to 1e-5)
     raw = series[0]
-    for t, month in enumerate(dos["period"].values):
-        h = dos.attrs["haze"][str(month)]
+    for t, month in enumerate(dos.attrs["periods"]):
+        h = dos.attrs["haze"][month]
         for band in ("blue", "red", "nir"):
             before = raw["reflectance"].isel(time=t).sel(band=band).values
             after = dos["reflectance"].isel(time=t).sel(band=band).values
