@@ -4,6 +4,7 @@ The seed's names are exported lazily, so ``import memories.earth`` stays light::
 
     from memories.earth import GISProvider, EnvironmentalData, SocioeconomicData, HistoricalMaps
     from memories.earth import SatelliteImagery
+    from memories.earth import DataProvider, SatelliteProvider   # the seed's provider pattern (providers.py)
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ _LAZY: dict[str, str] = {
     "SocioeconomicData": "memories.earth.socioeconomic",
     "HistoricalMaps": "memories.earth.historical",
     "SatelliteImagery": "memories.earth.satellite",
+    "DataProvider": "memories.earth.providers",
+    "SatelliteProvider": "memories.earth.providers",
+    "GISDataProvider": "memories.earth.providers",
+    "EnvironmentalProvider": "memories.earth.providers",
+    "SocioeconomicProvider": "memories.earth.providers",
+    "HistoricalMapsProvider": "memories.earth.providers",
 }
 """Public name -> module that defines it (add yours here)."""
 

@@ -40,6 +40,50 @@ COMMON_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir16", "swir2
 MASK_BAND = "scl"
 """The mask band of Sentinel-2 profiles (kept for callers written before Landsat)."""
 
+S2_BAND_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "B1": "coastal",
+        "B2": "blue",
+        "B3": "green",
+        "B4": "red",
+        "B5": "rededge1",
+        "B6": "rededge2",
+        "B7": "rededge3",
+        "B8": "nir",
+        "B8A": "nir08",
+        "B9": "nir09",
+        "B10": "cirrus",
+        "B11": "swir16",
+        "B12": "swir22",
+    }
+)
+"""Sentinel-2 MSI band number -> common name (``B2`` and ``B02`` alike; ``common_band_name``)."""
+
+
+def common_band_name(name: str) -> str:
+    """The common band name of a Sentinel-2 band number or a common name: ``B2``, ``B02``, ``b02``, ``blue``.
+
+    The one translation of band numbers: profiles map common names to asset keys
+    (``CatalogProfile.asset_key``), so a caller may name bands either way.
+
+    Raises:
+        ConfigError: neither a Sentinel-2 band number nor a common name (the message lists both forms).
+    """
+    key = str(name).strip()
+    upper = key.upper()
+    if upper.startswith("B"):
+        number = "B" + upper[1:].lstrip("0")
+        if number in S2_BAND_NAMES:
+            return S2_BAND_NAMES[number]
+    lower = key.lower()
+    if lower in S2_BAND_NAMES.values() or lower in ("scl", "qa_pixel"):
+        return lower
+    raise ConfigError(
+        f"band {name!r} is neither a Sentinel-2 band number nor a common name; use one of "
+        f"{list(S2_BAND_NAMES)} (B02 works too) or {sorted(set(S2_BAND_NAMES.values()))}"
+    )
+
+
 MaskKind = Literal["scl", "qa_pixel"]
 SigningKind = Literal["none", "planetary-computer"]
 

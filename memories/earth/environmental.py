@@ -218,10 +218,18 @@ class EnvironmentalData:
         ``kind`` (climatology or observed), ``MONTHLY_COLUMNS``. A month the
         series does not cover has NaN values and ``hours`` 0.
         """
+        w, s, e, n = grid.bbox_wgs84
+        return self.monthly_series_at((s + n) / 2, (w + e) / 2, months, tile_id=grid.tile_id)
+
+    def monthly_series_at(self, lat: float, lon: float, months: Sequence[str], *, tile_id: str | None = None) -> Any:
+        """One row per month (``YYYY-MM``) at a point (degrees), from the station nearest to it.
+
+        The columns of ``monthly_series``; ``tile_id`` is the given one (None for a bare point) and
+        ``distance_km`` the station's distance to the point.
+        """
         import pandas as pd
 
-        w, s, e, n = grid.bbox_wgs84
-        chosen, dist = self.nearest((s + n) / 2, (w + e) / 2)
+        chosen, dist = self.nearest(lat, lon)
         if chosen.kind == "climatology":
             summary = monthly_summary(chosen.hourly, by="calendar_month")
             keys: list[Any] = [int(m[5:7]) for m in months]
@@ -233,7 +241,7 @@ class EnvironmentalData:
         frame = pd.DataFrame(
             {
                 "month": list(months),
-                "tile_id": grid.tile_id,
+                "tile_id": tile_id,
                 "station_id": chosen.station.station_id,
                 "station_name": chosen.station.name,
                 "distance_km": round(dist, 3),

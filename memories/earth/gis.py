@@ -94,6 +94,7 @@ def read_layer(
     simplify_m: float | None = None,
     source_crs: str | None = None,
     layer_map: Mapping[str, str] | None = None,
+    bbox_wgs84: tuple[float, float, float, float] | None = None,
 ) -> Any:
     """One layer of a vector source, on the tile grid's CRS and clipped to its bounds.
 
@@ -121,6 +122,8 @@ def read_layer(
             preserving); None or 0 keeps every vertex. Needs ``grid``.
         source_crs: CRS of a source that declares none (a Shapefile without .prj).
         layer_map: our layer -> the layer of the file that holds it (``source_layers``).
+        bbox_wgs84: without ``grid``, read only features touching this (west, south, east, north) box,
+            degrees; nothing is clipped or reprojected.
 
     Raises:
         DataSourceError: the source does not offer ``layer`` (the message lists what it offers and the fix).
@@ -138,7 +141,7 @@ def read_layer(
             f"{source} has no layer {layer!r}; its layers are {sorted(offered)}. Read one of those, or say which "
             f"layer of the file holds {layer!r} with layer_map={{{layer!r}: '<layer of the file>'}}"
         )
-    gdf, unreadable = _read_source(source, fmt, offered[layer], grid, source_crs)
+    gdf, unreadable = _read_source(source, fmt, offered[layer], grid, source_crs, bbox_wgs84)
     n_read = len(gdf) + unreadable
     if as_of is not None and "start_date" in gdf.columns:
         start = gdf["start_date"].astype("string")
@@ -179,12 +182,14 @@ class GISProvider:
 
     Example::
 
+        gis = GISProvider()                              # the configured source: the sample world's GeoPackage
+        near = await gis.get_features(location=(46.03, 14.52), radius_km=1, feature_types=["building", "road"])
         gis = GISProvider("../shared/data/osm/Helsinki.osm.pbf")
         buildings = gis.get_layer("buildings")          # EPSG:4326, whole extract
         layers = gis.tile_layers(grid, as_of=month_end)  # tile CRS, clipped
 
     Attributes:
-        source: the vector file.
+        source: the vector file (None at construction: ``memories.earth.sources.default_gis_source``).
         simplify_m: simplification tolerance in metres (tile CRS), None for none.
         source_crs: CRS of a source that declares none.
         layer_map: our layer -> the layer of the file that holds it (``source_layers``), e.g.
@@ -193,17 +198,66 @@ class GISProvider:
 
     def __init__(
         self,
-        source: str,
+        source: str | None = None,
         *,
         simplify_m: float | None = None,
         source_crs: str | None = None,
         layer_map: Mapping[str, str] | None = None,
     ) -> None:
+        if source is None:
+            from memories.earth.sources import default_gis_source
+
+            source = default_gis_source()
         self.source = str(source)
         self.format = source_format(self.source)
         self.simplify_m = simplify_m
         self.source_crs = source_crs
         self.layer_map = dict(layer_map or {})
+
+    def features(
+        self,
+        location: Any,
+        radius_km: float,
+        feature_types: Any = ("building", "road", "landuse"),
+        include_attributes: bool = True,
+        simplify_tolerance: float | None = None,
+    ) -> Any:
+        """The features within ``radius_km`` of (lat, lon), one EPSG:4326 GeoDataFrame (the sync twin of
+        ``get_features``; see ``memories.earth.features.features_near``; tolerance in degrees)."""
+        from memories.earth.features import features_near
+
+        return features_near(
+            self.source,
+            location,
+            radius_km,
+            feature_types,
+            include_attributes=include_attributes,
+            simplify_tolerance=simplify_tolerance,
+            source_crs=self.source_crs,
+            layer_map=self.layer_map,
+        )
+
+    async def get_features(
+        self,
+        location: Any,
+        radius_km: float,
+        feature_types: Any = ("building", "road", "landuse"),
+        include_attributes: bool = True,
+        simplify_tolerance: float | None = None,
+    ) -> Any:
+        """``features`` as a coroutine, the layers read concurrently (``features.afeatures_near``)."""
+        from memories.earth.features import afeatures_near
+
+        return await afeatures_near(
+            self.source,
+            location,
+            radius_km,
+            feature_types,
+            include_attributes=include_attributes,
+            simplify_tolerance=simplify_tolerance,
+            source_crs=self.source_crs,
+            layer_map=self.layer_map,
+        )
 
     def layers(self) -> list[str]:
         """The layer names this source offers (``source_layers``)."""
@@ -383,7 +437,12 @@ def _absent_layer(grid: TileGrid, fmt: str) -> Any:
 
 
 def _read_source(
-    source: str, fmt: str, gdal_layer: str, grid: TileGrid | None, source_crs: str | None
+    source: str,
+    fmt: str,
+    gdal_layer: str,
+    grid: TileGrid | None,
+    source_crs: str | None,
+    bbox_wgs84: tuple[float, float, float, float] | None = None,
 ) -> tuple[Any, int]:
     """(features with a geometry in the source CRS, count of those without one) of one layer of the file
     (for OSM, one of ``OSM_LAYERS``)."""
@@ -392,7 +451,7 @@ def _read_source(
     from shapely.geometry import box
 
     if fmt == "osm":
-        bbox = grid.bbox_wgs84 if grid is not None else None
+        bbox = grid.bbox_wgs84 if grid is not None else bbox_wgs84
         return read_osm_layer(source, gdal_layer, bbox=bbox)
     info = pyogrio.read_info(source, layer=gdal_layer)
     crs = info["crs"] or source_crs
@@ -401,8 +460,9 @@ def _read_source(
             f"{source} declares no CRS (a Shapefile without .prj?); pass source_crs='EPSG:4326' or the CRS it is in"
         )
     bbox = None
-    if grid is not None:
-        footprint = gpd.GeoSeries([box(*grid.bounds)], crs=grid.crs).to_crs(crs)
+    if grid is not None or bbox_wgs84 is not None:
+        area = (box(*grid.bounds), grid.crs) if grid is not None else (box(*bbox_wgs84), "EPSG:4326")  # type: ignore[misc]
+        footprint = gpd.GeoSeries([area[0]], crs=area[1]).to_crs(crs)
         west, south, east, north = (float(v) for v in footprint.total_bounds)
         bbox = (west, south, east, north)
     try:

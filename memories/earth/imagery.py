@@ -140,7 +140,7 @@ def load_scenes(
             need (``CatalogProfile.check_assets``: the item, the asset key, the fix),
             or the scenes cannot be stacked.
     """
-    kind = _mask_kind(profile, mask_kind)
+    kind = resolve_mask_kind(profile, mask_kind)
     if not items:
         raise ProcessingError(f"no scenes to load for tile {grid.tile_id}")
     items = [item_dict(it) for it in items]  # stackstac would call pystac's to_dict(), which resolves links
@@ -180,7 +180,9 @@ def load_scenes(
     )
 
 
-def monthly_composite(stack: SceneStack, *, shadow_search_px: int | None = SHADOW_SEARCH_PX) -> xr.Dataset:
+def monthly_composite(
+    stack: SceneStack, *, shadow_search_px: int | None = SHADOW_SEARCH_PX, clear: xr.DataArray | None = None
+) -> xr.Dataset:
     """Median of clear observations per pixel and band, with their spread.
 
     Returns a lazy Dataset with
@@ -193,7 +195,9 @@ def monthly_composite(stack: SceneStack, *, shadow_search_px: int | None = SHADO
     - ``clear_count`` (y, x) uint8, the clear observations per pixel;
     - ``obs_count`` (y, x) uint8, the observations with data at all (clear or not).
 
-    Clear means clear by the stack's mask kind (SCL, QA_PIXEL or spectral).
+    Clear means clear by the stack's mask kind (SCL, QA_PIXEL or spectral), or by ``clear``
+    ((time, y, x) bool) when given: a mask computed before the stack's scaling was changed
+    (``memories.earth.atmosphere.dos_correct`` keeps the spectral test on top-of-atmosphere values).
 
     When every scene scales a band alike (the usual case within a month) median
     and quartiles are taken on the uint16 digital numbers and scaled once: DN ->
@@ -201,7 +205,8 @@ def monthly_composite(stack: SceneStack, *, shadow_search_px: int | None = SHADO
     and the DN path moves a quarter of the bytes. Otherwise (a month that spans a
     processing-baseline change) each scene is scaled first.
     """
-    clear = stack.clear_mask(shadow_search_px=shadow_search_px)
+    if clear is None:
+        clear = stack.clear_mask(shadow_search_px=shadow_search_px)
     if stack.uniform_scaling and stack.nodata == 0 and (stack.scale > 0).all():
         dn = stack.dn.chunk({"time": -1})
         mask = clear.chunk({"time": -1}).expand_dims(band=1, axis=1)
@@ -420,7 +425,7 @@ def _native_factor(items: Sequence[Any], key: str, grid: TileGrid) -> int:
     return k if grid.width % k == 0 and grid.height % k == 0 else 1
 
 
-def _mask_kind(profile: CatalogProfile, mask_kind: str | None) -> MaskKind:
+def resolve_mask_kind(profile: CatalogProfile, mask_kind: str | None) -> MaskKind:
     """The mask kind asked for, else the profile's, else ``"scl"``; checked."""
     kind = mask_kind or getattr(profile, "mask_kind", None) or "scl"
     if kind not in MASK_KINDS:

@@ -131,11 +131,7 @@ def search_scenes(
     max_cloud_cover: float = 100.0,
     page_size: int = 100,
 ) -> SceneSearch:
-    """Search the scenes of one tile and month.
-
-    The bbox search returns neighbouring tiles' scenes too; only items whose MGRS
-    tile is ``grid.tile_id`` are kept. Cloud cover is filtered here rather than in
-    the query because not every API supports ``query``/``filter``.
+    """Search the scenes of one tile and month (``search_period`` over the month).
 
     Args:
         client: from ``open_client``.
@@ -146,6 +142,37 @@ def search_scenes(
         page_size: items per result page (the API's ``limit``); every page is read.
     """
     start, end = month_range(month)
+    return search_period(
+        client, profile, grid, start, end, max_cloud_cover=max_cloud_cover, page_size=page_size, label=f"month {month}"
+    )
+
+
+def search_period(
+    client: Any,
+    profile: CatalogProfile,
+    grid: TileGrid,
+    start: datetime,
+    end: datetime,
+    *,
+    max_cloud_cover: float = 100.0,
+    page_size: int = 100,
+    label: str | None = None,
+) -> SceneSearch:
+    """Search the scenes of one tile between two instants (both included, UTC).
+
+    The bbox search returns neighbouring tiles' scenes too; only items whose MGRS
+    tile is ``grid.tile_id`` are kept. Cloud cover is filtered here rather than in
+    the query because not every API supports ``query``/``filter``.
+
+    Args:
+        client: from ``open_client``.
+        profile: the catalog profile (collection, asset keys).
+        grid: the tile.
+        start, end: the period searched.
+        max_cloud_cover: scene-level ``eo:cloud_cover`` limit, percent.
+        page_size: items per result page (the API's ``limit``); every page is read.
+        label: how error messages name the period (default: its two ends).
+    """
     io = getattr(client, "_stac_io", None)
     pages0, hits0 = getattr(io, "search_pages", 0), getattr(io, "search_cache_hits", 0)
     search = client.search(
@@ -157,8 +184,9 @@ def search_scenes(
     try:
         found = list(search.items())
     except Exception as e:
+        period = label or datetime_range(start, end)
         raise DataSourceError(
-            f"STAC search for tile {grid.tile_id} month {month} on {profile.collection} failed: {e}"
+            f"STAC search for tile {grid.tile_id} {period} on {profile.collection} failed: {e}"
         ) from e
     kept: list[Any] = []
     rejected: dict[str, str] = {}
