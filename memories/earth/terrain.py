@@ -254,7 +254,9 @@ def terrain_dataset(
         {k: (("y", "x"), v, {"units": u, "long_name": n}) for k, (v, u, n) in variables.items()},
         coords={"y": grid.y, "x": grid.x},
     )
-    ds.attrs.update(condition=condition, stream_area_m2=float(stream_area_m2))
+    # On the variables, not the dataset: a raster store keeps variable attributes, its own dataset ones.
+    ds["flow_direction"].attrs["condition"] = condition
+    ds["hand"].attrs["stream_area_m2"] = float(stream_area_m2)
     return ds
 
 
@@ -400,3 +402,39 @@ def _solve_exits(
         if mine.any():
             out[(r0, c0)] = (tr[mine] - r0, tc[mine] - c0, acc[mine])
     return out
+
+
+# -- storage -------------------------------------------------------------------------------------
+TERRAIN_PRODUCT = "terrain"
+"""The raster product (and asset) name of a tile's terrain."""
+TERRAIN_EPOCH = "2000-01"
+"""The one time slice of a terrain store. A DEM has no month: its store is a monthly raster store (so it
+is an Icechunk repository like every product: each materialization a commit, old versions readable,
+CF-georeferenced, exportable) whose only written slice is this month."""
+
+
+def terrain_store(root: Any, grid: Any, chunk_px: int = 512) -> Any:
+    """The versioned raster store of a tile's terrain (``memories.store.raster.MonthlyRasterStore``)."""
+    from memories.store.raster import MonthlyRasterStore
+
+    return MonthlyRasterStore(root, TERRAIN_PRODUCT, grid, TERRAIN_EPOCH, chunk_px=chunk_px)
+
+
+def terrain_summary(ds: Any) -> dict[str, Any]:
+    """What a person reads of a terrain product: elevation range (m), slope percentiles (deg), outlets,
+    the largest upstream area (cells), the share of cells without a flow direction."""
+    z = np.asarray(ds["elevation"].values, dtype=np.float64)
+    slope = np.asarray(ds["slope"].values, dtype=np.float64)
+    fdir = np.asarray(ds["flow_direction"].values)
+    acc = np.asarray(ds["flow_accumulation"].values)
+    valid = np.isfinite(z)
+    return {
+        "elevation_min_m": float(np.nanmin(z)),
+        "elevation_max_m": float(np.nanmax(z)),
+        "slope_p50_deg": float(np.nanpercentile(slope, 50)),
+        "slope_p90_deg": float(np.nanpercentile(slope, 90)),
+        "no_flow_cells": int(((fdir == NO_FLOW) & valid).sum()),
+        "max_accumulation_cells": int(acc.max()),
+        "nodata_fraction": float(1.0 - valid.mean()),
+        "condition": str(ds["flow_direction"].attrs.get("condition")),
+    }
