@@ -49,6 +49,8 @@ def terrain(
     memory: MemoryCatalogResource,
     dask_cluster: DaskClusterResource,
 ) -> MaterializeResult:
+    from memories.ai.registry import ModelRegistry
+    from memories.ai.terrain_model import TERRAIN_MODEL, TerrainAnalyzer, register_terrain_model, score_against_truth
     from memories.earth.catalogs import get_profile
     from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid
     from memories.earth.stac import open_client
@@ -76,7 +78,12 @@ def terrain(
         )
         store = terrain_store(root, grid, dask_cluster.chunk_px)
         snapshot = store.write_month(TERRAIN_EPOCH, ds, run_id=context.run.run_id)
-    stats = {**terrain_summary(ds), "source": source, "dem": hrefs, "items": items}
+    # The settings are a version of the terrain model; on the sample world it is scored against the truth.
+    scores = score_against_truth(ds, stac.sample_world.ensure().terrain(grid.tile_id)) if source == "sample" else {}
+    settings = TerrainAnalyzer(config.condition, config.stream_area_m2)
+    model = register_terrain_model(ModelRegistry(root), settings, scores)
+    model_id = f"{TERRAIN_MODEL}:{model.version}"
+    stats = {**terrain_summary(ds), "source": source, "dem": hrefs, "items": items, "model_id": model_id, **scores}
     record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, version=snapshot)
     return MaterializeResult(
         metadata={
@@ -89,6 +96,8 @@ def terrain(
             "no_flow_cells": stats["no_flow_cells"],
             "max_accumulation_cells": stats["max_accumulation_cells"],
             "condition": config.condition,
+            "model_id": model_id,
+            "scores_against_truth": MetadataValue.json(scores),
             "snapshot": snapshot,
             "uri": store.uri,
         }

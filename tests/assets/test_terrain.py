@@ -43,6 +43,14 @@ def test_terrain_of_the_sample_tile_is_the_analytic_truth_and_each_run_a_version
         assert result.success
     meta = result.asset_materializations_for_node("terrain")[0].metadata
     assert meta["source"].value == "sample" and meta["max_accumulation_cells"].value == grid.width * grid.height
+    # A registered version of the terrain model, scored against the analytic truth (the second run reuses it).
+    scores = meta["scores_against_truth"].value
+    assert scores["d8_agreement"] == 1.0 and scores["accumulation_exact_share"] == 1.0
+    assert scores["slope_max_error_flank_deg"] < 0.05
+    from memories.ai.registry import ModelRegistry
+
+    [version] = [v for v in ModelRegistry(StorageResource().storage_root()).versions("terrain")]
+    assert meta["model_id"].value == f"terrain:{version.version}" and version.metrics == scores
 
     root = StorageResource().storage_root()
     store = terrain_store(root, grid)
