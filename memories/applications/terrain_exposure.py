@@ -158,11 +158,11 @@ def flood_terrain_section(t: dict[str, Any], period: str) -> dict[str, Any]:
         ),
         "quantities": {
             "median HAND in the footprint": quantity(hm["footprint"], "m", period=period),
-            "median HAND of the tile": quantity(hm["tile"], "m"),
+            "median HAND of the tile": quantity(hm["tile"], "m", period=period),
             "low ground in the footprint": quantity(pct(low["footprint"]), "%", period=period),
-            "low ground on the tile": quantity(pct(low["tile"]), "%"),
+            "low ground on the tile": quantity(pct(low["tile"]), "%", period=period),
             "median elevation in the footprint": quantity(zm["footprint"], "m", period=period),
-            "median elevation of the tile": quantity(zm["tile"], "m"),
+            "median elevation of the tile": quantity(zm["tile"], "m", period=period),
         },
         "table": {
             "columns": ["osm_id", "HAND (m)", "upstream area (ha)", "flow path to drainage (m)", "drop (m)"],
@@ -195,8 +195,8 @@ def built_up_slope_section(t: dict[str, Any], period: str) -> dict[str, Any]:
             "mean slope of new built-up land": quantity(new["mean_deg"], "degree", period=period, digits=2),
             "90th percentile slope of new built-up land": quantity(new["p90_deg"], "degree", period=period, digits=2),
             "steep share of new built-up land": quantity(pct(new["steep_share"]), "%", period=period, digits=1),
-            "mean slope of the tile": quantity(tile["mean_deg"], "degree", digits=2),
-            "steep share of the tile": quantity(pct(tile["steep_share"]), "%", digits=1),
+            "mean slope of the tile": quantity(tile["mean_deg"], "degree", period=period, digits=2),
+            "steep share of the tile": quantity(pct(tile["steep_share"]), "%", period=period, digits=1),
         },
     }
 

@@ -236,6 +236,7 @@ def terrain_dataset(
     fdir = flow_direction(routed, res, res)
     acc = flow_accumulation(fdir)
     fdir_np, acc_np = da.compute(fdir, acc)
+    acc_np[np.isnan(z)] = 0  # no data: no cell (0 is the store's integer nodata)
     hand = height_above_drainage(z, fdir_np, acc_np, stream_area_m2 / grid.pixel_area_m2)
     variables = {
         "elevation": (lazy, "m", "elevation above sea level"),

@@ -63,6 +63,10 @@ def test_the_disaster_report_says_how_low_the_flood_lies(app_memory: Any) -> Non
     truth = app_memory.world.terrain(app_memory.tile)
     hand = truth.hand(STREAM_AREA_M2 / 100.0)
     footprint = a["masks"]["footprint"]
+    print(
+        f"flood HAND median {t['hand_median_m']} m; low ground (HAND < {LOW_HAND_M} m) {t['low_ground_share']}; "
+        f"elevation median {t['elevation_median_m']} m; {len(t['buildings'])} buildings, first {t['buildings'][:2]}"
+    )
     assert t["hand_median_m"]["footprint"] == pytest.approx(float(np.median(hand[footprint])), abs=0.01)
     assert t["hand_median_m"]["footprint"] < t["hand_median_m"]["tile"]
     assert t["low_ground_share"]["footprint"] > t["low_ground_share"]["tile"]
@@ -85,6 +89,7 @@ def test_the_urban_report_gives_the_slope_of_new_built_up_land(app_memory: Any) 
     lc0 = app_memory.view.raster("land_cover", app_memory.tile, "2023-01")["land_cover"].values
     lc1 = app_memory.view.raster("land_cover", app_memory.tile, "2023-08")["land_cover"].values
     gain = (lc1 == 5) & (lc0 != 5)
+    print(f"slope of new built-up land {t['new_built_up']}; tile {t['tile']}")
     assert t["new_built_up"]["pixels"] == int(gain.sum()) > 0
     assert t["new_built_up"]["mean_deg"] == pytest.approx(float(truth.slope_deg()[gain].mean()), abs=0.05)
     report = planner.report(app_memory.tile, "2023-08")
