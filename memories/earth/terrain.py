@@ -18,9 +18,11 @@ Everything runs chunk-wise with Dask on the tile grid (``chunk_px`` square chunk
 - **Pits and flats**: with ``condition="fill"`` (the default of :func:`terrain_dataset`) the DEM is
   first conditioned by Priority-Flood+epsilon (Barnes, Lehman & Mulla 2014): depressions are filled to
   their spill level and flats get a gradient of ``epsilon`` metres per cell towards their outlet, so
-  every cell drains to the tile's edge. That pass is global and in memory (a heap over the tile's
-  cells, about 3 s per million cells); ``condition="none"`` keeps the DEM as it is and leaves pits and
-  flats at code 0, where accumulation stops.
+  every cell drains to the tile's edge. That pass is global and in memory: a pure-Python heap over the
+  tile's cells, measured 4-9 us per cell here (0.5-0.9 s for the 131,753 cells of the real test DEM),
+  so a full 10,980 px Sentinel-2 tile would take 10-20 min and several GB; there, use a conditioned DEM
+  with ``condition="none"``, which keeps the DEM as it is and leaves pits and flats at code 0, where
+  accumulation stops.
 - **HAND** (height above nearest drainage, Renno et al. 2008): a cell's height above the first stream
   cell (flow accumulation >= ``stream_cells``) on its D8 path, or above the path's end (an outlet or
   a pit) when the path meets no stream. In memory over the tile (pointer jumping, log2(path) passes).
@@ -136,7 +138,7 @@ def condition_dem(dem: np.ndarray, epsilon: float = FILL_EPSILON_M) -> np.ndarra
     Cells are flooded inwards from the array's edge (and from no-data cells) in order of elevation; a
     cell reached from a neighbour not lower than it is raised to ``neighbour + epsilon``. The result
     (float64) drains every cell to the edge along strictly decreasing heights; no cell is lowered.
-    In memory, one heap over the array (about 3 s per million cells).
+    In memory, one heap over the array (4-9 us per cell on these machines).
     """
     if not epsilon > 0:
         raise ConfigError(f"epsilon={epsilon}: flats need a positive gradient, e.g. {FILL_EPSILON_M} m per cell")
