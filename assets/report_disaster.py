@@ -22,12 +22,14 @@ from resources import MemoryCatalogResource, StacCatalogResource, StorageResourc
 
 from .gis import gis_layers
 from .imagery import spectral_indices, surface_reflectance
+from .terrain import terrain
 
 
 @asset(
     **REPORT_ASSET,
     # The baseline water comes from the months before: the year before the month is declared.
-    deps=[AssetDep(spectral_indices, partition_mapping=YEAR_BEFORE), surface_reflectance, gis_layers],
+    # terrain is tile-partitioned (Dagster infers the tile-dimension mapping): HAND and flow paths.
+    deps=[AssetDep(spectral_indices, partition_mapping=YEAR_BEFORE), surface_reflectance, gis_layers, terrain],
     description="Disaster report per tile-month: flood extent before, during and after the largest event up to the "
     "month (with its uncertainty and the part the monthly median hides), affected buildings and road length, "
     "recovery month by month; alert above the area threshold.",
@@ -67,5 +69,18 @@ def disaster_preview(report: Report) -> dict[str, Any]:
             "affected_buildings": int(a["buildings"]["count"]),
             "flooded_road_km": float(a["roads"]["km"]),
             "area_in_month_ha": float(s["area_in_month_ha"]),
+            **_terrain_metadata(a.get("terrain") or {}),
         },
+    }
+
+
+def _terrain_metadata(t: dict[str, Any]) -> dict[str, Any]:
+    """HAND numbers of the flood (``memories.applications.terrain_exposure.flood_terrain``) for the asset."""
+    if not t or "missing" in t:
+        return {}
+    low = t["low_ground_share"]
+    return {
+        "flood_median_hand_m": t["hand_median_m"]["footprint"] if t["hand_median_m"]["footprint"] is not None else 0.0,
+        "flood_low_ground_share": low["footprint"] if low["footprint"] is not None else 0.0,
+        "tile_low_ground_share": low["tile"] if low["tile"] is not None else 0.0,
     }

@@ -21,6 +21,7 @@ from resources import MemoryCatalogResource, StacCatalogResource, StorageResourc
 from .gis import gis_layers
 from .models import land_cover
 from .sources import socioeconomic_regions
+from .terrain import terrain
 
 
 @asset(
@@ -29,6 +30,7 @@ from .sources import socioeconomic_regions
         AssetDep(land_cover, partition_mapping=YEAR_BEFORE),  # compared with 12 months earlier
         AssetDep(gis_layers, partition_mapping=YEAR_BEFORE),  # roads then and now
         socioeconomic_regions,  # tile-partitioned: Dagster infers the tile-dimension mapping
+        terrain,  # tile-partitioned too: the slope under new built-up land
     ],
     description="Urban planning report per tile-month: built-up expansion, green space per inhabitant and road "
     "network growth per census district since a year earlier, with the recommendations they trigger.",

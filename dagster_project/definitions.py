@@ -25,6 +25,7 @@ import assets.report_real_estate
 import assets.report_urban
 import assets.reports
 import assets.sources
+import assets.terrain
 from dagster_project.automation import automation_sensor
 from dagster_project.jobs import (
     analysis_job,
@@ -54,6 +55,7 @@ _MODULES = [
     assets.imagery,
     assets.gis,
     assets.sources,
+    assets.terrain,
     assets.models,
     assets.model_pipeline,
     assets.reports,

@@ -17,6 +17,7 @@ from assets.report_real_estate import real_estate_report
 from assets.report_urban import urban_report
 from assets.reports import environmental_report
 from assets.sources import climate_series, historical_map, socioeconomic_regions
+from assets.terrain import terrain
 from dagster_project.partitions import month_tile_partitions, tiles_partitions
 
 INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
@@ -55,9 +56,10 @@ monthly_job = define_asset_job(
 )
 tile_job = define_asset_job(
     "tile_job",
-    selection=AssetSelection.assets(socioeconomic_regions, historical_map, ndvi_forecast),
+    selection=AssetSelection.assets(socioeconomic_regions, historical_map, terrain, ndvi_forecast),
     partitions_def=tiles_partitions,
-    description="Per-tile sources and series: census districts, the georeferenced historical map, the NDVI forecast.",
+    description="Per-tile sources and series: census districts, the georeferenced historical map, the terrain, "
+    "the NDVI forecast.",
 )
 model_pipeline_job = define_asset_job(
     "model_pipeline_job",

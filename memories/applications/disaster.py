@@ -235,6 +235,7 @@ class DisasterAnalyzer:
         result["after"] = after
         shapes = polygonize(footprint, grid)
         result.update(self._affected(tile, event_month, shapes))
+        result["terrain"] = self._terrain(tile, event_month, footprint, shapes, grid)
         result["footprint"] = shapes
         result["masks"] = {"baseline": baseline, "footprint": footprint, "visible": visible & footprint, "last": last}
         return result
@@ -389,6 +390,25 @@ class DisasterAnalyzer:
             "footprint": None,
             "masks": {"baseline": baseline, "footprint": empty, "visible": empty, "last": empty},
         }
+
+    def _terrain(self, tile: str, month: str, mask: np.ndarray, footprint: Any, grid: TileGrid) -> dict[str, Any]:
+        """HAND of the footprint against the tile and the affected buildings' flow paths (``terrain_exposure``);
+        ``{"missing": why}`` when the memory holds no terrain of the tile."""
+        from memories.applications.terrain_exposure import flood_terrain, read_terrain
+
+        terrain, source = read_terrain(self.view, tile)
+        if terrain is None:
+            return {"missing": source}
+        hit = None
+        if footprint is not None and not footprint.is_empty:
+            import shapely
+
+            try:
+                b = self.view.layers(tile, month, ["buildings"])["buildings"]
+                hit = b[shapely.intersects(footprint, b.geometry.values)] if len(b) else None
+            except MissingDataError:
+                hit = None
+        return {**flood_terrain(terrain, mask, hit, grid), "source": source}
 
     def _affected(self, tile: str, month: str, footprint: Any) -> dict[str, Any]:
         """Buildings intersecting the footprint and the road length inside it, from the month's GIS layers."""

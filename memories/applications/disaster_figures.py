@@ -12,6 +12,7 @@ import numpy as np
 from memories.applications.common import span
 from memories.applications.memory_view import describe
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
+from memories.applications.terrain_exposure import flood_terrain_section
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
 
@@ -177,6 +178,8 @@ def build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: 
                 "figures": ["buildings_by_type"],
             }
         )
+        if "terrain" in a:  # numbers from memories.applications.terrain_exposure
+            sections.append(flood_terrain_section(a["terrain"], period_event))
         if a["during"] and a["during"]["partly_visible_ha"] > 0:
             share = d["partly_visible_ha"] / d["area_ha"]
             sections.append(

@@ -38,6 +38,7 @@ import numpy as np
 from memories.applications.common import pixel_ha
 from memories.applications.memory_view import MemoryView, describe
 from memories.applications.report import Report
+from memories.applications.terrain_exposure import built_up_slope, read_terrain
 from memories.applications.urban_figures import build_report
 from memories.applications.urban_metrics import (
     BUILT_UP,
@@ -222,6 +223,12 @@ class UrbanPlanner:
             "new_patches": patches,
         }
         result["recommendations"] = recommendations(result, self.targets)
+        terrain, terrain_source = read_terrain(view, tile)
+        result["terrain"] = (
+            {**built_up_slope(terrain, gain), "source": terrain_source}
+            if terrain is not None
+            else {"missing": terrain_source}
+        )
         sources = {
             f"land_cover {start}": describe(rec_start),
             f"land_cover {end}": describe(rec_end),
@@ -229,6 +236,8 @@ class UrbanPlanner:
             f"gis_layers {end}": describe(view.record("gis_layers", tile, end)),
             "socioeconomic_regions": describe(view.record("socioeconomic_regions", tile)),
         }
+        if terrain is not None:
+            sources["terrain"] = str(terrain_source)
         return UrbanAnalysis(result, grid, lc0, lc1, gain, loss, districts, roads0, new1, sources, self.district_name)
 
     def _districts(self, tile: str, grid: TileGrid) -> Any:

@@ -10,6 +10,7 @@ import numpy as np
 from memories.applications.common import geoms_km
 from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
+from memories.applications.terrain_exposure import built_up_slope_section
 from memories.applications.urban_metrics import BUILT_UP, GREEN_SPACE_CLASSES, REPORT_KIND, UrbanAnalysis, UrbanTargets
 from memories.classes import CLASS_BY_NAME
 
@@ -209,6 +210,8 @@ def build_report(view: MemoryView, a: UrbanAnalysis, targets: UrbanTargets) -> R
             "bullets": [rec["text"] for rec in recs],
         },
     ]
+    if "terrain" in r:  # numbers from memories.applications.terrain_exposure
+        sections.insert(2, built_up_slope_section(r["terrain"], period))
     summary: dict[str, Any] = {
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "as_of": view.as_of.isoformat() if view.as_of else None,

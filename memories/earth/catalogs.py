@@ -227,6 +227,9 @@ _LANDSAT_KEYS = MappingProxyType(
     }
 )
 """Landsat Collection 2 Level-2, on Earth Search and Planetary Computer alike."""
+_DEM_KEYS = MappingProxyType({"elevation": "data"})
+"""Copernicus DEM GLO-30 (``cop-dem-glo-30``): one ``data`` COG per 1 x 1 degree cell, on both catalogs."""
+DEM_COLLECTION = "cop-dem-glo-30"
 
 _EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 _PLANETARY = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -253,6 +256,11 @@ PROFILES: Mapping[str, CatalogProfile] = MappingProxyType(
             "planetary-computer", _PLANETARY, "sentinel-2-l2a", _S2_BAND_NUMBER_KEYS, **_PC_SIGNING
         ),
         "planetary-computer-landsat": _landsat("planetary-computer-landsat", _PLANETARY, **_PC_SIGNING),
+        # DEM profiles: no cloud mask; the terrain asset reads their ``elevation`` band (memories.earth.dem).
+        "earth-search-dem": CatalogProfile("earth-search-dem", _EARTH_SEARCH, DEM_COLLECTION, _DEM_KEYS),
+        "planetary-computer-dem": CatalogProfile(
+            "planetary-computer-dem", _PLANETARY, DEM_COLLECTION, _DEM_KEYS, **_PC_SIGNING
+        ),
     }
 )
 """Every known profile by name. A catalog's profiles share its name as prefix."""
@@ -270,7 +278,7 @@ def get_profile(name: str, *, url: str | None = None, collection: str | None = N
     except KeyError:
         raise ConfigError(f"unknown catalog profile {name!r}; choose one of {sorted(PROFILES)}") from None
     if collection and collection != base.collection:
-        family = name.split("-landsat")[0].split("-v0")[0]
+        family = name.split("-landsat")[0].split("-v0")[0].split("-dem")[0]
         for p in PROFILES.values():
             if p.collection == collection and p.name.startswith(family) and p.url == base.url:
                 base = p

@@ -143,6 +143,23 @@ class SampleWorld:
         self.tile(tile_id)
         return self.root / "truth" / tile_id / "landcover_base.tif"
 
+    def dem_path(self, tile_id: str) -> Path:
+        """``dem/<tile>.tif``: the tile's analytic DEM (``sample/terrain.py``) as a float32 COG, written on
+        first use (it follows from the spec like the truth, so worlds generated before it need no rebuild)."""
+        from memories.sample.terrain import write_dem_cog
+
+        path = self.root / "dem" / f"{tile_id}.tif"
+        if not path.exists():
+            write_dem_cog(self.terrain(tile_id), path)
+        return path
+
+    def terrain(self, tile_id: str) -> Any:
+        """The tile's analytic terrain (``SampleTerrain``): exact DEM, slope, aspect, D8, accumulation, HAND."""
+        from memories.sample.terrain import sample_terrain
+
+        self.tile(tile_id)
+        return sample_terrain(self.spec, tile_id)
+
     # -- what is there ---------------------------------------------------------
     @cached_property
     def tiles(self) -> list[TileGrid]:

@@ -5,7 +5,7 @@ library's own ingest code, as the assets run it, but without Dagster (the code
 location's partitions are those of the test configuration, 2023-05..2023-08,
 which holds no month after the flood): real monthly composites from the sample
 world's COGs, spectral indices, the GIS layers as they stood at each month's
-end, census regions, the georeferenced historical map, the NDVI forecast.
+end, census regions, the georeferenced historical map, the NDVI forecast, the terrain.
 Each write is recorded in a catalog like the assets record it, with its version.
 
 The ``land_cover`` records hold the rasterized ground truth (``model_id`` =
@@ -144,6 +144,7 @@ def build_app_memory(folder: Path) -> AppMemory:
     _census(world, grid, root, catalog)
     _historical(world, grid, root, catalog)
     _forecast(si, grid, root, catalog)
+    _terrain(world, grid, root, catalog)
     return AppMemory(root, catalog, world, grid, TILE, months, folder)
 
 
@@ -197,6 +198,17 @@ def _historical(world: Any, grid: Any, root: Any, catalog: Any) -> None:
     geo.residuals.to_parquet(buf, index=False)
     root.write_bytes(root.tile_file_uri("historical_map", grid.tile_id, "residuals.parquet"), buf.getvalue())
     _record(catalog, "historical_map", uri, grid, None, summary, None)
+
+
+def _terrain(world: Any, grid: Any, root: Any, catalog: Any) -> None:
+    """The tile's terrain from the sample DEM (the terrain asset's path: GeoTIFF -> grid -> product)."""
+    from memories.earth.dem import dem_on_grid
+    from memories.earth.terrain import TERRAIN_EPOCH, terrain_dataset, terrain_store, terrain_summary
+
+    ds = terrain_dataset(dem_on_grid([str(world.dem_path(TILE))], grid), grid, chunk_px=128)
+    store = terrain_store(root, grid, 128)
+    store.write_month(TERRAIN_EPOCH, ds)
+    _record(catalog, "terrain", store.uri, grid, None, terrain_summary(ds), store.last_snapshot)
 
 
 def _forecast(store: Any, grid: Any, root: Any, catalog: Any) -> None:
