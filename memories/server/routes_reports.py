@@ -146,12 +146,12 @@ def report_routes(
 
         def analysis() -> Any:
             agent = _application(kind, applications, view_factory(utc(body.as_of)))
-            return agent.analyze_property(
+            return agent.analyze_property_sync(
                 address=body.address,
                 time_range=tuple(body.time_range) if body.time_range else None,
                 include_environmental=body.include_environmental,
                 include_neighborhood=body.include_neighborhood,
-            )
+            ).to_dict()
 
         return json_response(analyses_queue.run(analysis))
 

@@ -32,7 +32,7 @@ def test_update_sets_a_value_by_dotted_key_validated_and_coerced():
     ("key", "message"),
     [
         ("storag.root", r"unknown config key 'storag.root'; keys at the top level are \['aoi', 'catalog', 'compute'"),
-        ("storage.rot", r"keys at storage are \['catalog_path', 'root', 's3_endpoint_url'\]"),
+        ("storage.rot", r"keys at storage are \['cache_size_gb', 'catalog_path', 'root', 's3_endpoint_url'\]"),
         ("storage.root.scheme", r"'storage.root' is a value, not a section"),
         ("model.lr", r"keys at model are \[.*'max_epochs'.*\]"),
     ],
@@ -214,7 +214,7 @@ def test_update_config_refuses_unknown_keys_in_a_section_and_bad_aoi_values():
     with pytest.raises(
         ConfigError,
         match=r"update_config\('storage', \.\.\.\): unknown config key 'storage.rooot'; "
-        r"keys here are \['catalog_path', 'root', 's3_endpoint_url'\]",
+        r"keys here are \['cache_size_gb', 'catalog_path', 'root', 's3_endpoint_url'\]",
     ):
         update_config("storage", {"rooot": "x"})
     with pytest.raises(ConfigError, match=r"for 'aoi.tiles': aoi.tiles\[0\]: unknown key 'widht'"):
