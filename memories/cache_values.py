@@ -159,5 +159,3 @@ def _read_zarr_zip(path: Path) -> Any:
         return xr.open_zarr(store, consolidated=False).load()
     finally:
         store.close()
-
-

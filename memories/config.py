@@ -429,8 +429,6 @@ def reset_config(path: str | os.PathLike[str] | None = None) -> Settings:
     return config
 
 
-
-
 def _section_model(parts: list[str]) -> type[BaseModel] | None:
     """The settings model at a dotted key (``["storage"]`` -> ``StorageSettings``); None for a plain value."""
     model: type[BaseModel] = Settings
