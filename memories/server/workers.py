@@ -46,7 +46,8 @@ class WorkerPool:
     """uvicorn worker processes over one memory (see the module docstring).
 
     Args:
-        memory: None (the configured memory) or a :class:`~memories.memory.temporal.TemporalMemory`.
+        memory: None (the memory configured when the pool is made) or a
+            :class:`~memories.memory.temporal.TemporalMemory`.
         host: address to listen on.
         workers: worker processes (>= 2).
         max_memory_gb: the server's memory, GiB, shared among the workers; None: no budget.
@@ -73,13 +74,15 @@ class WorkerPool:
         self.host, self.workers = host, workers
         catalog_url = None
         spec: dict[str, Any] = {"catalog": None, "root": None, "s3_endpoint_url": None}
+        if memory is None:  # the memory configured now (update_config in this process is not seen by workers)
+            memory = TemporalMemory()
         if isinstance(memory, TemporalMemory):
             if memory.catalog.path is not None:
                 spec["catalog"] = str(memory.catalog.path)
             else:
                 catalog_url = memory.catalog.url  # to the workers through the environment only
             spec["root"], spec["s3_endpoint_url"] = memory.root.uri, memory.root.s3_endpoint_url
-        elif memory is not None:
+        else:
             raise ConfigError(
                 f"MemoriesServer(workers={workers}) needs the configured memory or a TemporalMemory, which its "
                 f"worker processes open by location; got {type(memory).__name__}: use workers=1 for it"
