@@ -75,12 +75,12 @@ def test_memory_budget_refuses_an_analysis_whose_estimate_does_not_fit():
     rss = MemoryBudget.resident_bytes()
     queue = AnalysisQueue(budget=MemoryBudget(rss + 64 * MIB))
     ran = []
-    tile_256 = estimate_analysis_bytes(256 * 256)
-    assert tile_256 == 256 * 256 * ANALYSIS_BYTES_PER_PIXEL == 26_214_400
-    assert queue.run(lambda: ran.append("small") or "done", estimate_bytes=tile_256) == "done"
+    tile_64 = estimate_analysis_bytes(64 * 64)
+    assert tile_64 == 64 * 64 * ANALYSIS_BYTES_PER_PIXEL == 9_830_400
+    assert queue.run(lambda: ran.append("small") or "done", estimate_bytes=tile_64) == "done"
     with pytest.raises(HTTPException) as refused:
-        queue.run(lambda: ran.append("big"), estimate_bytes=estimate_analysis_bytes(1024 * 1024))  # 400 MiB
-    assert refused.value.status_code == 503 and "needs about 0.39 GiB" in refused.value.detail
+        queue.run(lambda: ran.append("big"), estimate_bytes=estimate_analysis_bytes(1024 * 1024))  # 2.34 GiB
+    assert refused.value.status_code == 503 and "needs about 2.34 GiB" in refused.value.detail
     assert refused.value.headers is not None and int(refused.value.headers["Retry-After"]) >= 1
     assert ran == ["small"]  # the refused analysis never started
     assert queue.admitted == 0
