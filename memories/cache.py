@@ -9,7 +9,16 @@ serializes writers and eviction, and a per-key lock makes ``get_or_fetch`` fetch
 a key once even when several processes ask for it at the same time.
 
 Layout under ``root``: ``objects/<2 hex>/<sha256>`` (the payload; its mtime is
-the last use) and ``<sha256>.json`` beside it (key, written-at time, size).
+the last use) and ``<sha256>.json`` beside it (key, written-at time, size, and for
+typed values their kind and own TTL).
+
+The seed's form keeps values, not bytes: ``Cache(name="imagery_cache", max_size_gb=2)``
+is a cache folder of the configured storage root (``<root>/cache/<name>``), and
+``set(key, value, ttl_days=30)`` / ``get(key)`` store and return NumPy arrays,
+(Geo)DataFrames, xarray objects and JSON-able values in typed files
+(:mod:`memories.cache_values`: ``.npy`` without pickle, Parquet, Zarr, JSON; nothing is
+ever unpickled). A cache given no size cap takes ``storage.cache_size_gb`` of
+:mod:`memories.config`.
 """
 
 from __future__ import annotations
@@ -26,13 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memories.cache_values import read_value, write_value
 from memories.errors import ConfigError, StorageError
 from memories.store.atomic import atomic_write_file
 
 DEFAULT_TTL_S = 7 * 24 * 3600.0
 """A week, seconds."""
 DEFAULT_MAX_BYTES = 10 * 1024**3
-"""10 GiB."""
+"""10 GiB, the default of ``storage.cache_size_gb``."""
+GIB = 1024**3
+"""Bytes in a GiB (``max_size_gb`` and ``storage.cache_size_gb`` count GiB)."""
+DAY_S = 86400.0
 
 
 @dataclass
@@ -55,27 +68,46 @@ class CacheStats:
 
 
 class Cache:
-    """Byte payloads on local disk, keyed by URL or request, with TTL expiry and LRU eviction.
+    """Payloads and typed values on local disk, keyed by URL, request or text, with TTL expiry and LRU eviction.
 
     Args:
-        root: local folder of the cache (created when missing).
-        ttl_s: seconds an entry stays valid after it was written; None: forever.
+        root: local folder of the cache (created when missing); None: ``<storage root>/cache/<name>``
+            (the configured storage root; for an S3 root a folder of this machine's temp dir).
+        name: the cache's name (letters, digits, ``_.-``), its folder when no ``root`` is given.
+        ttl_s: seconds an entry stays valid after it was written; None: forever (``set`` may give its own).
         max_bytes: size cap of all payloads, bytes; the least recently used go first.
+        max_size_gb: the same cap in GiB (the seed's name); give one of the two. Neither:
+            ``storage.cache_size_gb`` of the configuration.
 
     Example::
 
         cache = Cache("/tmp/stac-cache", ttl_s=3600, max_bytes=2**30)
         body = cache.get_or_fetch(request_key("POST", url, query), lambda: post(url, query))
+
+        imagery_cache = Cache(name="imagery_cache", max_size_gb=2)
+        imagery_cache.set("ndvi_33TVM_2023-06", ndvi_array, ttl_days=30)
+        ndvi = imagery_cache.get("ndvi_33TVM_2023-06")      # the array, or None
+
+    Raises:
+        ConfigError: neither ``root`` nor ``name``, a bad name, a non-positive TTL or size cap.
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, ttl_s: float | None = DEFAULT_TTL_S, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        name: str | None = None,
+        ttl_s: float | None = DEFAULT_TTL_S,
+        max_bytes: int | None = None,
+        max_size_gb: float | None = None,
     ) -> None:
         if ttl_s is not None and ttl_s <= 0:
             raise ConfigError(f"cache ttl_s must be positive (seconds) or None for no expiry, not {ttl_s}")
+        max_bytes = _size_cap(max_bytes, max_size_gb)
         if max_bytes <= 0:
             raise ConfigError(f"cache max_bytes must be a positive number of bytes, not {max_bytes}")
-        self.root = Path(root)
+        self.name = name
+        self.root = Path(root) if root is not None else _named_root(name)
         self.ttl_s = ttl_s
         self.max_bytes = int(max_bytes)
         self.stats = CacheStats()
@@ -89,6 +121,11 @@ class Cache:
     # -- lookups ------------------------------------------------------------
     def path(self, key: str | bytes) -> Path | None:
         """The payload file of a valid entry (and mark it used), or None when missing or expired."""
+        found = self._lookup(key)
+        return None if found is None else found[0]
+
+    def _lookup(self, key: str | bytes) -> tuple[Path, dict[str, Any]] | None:
+        """(payload file, sidecar) of a valid entry, marked used; None when missing or expired."""
         digest = _digest(key)
         data, meta = self._files(digest)
         try:
@@ -108,17 +145,41 @@ class Cache:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
-        return data
+        return data, info
 
-    def get(self, key: str | bytes) -> bytes | None:
-        """The payload of a valid entry, or None."""
-        p = self.path(key)
-        if p is None:
+    def get(self, key: str | bytes) -> Any:
+        """The value of a valid entry, or None: bytes for :meth:`put` payloads, the typed value :meth:`set` stored."""
+        found = self._lookup(key)
+        if found is None:
             return None
+        path, info = found
         try:
-            return p.read_bytes()
+            return read_value(str(info.get("kind", "bytes")), path, dict(info.get("extra") or {}))
         except FileNotFoundError:  # evicted by another process between the two calls
             return None
+
+    def set(self, key: str | bytes, value: Any, ttl_days: float | None = None) -> Path:
+        """Store ``value`` (array, frame, xarray, JSON-able, bytes) under ``key`` in a typed file; returns it.
+
+        Args:
+            ttl_days: days this entry stays valid; None: the cache's ``ttl_s``.
+
+        Raises:
+            ConfigError: a value of no supported kind (see :mod:`memories.cache_values`), or ``ttl_days`` <= 0.
+            StorageError: the value's file is larger than the size cap.
+        """
+        if ttl_days is not None and not ttl_days > 0:
+            raise ConfigError(f"ttl_days={ttl_days!r}: give a positive number of days, or None for the cache's TTL")
+        tmp = self.root / "objects" / f".tmp-{uuid.uuid4().hex}"
+        try:
+            kind, extra = write_value(value, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        sidecar: dict[str, Any] = {"kind": kind, "extra": extra}
+        if ttl_days is not None:
+            sidecar["ttl_s"] = float(ttl_days) * DAY_S
+        return self.put_file(key, tmp, _sidecar=sidecar)
 
     def __contains__(self, key: str | bytes) -> bool:
         digest = _digest(key)
@@ -135,7 +196,9 @@ class Cache:
         tmp.write_bytes(data)
         return self.put_file(key, tmp)
 
-    def put_file(self, key: str | bytes, src: str | os.PathLike[str]) -> Path:
+    def put_file(
+        self, key: str | bytes, src: str | os.PathLike[str], *, _sidecar: dict[str, Any] | None = None
+    ) -> Path:
         """Move a finished local file into the cache under ``key`` (same filesystem: a rename)."""
         digest = _digest(key)
         data, meta = self._files(digest)
@@ -154,7 +217,8 @@ class Cache:
                 shutil.move(str(src), staged)
                 src = staged
             os.replace(src, data)
-            atomic_write_file(meta, json.dumps({"key": _show(key), "written": time.time(), "bytes": size}).encode())
+            info = {"key": _show(key), "written": time.time(), "bytes": size, **(_sidecar or {})}
+            atomic_write_file(meta, json.dumps(info).encode())
             self.stats.puts += 1
             self._evict(keep=digest)
         return data
@@ -213,7 +277,8 @@ class Cache:
         return sum(1 for _ in self._entries())
 
     def __repr__(self) -> str:
-        return f"Cache({str(self.root)!r}, ttl_s={self.ttl_s}, max_bytes={self.max_bytes})"
+        named = f", name={self.name!r}" if self.name else ""
+        return f"Cache({str(self.root)!r}{named}, ttl_s={self.ttl_s}, max_bytes={self.max_bytes})"
 
     # -- internals ----------------------------------------------------------
     def _files(self, digest: str) -> tuple[Path, Path]:
@@ -221,7 +286,8 @@ class Cache:
         return folder / digest, folder / f"{digest}.json"
 
     def _expired(self, info: dict[str, Any]) -> bool:
-        return self.ttl_s is not None and time.time() - float(info.get("written", 0)) > self.ttl_s
+        ttl = info.get("ttl_s", self.ttl_s)  # an entry's own TTL (set(..., ttl_days=)) wins
+        return ttl is not None and time.time() - float(info.get("written", 0)) > float(ttl)
 
     def _entries(self) -> list[tuple[str, int, float]]:
         """(digest, bytes, last use) of every payload."""
@@ -270,6 +336,37 @@ class Cache:
 
     def _key_lock(self, key: str | bytes) -> Any:
         return _file_lock(self.root / "locks" / f"{_digest(key)}.lock")
+
+
+def _size_cap(max_bytes: int | None, max_size_gb: float | None) -> int:
+    """The size cap in bytes from either form; neither: ``storage.cache_size_gb`` of the configuration."""
+    if max_bytes is not None and max_size_gb is not None:
+        raise ConfigError(
+            f"Cache(max_bytes={max_bytes}, max_size_gb={max_size_gb}): both give the size cap; give one of them"
+        )
+    if max_bytes is not None:
+        return int(max_bytes)
+    if max_size_gb is not None:
+        if not max_size_gb > 0:
+            raise ConfigError(f"Cache(max_size_gb={max_size_gb}): give a positive size in GiB, e.g. 2")
+        return int(float(max_size_gb) * GIB)
+    from memories.config import config
+
+    return int(config.storage.cache_size_gb * GIB)
+
+
+def _named_root(name: str | None) -> Path:
+    """``<storage root>/cache/<name>`` of the configured storage root."""
+    import re
+
+    if name is None:
+        raise ConfigError("Cache() needs a folder (root=...) or a name (name='imagery_cache')")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ConfigError(f"Cache(name={name!r}): use letters, digits, '_', '.' and '-' (a folder name)")
+    from memories.config import config
+    from memories.store.paths import StorageRoot
+
+    return Path(StorageRoot(config.storage.root, config.storage.s3_endpoint_url).cache_dir(name))
 
 
 def request_key(method: str, url: str, body: Any = None) -> str:

@@ -15,10 +15,18 @@ Leaving the ``with`` block on an error cancels every pending task; leaving it
 normally waits for all of them. Threads cannot be interrupted, so a task already
 running when a gather times out or fails runs to its end; its result is dropped.
 
-Coroutines (the seed ran its fetchers on asyncio) have the same contract in
+Coroutines (the seed runs its fetchers on asyncio) have the same contract in
 :func:`agather`, bounded by an ``asyncio.Semaphore``::
 
     results = await agather(*(fetch(url) for url in urls), limit=8)
+
+or, as the seed writes it, added to a manager and gathered, at most ``max_concurrent``
+awaited at once (``max_concurrent`` is the seed's name of ``max_workers``)::
+
+    tasks = TaskManager(max_concurrent=5)
+    tasks.add_task(fetch_imagery(location1))
+    tasks.add_task(fetch_imagery(location2))
+    results = await tasks.gather()                    # in the order added
 
 Threads suit this library's work: GDAL, rasterio, zarr and requests release the
 GIL while they wait on I/O. CPU-bound raster math belongs to Dask, not here.
@@ -31,10 +39,10 @@ import inspect
 import itertools
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from memories.errors import ConcurrencyError, TaskTimeoutError
 
@@ -71,18 +79,33 @@ class TaskManager:
     """A bounded pool of threads for I/O-bound tasks: submit, map, gather, cancel.
 
     Args:
-        max_workers: the most tasks running at once (>= 1).
+        max_workers: the most tasks running at once (>= 1; default 4): threads of the pool, and
+            coroutines of :meth:`add_task` awaited at once by :meth:`gather`.
         name: a name for logs and thread names (``<name>-<n>``).
+        max_concurrent: the seed's name of ``max_workers`` (give one of the two).
+
+    Raises:
+        ConcurrencyError: a bound below 1, or ``max_workers`` and ``max_concurrent`` that disagree.
     """
 
-    def __init__(self, max_workers: int = 4, name: str | None = None) -> None:
-        if not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1:
-            raise ConcurrencyError(f"TaskManager(max_workers={max_workers!r}): pass a whole number of at least 1")
-        self.max_workers = max_workers
+    def __init__(
+        self, max_workers: int | None = None, name: str | None = None, *, max_concurrent: int | None = None
+    ) -> None:
+        if max_workers is not None and max_concurrent is not None and max_workers != max_concurrent:
+            raise ConcurrencyError(
+                f"TaskManager(max_workers={max_workers!r}, max_concurrent={max_concurrent!r}): they name the same "
+                "bound; give one of them"
+            )
+        bound = max_concurrent if max_concurrent is not None else max_workers if max_workers is not None else 4
+        if not isinstance(bound, int) or isinstance(bound, bool) or bound < 1:
+            which = "max_concurrent" if max_concurrent is not None else "max_workers"
+            raise ConcurrencyError(f"TaskManager({which}={bound!r}): pass a whole number of at least 1")
+        self.max_workers = bound
         self.name = name or f"tasks-{next(_ids)}"
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=self.name)
         self._lock = threading.Lock()
         self._futures: set[Future[Any]] = set()
+        self._added: list[Awaitable[Any]] = []
         self._closed = False
         self._submitted = self._running = self._done = self._failed = self._cancelled = 0
 
@@ -117,15 +140,54 @@ class TaskManager:
         """
         return self.gather([self.submit(fn, x) for x in iterable], timeout=timeout)
 
+    def add_task(self, task: Awaitable[T]) -> int:
+        """Add a coroutine (or other awaitable) for the next ``await gather()``; returns its place in the results.
+
+        Nothing runs until :meth:`gather` is awaited; then at most ``max_workers`` are awaited at once.
+
+        Raises:
+            ConcurrencyError: ``task`` is not awaitable (pass ``fetch(x)``, not ``fetch``), or the manager is closed.
+        """
+        if not isinstance(task, Awaitable):
+            raise ConcurrencyError(
+                f"add_task({task!r}): pass an awaitable, e.g. the coroutine fetch_imagery(location), "
+                "not the function itself; plain functions go to submit()"
+            )
+        with self._lock:
+            if self._closed:
+                _close_unawaited(task)
+                raise ConcurrencyError(f"TaskManager {self.name!r} is closed; add tasks to a new one")
+            self._added.append(task)
+            return len(self._added) - 1
+
     # -- collecting ------------------------------------------------------------------------------------------------
+
+    @overload
+    def gather(
+        self, *, return_exceptions: bool = False, timeout: float | None = None
+    ) -> Coroutine[Any, Any, list[Any]]: ...
+
+    @overload
+    def gather(
+        self,
+        first: Future[Any] | Iterable[Future[Any]],
+        /,
+        *futures: Future[Any],
+        return_exceptions: bool = False,
+        timeout: float | None = None,
+    ) -> list[Any]: ...
 
     def gather(
         self,
-        *futures: Future[Any] | Iterable[Future[Any]],
+        *futures: Any,
         return_exceptions: bool = False,
         timeout: float | None = None,
-    ) -> list[Any]:
+    ) -> list[Any] | Coroutine[Any, Any, list[Any]]:
         """The results of ``futures`` in the order given (futures, or one iterable of them).
+
+        Without futures, a coroutine: ``await gather()`` awaits the tasks of :meth:`add_task`, at most
+        ``max_workers`` at once, and returns their results in the order added (the list of added tasks
+        is emptied, so the manager can take the next batch).
 
         Args:
             return_exceptions: put a failed task's exception in its place instead of raising.
@@ -136,6 +198,10 @@ class TaskManager:
             the given futures that have not started (of several failed at once, the earliest given);
             TaskTimeoutError: some did not finish within ``timeout``; those not started are cancelled.
         """
+        if not futures:
+            with self._lock:
+                added, self._added = self._added, []
+            return agather(added, limit=self.max_workers, return_exceptions=return_exceptions, timeout=timeout)
         fs = _flatten_futures(futures)
         if return_exceptions:
             finished, not_done = wait(fs, timeout=timeout)
@@ -186,6 +252,9 @@ class TaskManager:
         """Stop taking work and wait for the running tasks (and pending ones, unless ``cancel_pending``)."""
         with self._lock:
             self._closed = True
+            added, self._added = self._added, []
+        for a in added:  # added but never gathered: close them rather than leave "never awaited" warnings
+            _close_unawaited(a)
         if cancel_pending:
             self.cancel_pending()
         self._pool.shutdown(wait=True, cancel_futures=cancel_pending)

@@ -1,11 +1,16 @@
-"""Configuration of the memories library: one validated settings tree.
+"""Configuration of the memories library: one validated settings tree, loaded on first use.
 
 ``config`` is the live settings object; ``update_config("storage.root", "s3://b/p")``
-changes one value by its dotted key and validates the result. Defaults run the
-embedded sample world; a YAML file named by ``MEMORIES_CONFIG`` overrides them.
+changes one value by its dotted key, ``update_config({"processing.use_gpu": False,
+"storage.cache_size_gb": 5})`` several at once (all or none), and validates the result.
+Defaults run the embedded sample world; a YAML file named by ``MEMORIES_CONFIG`` overrides them.
 ``reset_config()`` undoes every update; ``load_settings(path)`` reads and validates a
 file without touching ``config``. ``config`` (and each of its sections) stays one
 object for the whole process, so ``from memories.config import config`` never goes stale.
+
+Loading is lazy: importing this module (or anything of the project) reads neither the
+environment nor ``MEMORIES_CONFIG``; the first attribute read of ``config`` (or the first
+``update_config``) does, so a program may set ``MEMORIES_CONFIG`` after its imports.
 Secrets never live here: they come from the environment where they are used.
 """
 
@@ -13,8 +18,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -45,6 +51,9 @@ class StorageSettings(_Section):
     """Endpoint of an S3-compatible server (MinIO, moto, Ceph); None for AWS."""
     catalog_path: str = Field(default_factory=lambda: str(default_data_dir() / "memory_catalog.sqlite"))
     """The SQLite file of the memory catalog (always local)."""
+    cache_size_gb: float = Field(10.0, gt=0)
+    """Size cap of each local disk cache (:class:`memories.cache.Cache`: STAC answers, COGs, user caches)
+    that is not given its own, GiB (2**30 bytes); the least recently used entries go beyond it."""
 
 
 class SampleSettings(_Section):
@@ -148,6 +157,48 @@ class ModelSettings(_Section):
     """Model id of the learned change detector the ``change_map`` asset uses (registered as ``change``)."""
 
 
+class ProcessingSettings(_Section):
+    """Where models run."""
+
+    use_gpu: bool = True
+    """Put models on a CUDA GPU when this machine has one (training with ``accelerator="auto"``,
+    :class:`memories.ai.ModelManager` without ``device=``); False keeps them on the CPU even where
+    a GPU is present. True on a machine without a GPU runs on the CPU."""
+
+
+SATELLITE_PROVIDERS: dict[str, str] = {
+    "embedded": "sentinel",
+    "earth-search": "sentinel",
+    "earth-search-v0": "sentinel",
+    "planetary-computer": "sentinel",
+    "earth-search-landsat": "landsat",
+    "planetary-computer-landsat": "landsat",
+}
+"""Catalog profile -> the satellite family its collection holds."""
+PROVIDER_TWINS: dict[tuple[str, str], str] = {
+    ("earth-search", "landsat"): "earth-search-landsat",
+    ("earth-search-landsat", "sentinel"): "earth-search",
+    ("planetary-computer", "landsat"): "planetary-computer-landsat",
+    ("planetary-computer-landsat", "sentinel"): "planetary-computer",
+}
+"""(catalog profile, provider) -> the profile of the same STAC API that serves that provider."""
+
+
+class SatelliteSourceSettings(_Section):
+    """Which satellite family :class:`memories.earth.SatelliteImagery` reads by default."""
+
+    default_provider: Literal["sentinel", "landsat"] | None = None
+    """``sentinel`` (Sentinel-2 L2A) or ``landsat`` (Landsat Collection 2 L2); None: the family of
+    ``catalog.profile``. Setting it with :func:`update_config` switches ``catalog.profile`` to the same
+    STAC API's collection of that family (``earth-search`` <-> ``earth-search-landsat``)."""
+
+
+class DataSourceSettings(_Section):
+    """Defaults of the acquisition layer's sources."""
+
+    satellite: SatelliteSourceSettings = Field(default_factory=lambda: SatelliteSourceSettings())
+
+
 class Settings(_Section):
     """The whole settings tree."""
 
@@ -157,6 +208,24 @@ class Settings(_Section):
     aoi: AoiSettings = Field(default_factory=lambda: AoiSettings())
     compute: ComputeSettings = Field(default_factory=lambda: ComputeSettings())
     model: ModelSettings = Field(default_factory=lambda: ModelSettings())
+    processing: ProcessingSettings = Field(default_factory=lambda: ProcessingSettings())
+    data_sources: DataSourceSettings = Field(default_factory=lambda: DataSourceSettings())
+
+    @model_validator(mode="after")
+    def _provider_matches_catalog(self) -> Settings:
+        """``data_sources.satellite.default_provider`` is the family of ``catalog.profile`` (filled in when None)."""
+        family = SATELLITE_PROVIDERS[self.catalog.profile]
+        satellite = self.data_sources.satellite
+        if satellite.default_provider is None:
+            satellite.default_provider = family  # type: ignore[assignment]
+        elif satellite.default_provider != family:
+            twin = PROVIDER_TWINS.get((self.catalog.profile, satellite.default_provider))
+            fix = f"set catalog.profile to {twin!r}" if twin else "choose a catalog profile that serves it"
+            raise ConfigError(
+                f"data_sources.satellite.default_provider is {satellite.default_provider!r} but catalog.profile "
+                f"{self.catalog.profile!r} serves {family}; {fix}, or drop one of the two"
+            )
+        return self
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
@@ -209,11 +278,56 @@ def _check_keys(raw: dict[str, Any], model: type[BaseModel], where: str, prefix:
             _check_keys(value, sub, where, f"{prefix}{key}.")
 
 
-config: Settings = load_settings()
+class _LazySettings:
+    """The live settings, loaded (defaults, then ``$MEMORIES_CONFIG``) on the first attribute access."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_live(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(_live(), name, value)
+
+    def __eq__(self, other: object) -> bool:
+        return _live() == (_live() if isinstance(other, _LazySettings) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(_live())
 
 
-def update_config(key: str, value: Any) -> Settings:
-    """Set one value by dotted key (``"catalog.max_cloud_cover"``), validated; returns the live ``config``.
+_lock = threading.RLock()
+_settings: Settings | None = None
+
+config: Settings = cast(Settings, _LazySettings())
+"""The live settings tree (a stand-in that loads them on first use; attributes are the :class:`Settings`')."""
+
+
+def _live() -> Settings:
+    """The settings object behind ``config``, loaded on the first call."""
+    global _settings
+    if _settings is None:
+        with _lock:
+            if _settings is None:
+                _settings = load_settings()
+    return _settings
+
+
+def is_loaded() -> bool:
+    """Whether the settings were read yet (importing the project never reads them)."""
+    return _settings is not None
+
+
+def update_config(key: str | Mapping[str, Any], value: Any = None) -> Settings:
+    """Set values by dotted key, validated; returns the live ``config``.
+
+    ``update_config("catalog.max_cloud_cover", 30)`` sets one; ``update_config({"processing.use_gpu":
+    False, "storage.cache_size_gb": 5})`` sets several, validated together (all or none).
+    ``data_sources.satellite.default_provider`` switches ``catalog.profile`` to the same STAC API's
+    collection of that family (``earth-search`` -> ``earth-search-landsat``), and a new
+    ``catalog.profile`` brings its family along, unless the same update names both.
 
     ``config`` stays the same object (so does each section, ``config.storage``...): modules that did
     ``from memories.config import config`` see the change. Dagster resources and partitions take their
@@ -221,33 +335,80 @@ def update_config(key: str, value: Any) -> Settings:
     before that, or pass the resource's fields.
 
     Raises:
-        ConfigError: the key does not exist (the error names the keys at that level) or the value is
+        ConfigError: a key does not exist (the error names the keys at that level) or a value is
             invalid; nothing changes then.
     """
+    if isinstance(key, Mapping):
+        if value is not None:
+            raise ConfigError("update_config(mapping) takes no value; put every value in the mapping")
+        changes = dict(key)
+    elif isinstance(key, str):
+        changes = {key: value}
+    else:
+        raise ConfigError(
+            f"update_config({key!r}): pass a dotted key and a value, or a mapping of dotted keys to values"
+        )
     with _lock:
-        data = config.model_dump()
-        node = data
-        parts = key.split(".")
-        for i, p in enumerate(parts[:-1]):
-            if p in node and not isinstance(node[p], dict):
-                raise ConfigError(f"unknown config key {key!r}: {'.'.join(parts[: i + 1])!r} is a value, not a section")
-            if not isinstance(node.get(p), dict):
-                here = ".".join(parts[:i]) or "the top level"
-                raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
-            node = node[p]
-        if parts[-1] not in node:
-            here = ".".join(parts[:-1]) or "the top level"
-            raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
-        section = _section_model(parts)
-        if section is not None and isinstance(value, dict):
-            _check_keys(value, section, f"update_config({key!r}, ...)", prefix=f"{key}.")
-        node[parts[-1]] = value
+        live = _live()
+        data = live.model_dump()
+        for k, v in changes.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"update_config: key {k!r} is not a dotted key such as 'storage.cache_size_gb'")
+            _set_dotted(data, k, v)
+        _follow_provider(data, changes)
         try:
             new = Settings.model_validate(data)
         except ValidationError as e:
-            raise ConfigError(f"invalid value {value!r} for {key!r}: {_explain(e)[1]}") from None
-        _assign(config, new)
+            where, msg = _explain(e)
+            if where not in changes and len(changes) == 1:
+                where = next(iter(changes))
+            shown = repr(changes[where]) if where in changes else "(from the other values of this update)"
+            raise ConfigError(f"invalid value {shown} for {where!r}: {msg}") from None
+        _assign(live, new)
     return config
+
+
+_PROVIDER_KEY = "data_sources.satellite.default_provider"
+
+
+def _follow_provider(data: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    """Keep the satellite family and the catalog profile together when an update names only one of them."""
+    names_profile = any(k in ("catalog", "catalog.profile") for k in changes)
+    names_provider = any(k in ("data_sources", "data_sources.satellite", _PROVIDER_KEY) for k in changes)
+    satellite = data["data_sources"]["satellite"]
+    if names_profile and not names_provider:
+        satellite["default_provider"] = None  # the new profile's family
+    elif names_provider and not names_profile:
+        provider, profile = satellite.get("default_provider"), data["catalog"]["profile"]
+        if provider is not None and SATELLITE_PROVIDERS.get(profile) != provider:
+            twin = PROVIDER_TWINS.get((profile, provider))
+            if twin is None:
+                serving = sorted(p for p, f in SATELLITE_PROVIDERS.items() if f == provider)
+                raise ConfigError(
+                    f"{_PROVIDER_KEY}={provider!r}: catalog profile {profile!r} has no {provider} collection; "
+                    f"set catalog.profile to one of {serving} in the same update"
+                )
+            data["catalog"]["profile"] = twin
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` at dotted ``key`` of the dumped tree ``data``, refusing keys the tree does not have."""
+    node = data
+    parts = key.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if p in node and not isinstance(node[p], dict):
+            raise ConfigError(f"unknown config key {key!r}: {'.'.join(parts[: i + 1])!r} is a value, not a section")
+        if not isinstance(node.get(p), dict):
+            here = ".".join(parts[:i]) or "the top level"
+            raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
+        node = node[p]
+    if parts[-1] not in node:
+        here = ".".join(parts[:-1]) or "the top level"
+        raise ConfigError(f"unknown config key {key!r}; keys at {here} are {sorted(node)}")
+    section = _section_model(parts)
+    if section is not None and isinstance(value, dict):
+        _check_keys(value, section, f"update_config({key!r}, ...)", prefix=f"{key}.")
+    node[parts[-1]] = value
 
 
 def reset_config(path: str | os.PathLike[str] | None = None) -> Settings:
@@ -258,13 +419,14 @@ def reset_config(path: str | os.PathLike[str] | None = None) -> Settings:
     Raises:
         ConfigError: as :func:`load_settings`; nothing changes then.
     """
+    global _settings
     new = load_settings(path)
     with _lock:
-        _assign(config, new)
+        if _settings is None:
+            _settings = new
+        else:
+            _assign(_settings, new)
     return config
-
-
-_lock = threading.RLock()
 
 
 def _section_model(parts: list[str]) -> type[BaseModel] | None:

@@ -1,7 +1,11 @@
 """Test session setup: a small embedded world, and no network beyond 127.0.0.1.
 
-The library reads its settings at import, so the test configuration is written and
-named in ``MEMORIES_CONFIG`` here, before any test module imports the project.
+The library reads its settings on first use (importing it reads nothing); the test
+configuration is written and named in ``MEMORIES_CONFIG`` here, before any test runs.
+
+``app_memory``: the applications' memory of a small sample world (tile 33TVM, 2023-01..08),
+built once per session by ``tests/memories/applications/conftest.py``'s builder and shared
+by every package that needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -210,6 +215,20 @@ def s3_bucket(s3_endpoint: str) -> Callable[[str], Any]:
         return client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def app_memory() -> Any:
+    """The memory of tile 33TVM, 2023-01..2023-08 (see ``tests/memories/applications/conftest.py``), built once."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "memories" / "applications" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("app_memory_builder", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module.build_app_memory(Path(tempfile.mkdtemp(prefix="app-memory-")))
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from memories.ai.devices import default_device
 from memories.ai.pipeline import ModelPipeline
 from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
 from memories.errors import ConfigError
@@ -124,11 +125,13 @@ class ModelManager:
     Args:
         root: Storage root of the model registry; the configured one if None.
         best_metric: Metric ``@best`` maximises when the id names none.
-        map_location: Device models are loaded to (``"cpu"``, ``"cuda"``) unless ``load_model`` names one.
+        map_location: Device models are loaded to (``"cpu"``, ``"cuda"``) unless ``load_model`` names one;
+            None: a CUDA GPU when there is one and ``processing.use_gpu`` is True, else the CPU
+            (:func:`memories.ai.devices.default_device`, asked at each load).
     """
 
     def __init__(
-        self, root: StorageRoot | None = None, *, best_metric: str = "val_miou", map_location: str = "cpu"
+        self, root: StorageRoot | None = None, *, best_metric: str = "val_miou", map_location: str | None = None
     ) -> None:
         if root is None:
             from memories.config import config
@@ -174,7 +177,8 @@ class ModelManager:
 
         Args:
             model_id: Any id of the module docstring (``change@best``, ``satellite_change_detection_v2``).
-            device: ``"cpu"`` or ``"cuda"`` (``cuda:1``...); the manager's ``map_location`` if None.
+            device: ``"cpu"`` or ``"cuda"`` (``cuda:1``...); the manager's ``map_location`` if None
+                (and where that is None too, ``processing.use_gpu`` decides).
             batch_size: Tiles per forward pass at inference (positive).
             params: Defaults of the model's parameters: the change detector takes ``threshold``
                 (probability 0–1) and ``min_area`` (m²); the trend model ``confidence_level``,
@@ -187,7 +191,7 @@ class ModelManager:
         from memories.ai.inference import check_params
 
         mv = self.resolve(model_id)
-        dev = _device(device or self.map_location)
+        dev = _device(device or self.map_location or default_device())
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ConfigError(f"batch_size={batch_size!r}: a positive number of tiles per forward pass, e.g. 16")
         cached = self.models.get(model_id)

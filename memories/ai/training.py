@@ -15,12 +15,17 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.warnings import PossibleUserWarning
 
+from memories.ai.devices import accelerator_for
+
 __all__ = ["fit", "trainer", "uses_cuda"]
 
 
 def uses_cuda(accelerator: str) -> bool:
-    """Whether ``accelerator`` ("auto", "gpu", "cuda", "cpu") puts training on a CUDA device here."""
-    return torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    """Whether ``accelerator`` ("auto", "gpu", "cuda", "cpu") puts training on a CUDA device here.
+
+    ``"auto"`` does only when ``processing.use_gpu`` allows it (:func:`memories.ai.devices.accelerator_for`).
+    """
+    return torch.cuda.is_available() and accelerator_for(accelerator) in ("auto", "gpu", "cuda")
 
 
 def trainer(
@@ -33,7 +38,8 @@ def trainer(
     """A deterministic single-device Trainer: bf16 mixed precision on CUDA, 32-bit otherwise; no logger or checkpoints.
 
     Args:
-        accelerator: Lightning accelerator (``"auto"`` takes the GPU when there is one).
+        accelerator: Lightning accelerator (``"auto"`` takes the GPU when there is one and
+            ``processing.use_gpu`` is True).
         max_epochs: Epochs over the training loader.
         fast_dev_run: One batch of training (and validation), to check the wiring.
         validate: Run the validation loader after each epoch.
@@ -42,7 +48,7 @@ def trainer(
     for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return pl.Trainer(
-        accelerator=accelerator,
+        accelerator=accelerator_for(accelerator),
         devices=1,
         precision="bf16-mixed" if uses_cuda(accelerator) else "32-true",
         logger=False,

@@ -15,7 +15,10 @@ kind               application
 =================  ==============================================================
 
 ``application("disaster", view)`` builds one by its kind; every application class
-takes the view first (``Cls(view, **options)``) and has ``report(tile, month) -> Report``.
+takes the view first (``Cls(view, **options)``; none: the configured memory, now) and has
+``report(tile, month) -> Report``, and ``await app.areport(tile, month)`` as its coroutine twin
+(:mod:`memories.applications.awaitable`). The classes are importable from here, as the seed
+writes them (``from memories.applications import RealEstateAgent``), loaded on first use.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from memories._lazy import lazy_exports
 from memories.errors import ConfigError
 
 APPLICATIONS: dict[str, str] = {
@@ -33,6 +37,17 @@ APPLICATIONS: dict[str, str] = {
     "real_estate": "memories.applications.real_estate:RealEstateAgent",
 }
 """Report kind -> ``module:Class`` of its application."""
+
+_EXPORTS = {
+    "EnvironmentalMonitor": "memories.applications.environmental",
+    "DisasterAnalyzer": "memories.applications.disaster",
+    "UrbanPlanner": "memories.applications.urban",
+    "HistoricalReconstructor": "memories.applications.historical",
+    "RealEstateAgent": "memories.applications.real_estate",
+    "PropertyAnalysis": "memories.applications.property_analysis",
+}
+__all__ = ["APPLICATIONS", "application", "application_class", *sorted(_EXPORTS)]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def application_class(kind: str) -> Any:

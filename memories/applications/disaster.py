@@ -38,11 +38,13 @@ drops NBR just like a fire: the index cannot tell them apart.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
+from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import dilate, erode, nanmedian, patch_count, pixel_ha, plain, polygonize, sieve, text
 from memories.applications.disaster_figures import build_report
 from memories.applications.memory_view import MemoryView
@@ -88,7 +90,7 @@ class DisasterThresholds:
     flood join it: 134 ha against a 19.7 ha flood in the test world (flood in August); with it 19.6 ha."""
 
 
-class DisasterAnalyzer:
+class DisasterAnalyzer(AwaitableReport):
     """Flood (or burn) extent before, during and after an event, with the buildings and roads it touched.
 
     Args:
@@ -239,6 +241,10 @@ class DisasterAnalyzer:
         result["footprint"] = shapes
         result["masks"] = {"baseline": baseline, "footprint": footprint, "visible": visible & footprint, "last": last}
         return result
+
+    async def aanalyze(self, tile: str, event_month: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """:meth:`analyze`, awaitable (run in a worker thread)."""
+        return await asyncio.to_thread(self.analyze, tile, event_month, until)
 
     def report(self, tile: str, month: str) -> Report:
         """The disaster report of ``tile`` for ``month``: the largest event up to that month, and its recovery.

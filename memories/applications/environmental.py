@@ -36,11 +36,13 @@ This module reads the memory and computes; the pieces live beside it:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import nanmean, nanmedian, pixel_ha
 from memories.applications.environmental_report import REPORT_KIND, build_report
 from memories.applications.memory_view import MemoryView, describe, model_id_of
@@ -123,7 +125,7 @@ class EnvironmentalAnalysis:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-class EnvironmentalMonitor:
+class EnvironmentalMonitor(AwaitableReport):
     """Environmental reports (vegetation, water, index trends, alerts) of tile-months, from the memory.
 
     Args:
@@ -170,6 +172,10 @@ class EnvironmentalMonitor:
         self.alert_on_anomaly = alert_on_anomaly
         self.anomaly_order = anomaly_order
         self.indices = tuple(dict.fromkeys(("ndvi", "ndwi", *indices)))
+
+    async def aanalyze(self, tile: str, month: str) -> EnvironmentalAnalysis:
+        """:meth:`analyze`, awaitable (run in a worker thread)."""
+        return await asyncio.to_thread(self.analyze, tile, month)
 
     def report(self, tile: str, month: str) -> Report:
         """The environmental report of ``tile`` for ``month`` (``YYYY-MM``), reading months <= ``month``.

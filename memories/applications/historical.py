@@ -23,6 +23,7 @@ side maps, a class-area chart and the class areas month by month.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from datetime import datetime
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import as_instant, pixel_ha, plain
 from memories.applications.historical_figures import build_report
 from memories.applications.memory_view import MemoryView, describe
@@ -50,7 +52,7 @@ TRUTH_MODEL_ID = "truth"
 """``model_id`` of land cover rasterized from ground truth (test memories): exact by construction."""
 
 
-class HistoricalReconstructor:
+class HistoricalReconstructor(AwaitableReport):
     """Rebuilds the state of a tile at a past date from the memory and from historical maps.
 
     Args:
@@ -266,6 +268,12 @@ class HistoricalReconstructor:
         }
 
     # -- the report ---------------------------------------------------------------------------
+    async def areconstruct(
+        self, tile: str, date: str | datetime, *, as_of: datetime | str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`reconstruct`, awaitable (run in a worker thread)."""
+        return await asyncio.to_thread(self.reconstruct, tile, date, as_of=as_of)
+
     def report(self, tile: str, month: str) -> Report:
         """The historical report of ``tile`` for ``month`` (``YYYY-MM``): the state at the reconstructed
         date (the ``date`` option, default the earliest month of land cover), the historical map and

@@ -1,9 +1,10 @@
 """Real-estate analysis: a property's surroundings over time, read from the memory.
 
-``RealEstateAgent(view).analyze_property(address=..., time_range=(start, end))``
-resolves the address against the places the memory knows (the ``buildings`` and
-``places`` GIS layers of every tile, as recorded for the end of the time range)
-and answers, for a circle of ``radius_m`` around the property:
+``await RealEstateAgent().analyze_property(address=..., time_range=(start, end))``
+(``analyze_property_sync`` outside an event loop) resolves the address against the
+places the memory knows (the ``buildings`` and ``places`` GIS layers of every tile,
+as recorded for the end of the time range) and answers a :class:`PropertyAnalysis`
+for a circle of ``radius_m`` around the property:
 
 - **timeline**: per month the memory holds, the land-cover shares in the circle
   (built-up, green space, water and every class) and the mean NDVI;
@@ -39,15 +40,18 @@ buildings with the latest ``start_date``, and the one nearest open water).
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import RadiusWindow, as_month
 from memories.applications.memory_view import MemoryView
+from memories.applications.property_analysis import PropertyAnalysis
 from memories.applications.real_estate_figures import build_report
 from memories.applications.real_estate_surroundings import (
     environment,
@@ -66,6 +70,7 @@ __all__ = [
     "FORECAST_HORIZON_MONTHS",
     "GREEN_SPACE_CLASSES",
     "Property",
+    "PropertyAnalysis",
     "RealEstateAgent",
 ]
 
@@ -106,7 +111,7 @@ class Property:
     """Features that carry the address equally well (above 1: the text was ambiguous)."""
 
 
-class RealEstateAgent:
+class RealEstateAgent(AwaitableReport):
     """Analyses of properties and their surroundings over time, from the memory.
 
     Args:
@@ -205,13 +210,28 @@ class RealEstateAgent:
             candidates=match.candidates,
         )
 
-    def analyze_property(
+    async def analyze_property(
         self,
         address: str,
         time_range: tuple[Any, Any] | None = None,
         include_environmental: bool = True,
         include_neighborhood: bool = True,
-    ) -> dict[str, Any]:
+    ) -> PropertyAnalysis:
+        """The property's surroundings over ``time_range`` (the seed's call, awaitable).
+
+        :meth:`analyze_property_sync` run in a worker thread; the arguments, answer and errors are its.
+        """
+        return await asyncio.to_thread(
+            self.analyze_property_sync, address, time_range, include_environmental, include_neighborhood
+        )
+
+    def analyze_property_sync(
+        self,
+        address: str,
+        time_range: tuple[Any, Any] | None = None,
+        include_environmental: bool = True,
+        include_neighborhood: bool = True,
+    ) -> PropertyAnalysis:
         """The property's surroundings over ``time_range``: timeline, environment, neighbourhood, projections.
 
         Args:
@@ -223,8 +243,10 @@ class RealEstateAgent:
             include_neighborhood: add buildings, roads and land-cover transitions.
 
         Returns:
-            A JSON-able dict; every number is a :func:`~memories.applications.report.quantity` (value,
-            unit, period, uncertainty) or a plain count/table with its unit in the key name.
+            A :class:`PropertyAnalysis` (``.timeline``, ``.environmental_factors``,
+            ``.neighborhood_changes``, ``.future_projections``); its ``to_dict()`` is JSON-able, every
+            number a :func:`~memories.applications.report.quantity` (value, unit, period, uncertainty)
+            or a plain count/table with its unit in the key name.
 
         Raises:
             MissingDataError: unknown address, or the memory holds no month of the range.
@@ -237,30 +259,28 @@ class RealEstateAgent:
         start, end = months[0], months[-1]
         grid = self.view.grid(prop.tile)
         win = RadiusWindow.around(grid, prop.x, prop.y, self.radius_m)
-        period = f"{start}..{end}"
         timeline = surroundings_timeline(self, prop.tile, months, win)
-        out: dict[str, Any] = {
-            "address": address,
-            "property": asdict(prop),
-            "radius_m": self.radius_m,
-            "period": period,
-            "months": months,
-            "as_of": self.view.as_of.isoformat() if self.view.as_of else None,
-            "definitions": self.definitions(win),
-            "timeline": timeline,
-        }
+        note = None
         if prop.candidates > 1:
-            out["note"] = (
+            note = (
                 f"{prop.candidates} features carry {prop.label!r}; the one nearest a place named in the address "
                 "(or the first) was chosen: add the town to the address to choose"
             )
-        if include_environmental:
-            out["environmental"] = environment(self, prop, months, win, timeline)
-        if include_neighborhood:
-            out["neighborhood"] = neighbourhood(self, prop, months, win)
-        out["projections"] = ndvi_projection(timeline, end, self.horizon_months, FORECAST_ALPHA)
-        out["sources"] = record_sources(self, prop.tile, months)
-        return out
+        return PropertyAnalysis(
+            address=address,
+            property=prop,
+            radius_m=self.radius_m,
+            period=f"{start}..{end}",
+            months=months,
+            as_of=self.view.as_of.isoformat() if self.view.as_of else None,
+            definitions=self.definitions(win),
+            timeline=timeline,
+            environmental_factors=environment(self, prop, months, win, timeline) if include_environmental else None,
+            neighborhood_changes=neighbourhood(self, prop, months, win) if include_neighborhood else None,
+            future_projections=ndvi_projection(timeline, end, self.horizon_months, FORECAST_ALPHA),
+            sources=record_sources(self, prop.tile, months),
+            note=note,
+        )
 
     def definitions(self, win: RadiusWindow | None = None) -> dict[str, str]:
         """What the answer's terms mean (for the reader and the JSON)."""
@@ -338,7 +358,7 @@ class RealEstateAgent:
         analyses, failures = [], []
         for address in addresses:
             try:
-                analyses.append(self.analyze_property(address, (held[0], month)))
+                analyses.append(self.analyze_property_sync(address, (held[0], month)).to_dict())
             except MissingDataError as e:
                 failures.append(f"{address}: {e}")
         return build_report(self, tile, month, (held[0], month), grid, analyses, failures)

@@ -29,12 +29,14 @@ holds it, else with the earliest month it holds.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
+from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import pixel_ha
 from memories.applications.memory_view import MemoryView, describe
 from memories.applications.report import Report
@@ -71,7 +73,7 @@ __all__ = [
 ]
 
 
-class UrbanPlanner:
+class UrbanPlanner(AwaitableReport):
     """Built-up expansion, green space and road growth per census district, read from the memory.
 
     Args:
@@ -120,6 +122,10 @@ class UrbanPlanner:
             MissingDataError: a month, the GIS layers or the census regions the memory lacks.
         """
         return self._analysis(tile, start_month, end_month).result
+
+    async def aanalyze(self, tile: str, start_month: str, end_month: str) -> dict[str, Any]:
+        """:meth:`analyze`, awaitable (run in a worker thread)."""
+        return await asyncio.to_thread(self.analyze, tile, start_month, end_month)
 
     def report(self, tile: str, month: str) -> Report:
         """The urban report of one tile-month, comparing it with :meth:`reference_month`."""

@@ -2,6 +2,7 @@
 
     python -m memories.server [--host 127.0.0.1] [--port 8765] [--catalog PATH|URL] [--root URI]
                               [--max-body-bytes 1048576] [--max-queued-analyses 4] [--log-level info]
+                              [--workers 1] [--max-memory-gb GIB]
 
 Serves the configured memory until Ctrl-C or SIGTERM (uvicorn shuts down gracefully, then re-raises
 the signal, so the exit status says the process ended by it). The catalog is the one the code
@@ -50,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_WAITING,
         help=f"analyses that may wait while one runs; 503 beyond (default {DEFAULT_MAX_WAITING})",
     )
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=None,
+        help="memory the server may use, GiB, shared among the workers; an analysis that would exceed it gets 503",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     configure(args.log_level)
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             max_body_bytes=args.max_body_bytes,
             max_queued_analyses=args.max_queued_analyses,
+            workers=args.workers,
+            max_memory_gb=args.max_memory_gb,
         )
         server.serve()
     except MemoriesError as e:

@@ -40,7 +40,7 @@ from memories.applications import APPLICATIONS
 from memories.applications.memory_view import MemoryView
 from memories.errors import ConfigError, MemoriesError, MissingDataError
 from memories.memory.temporal import TemporalMemory
-from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue
+from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue, MemoryBudget
 from memories.server.docs import add_docs
 from memories.server.guard import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, RedactingFilter, RequestGuard
 from memories.server.models import ERRORS, Health, ViewFactory
@@ -70,11 +70,18 @@ class MemoriesServer:
             of :data:`memories.applications.APPLICATIONS`.
         max_body_bytes: largest request body accepted, bytes (1 MiB; 413 beyond).
         max_queued_analyses: on-demand analyses that may wait while one runs (4; 503
-            with ``Retry-After`` beyond).
+            with ``Retry-After`` beyond), per worker.
+        workers: server worker processes (uvicorn's; 1: serve from this process). With more
+            than one, :meth:`start` runs ``python -m memories.server --workers N`` in a process
+            of its own (:mod:`memories.server.workers`) and ``memory`` must be the configured one
+            or a :class:`TemporalMemory` (the workers open its catalog and storage root).
+        max_memory_gb: memory the server may use, GiB, shared equally among the workers; an
+            analysis whose estimate does not fit its worker's share is refused with 503 and
+            ``Retry-After`` (:class:`~memories.server.admission.MemoryBudget`). None: no budget.
 
     Raises:
-        ConfigError: a non-loopback host without a token, a port out of range, or a
-            limit below its minimum.
+        ConfigError: a non-loopback host without a token, a port out of range, a limit below
+            its minimum, or several workers over a memory they cannot open.
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class MemoriesServer:
         applications: dict[str, str] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_queued_analyses: int = DEFAULT_MAX_WAITING,
+        workers: int = 1,
+        max_memory_gb: float | None = None,
     ) -> None:
         token = token if token is not None else os.environ.get(TOKEN_ENV)
         self._token = token or None
@@ -101,15 +110,27 @@ class MemoriesServer:
             raise ConfigError(f"max_body_bytes={max_body_bytes} is under 1024; an analysis request needs about 100")
         if max_queued_analyses < 0:
             raise ConfigError(f"max_queued_analyses={max_queued_analyses} is negative; give 0 (none wait) or more")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"workers={workers!r}: give a whole number of server processes, at least 1")
+        if max_memory_gb is not None and not max_memory_gb > 0:
+            raise ConfigError(f"max_memory_gb={max_memory_gb!r}: give the server's memory in GiB, e.g. 16, or None")
         self.host, self.port = host, port
+        self.workers, self.max_memory_gb = workers, max_memory_gb
         self.view_factory = _view_factory(memory)
         self.applications = dict(applications if applications is not None else APPLICATIONS)
+        self._options = {"max_body_bytes": max_body_bytes, "max_queued_analyses": max_queued_analyses}
+        self._pool: Any = None
+        if workers > 1:
+            from memories.server.workers import WorkerPool
+
+            self._pool = WorkerPool(memory, host=host, workers=workers, max_memory_gb=max_memory_gb, **self._options)
         self.app = create_app(
             self.view_factory,
             token=self._token,
             applications=self.applications,
             max_body_bytes=max_body_bytes,
             max_queued_analyses=max_queued_analyses,
+            max_memory_bytes=worker_memory_bytes(max_memory_gb, workers),
         )
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -132,6 +153,10 @@ class MemoriesServer:
         """
         import uvicorn
 
+        if self._pool is not None:
+            self.port = self._pool.start(self.port, self._token, timeout=max(timeout, 60.0))
+            logger.info("serving the memory at %s with %d worker processes", self.url, self.workers)
+            return self
         if self._thread is not None:
             return self
         self._server = uvicorn.Server(self._uvicorn_config(lifespan="off"))
@@ -160,6 +185,9 @@ class MemoriesServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop a server started with :meth:`start` (waits for open requests up to ``timeout`` s)."""
+        if self._pool is not None:
+            self._pool.stop(timeout)
+            return
         if self._thread is None:
             return
         self._server.should_exit = True
@@ -173,6 +201,9 @@ class MemoriesServer:
         if self._token is None:
             logger.warning("no %s set: the API is open to anyone who can reach %s", TOKEN_ENV, self.host)
         logger.info("serving the memory at %s (docs at %s/docs)", self.url, self.url)
+        if self._pool is not None:
+            self._pool.serve(self.port)
+            return
         uvicorn.Server(self._uvicorn_config()).run()
 
     def _uvicorn_config(self, **options: Any) -> Any:
@@ -199,6 +230,7 @@ def create_app(
     applications: dict[str, str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_queued_analyses: int = DEFAULT_MAX_WAITING,
+    max_memory_bytes: int | None = None,
 ) -> FastAPI:
     """The FastAPI application over the memory views ``view_factory`` makes.
 
@@ -208,6 +240,7 @@ def create_app(
         applications: report kind -> ``module:Class`` (default: all).
         max_body_bytes: largest request body accepted, bytes (413 beyond).
         max_queued_analyses: analyses that may wait while one runs (503 beyond).
+        max_memory_bytes: this process's memory budget, bytes (503 for an analysis that would exceed it).
     """
     kinds_map = dict(applications if applications is not None else APPLICATIONS)
     app = FastAPI(
@@ -269,7 +302,8 @@ def create_app(
         """The server answers (no token needed); it runs on the event loop, so busy workers never delay it."""
         return Health(time=datetime.now(UTC).isoformat(timespec="seconds"))
 
-    queue = AnalysisQueue(max_queued_analyses)
+    budget = MemoryBudget(max_memory_bytes) if max_memory_bytes is not None else None
+    queue = AnalysisQueue(max_queued_analyses, budget)
     app.include_router(memory_routes(view_factory), prefix="/v1", dependencies=auth, responses=ERRORS)
     app.include_router(report_routes(view_factory, kinds_map, queue), prefix="/v1", dependencies=auth, responses=ERRORS)
     app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
@@ -278,6 +312,11 @@ def create_app(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def worker_memory_bytes(max_memory_gb: float | None, workers: int) -> int | None:
+    """One worker's share of the server's ``max_memory_gb``, bytes; None without a budget."""
+    return None if max_memory_gb is None else int(max_memory_gb * 1024**3 / workers)
 
 
 def is_loopback(host: str) -> bool:
@@ -306,4 +345,12 @@ def _view_factory(memory: TemporalMemory | MemoryView | ViewFactory | None) -> V
     )
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "TOKEN_ENV", "MemoriesServer", "create_app", "is_loopback"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "TOKEN_ENV",
+    "MemoriesServer",
+    "create_app",
+    "is_loopback",
+    "worker_memory_bytes",
+]

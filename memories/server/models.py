@@ -7,6 +7,7 @@ tile id, month, instant, coordinate or bbox is a 422 with FastAPI's ``detail``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn
@@ -127,6 +128,7 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
     api: str = "v1"
     time: str = Field(description="server time, ISO 8601 UTC")
+    pid: int = Field(default_factory=os.getpid, description="process id of the worker that answered")
 
 
 class AssetInfo(BaseModel):

@@ -15,6 +15,7 @@ import base64
 import importlib
 import json
 import logging
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -22,9 +23,9 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
 from memories.applications.memory_view import MemoryView
-from memories.errors import MissingDataError
+from memories.errors import MemoriesError, MissingDataError
 from memories.memory.catalog import Materialization
-from memories.server.admission import AnalysisQueue
+from memories.server.admission import AnalysisQueue, estimate_analysis_bytes
 from memories.server.models import (
     BUSY,
     FILE_PATTERN,
@@ -130,10 +131,12 @@ def report_routes(
         """
         _known(kind, applications)
 
-        def analysis() -> Any:
-            return _application(kind, applications, view_factory(utc(body.as_of))).report(body.tile, body.month)
+        view = view_factory(utc(body.as_of))
 
-        built = analyses_queue.run(analysis)
+        def analysis() -> Any:
+            return _application(kind, applications, view).report(body.tile, body.month)
+
+        built = analyses_queue.run(analysis, estimate_bytes=_estimate(view, [body.tile]))
         if body.format == "html":
             return HTMLResponse(built.html_inline())
         return json_response(built.json())
@@ -144,16 +147,18 @@ def report_routes(
         kind = "real_estate"
         _known(kind, applications)
 
+        view = view_factory(utc(body.as_of))
+
         def analysis() -> Any:
-            agent = _application(kind, applications, view_factory(utc(body.as_of)))
-            return agent.analyze_property(
+            agent = _application(kind, applications, view)
+            return agent.analyze_property_sync(
                 address=body.address,
                 time_range=tuple(body.time_range) if body.time_range else None,
                 include_environmental=body.include_environmental,
                 include_neighborhood=body.include_neighborhood,
-            )
+            ).to_dict()
 
-        return json_response(analyses_queue.run(analysis))
+        return json_response(analyses_queue.run(analysis, estimate_bytes=_estimate(view, view.tiles())))
 
     return router
 
@@ -204,6 +209,18 @@ class StoredReport:
                 data = base64.b64encode(self.read(name)).decode()
                 html = html.replace(f'src="{name}"', f'src="data:image/png;base64,{data}"')
         return html
+
+
+def _estimate(view: MemoryView, tiles: list[str]) -> int:
+    """Memory an analysis over the largest of ``tiles`` takes, bytes; 0 for tiles the memory lacks (the analysis
+    then says what is missing)."""
+    pixels = 0
+    for tile in tiles:
+        try:
+            pixels = max(pixels, math.prod(view.grid(tile).shape))
+        except MemoriesError:
+            continue
+    return estimate_analysis_bytes(pixels)
 
 
 def _known(kind: str, kinds: dict[str, str]) -> None:

@@ -86,3 +86,73 @@ def test_processes_asking_for_one_key_at_once_fetch_it_once(tmp_path):
     out = [p.communicate(timeout=60)[0] for p in procs]
     assert out == [b"once"] * 3
     assert log.read_text().count("fetch") == 1
+
+
+# -- typed values: Cache(name=, max_size_gb=).set(key, value, ttl_days=) / get(key) -------------------------------
+
+
+def test_set_and_get_keep_arrays_frames_xarray_and_json_as_their_own_types(tmp_path):
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+    from shapely.geometry import Point
+
+    c = Cache(tmp_path, name="imagery_cache", max_size_gb=1)
+    array = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    frame = pd.DataFrame({"month": ["2023-05", "2023-06"], "ndvi": [0.61, 0.58]})
+    buildings = gpd.GeoDataFrame({"height": [55.0]}, geometry=[Point(500010.0, 5100020.0)], crs=32633)
+    da = xr.DataArray(
+        np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3), dims=("y", "x"), name="ndvi", attrs={"units": "1"}
+    )
+    ds = da.to_dataset()
+    plain = {"tile": "33TVM", "months": ["2023-05"], "cloud_cover": 3.5, "note": None}
+    for key, value in [("a", array), ("f", frame), ("g", buildings), ("da", da), ("ds", ds), ("j", plain)]:
+        c.set(key, value, ttl_days=30)
+    back = c.get("a")
+    assert back.dtype == np.uint16 and np.array_equal(back, array)
+    assert c.get("f").equals(frame)
+    g = c.get("g")
+    assert isinstance(g, gpd.GeoDataFrame) and g.crs.to_epsg() == 32633 and g.geometry[0].equals(buildings.geometry[0])
+    assert c.get("da").identical(da) and c.get("ds").identical(ds)
+    assert c.get("j") == plain
+    assert c.get("missing") is None
+    c.put("raw", b"bytes stay bytes")
+    assert c.get("raw") == b"bytes stay bytes"
+
+
+def test_set_refuses_what_needs_pickle_and_never_unpickles(tmp_path):
+    import numpy as np
+
+    c = Cache(tmp_path, max_bytes=10**6)
+    with pytest.raises(ConfigError, match="needs pickle"):
+        c.set("o", np.array([object()], dtype=object))
+    with pytest.raises(ConfigError, match="cannot store a builtins.set"):
+        c.set("s", {1, 2})
+    assert len(c) == 0
+    # A pickled array written under a key is not loaded: .npy files are read with allow_pickle=False.
+    c.set("a", np.zeros(3))
+    path = c.path("a")
+    assert path is not None
+    with path.open("wb") as f:  # np.save(path) would add ".npy" to the name
+        np.save(f, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        c.get("a")
+
+
+def test_ttl_days_expires_an_entry_and_the_size_cap_evicts_the_least_recently_used(tmp_path):
+    import numpy as np
+
+    c = Cache(tmp_path, max_bytes=350_000)
+    c.set("short", [1, 2, 3], ttl_days=1e-6)  # 0.0864 s
+    c.set("long", [4], ttl_days=30)
+    time.sleep(0.2)
+    assert c.get("short") is None and c.get("long") == [4]
+    block = np.zeros(12_500, dtype=np.float64)  # 100 kB each
+    for i in range(3):
+        c.set(f"b{i}", block)
+        time.sleep(0.02)
+    assert c.get("b0") is not None  # b0 is now the most recently used
+    c.set("b3", block)
+    assert c.size_bytes <= 350_000
+    assert c.get("b1") is None and c.get("b0") is not None and c.get("b3") is not None

@@ -262,3 +262,60 @@ def test_task_manager_agather_uses_its_bound():
     with TaskManager(max_workers=2) as tasks:
         asyncio.run(tasks.agather(*(fetch() for _ in range(6))))
     assert peak == 2
+
+
+# -- the seed's form: TaskManager(max_concurrent=).add_task(coroutine); await gather() ---------------------------
+
+
+def test_added_coroutines_are_gathered_in_order_with_at_most_max_concurrent_at_once():
+    running, most = 0, 0
+
+    async def fetch(i: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(SLOT_S * (3 - i % 3))  # later ones finish first
+        running -= 1
+        return i * i
+
+    async def main() -> tuple[list[int], list[int]]:
+        tasks = TaskManager(max_concurrent=5)
+        places = [tasks.add_task(fetch(i)) for i in range(12)]
+        first = await tasks.gather()
+        tasks.add_task(fetch(20))  # the manager takes a next batch
+        return places, first + await tasks.gather()
+
+    places, results = asyncio.run(main())
+    assert places == list(range(12))
+    assert results == [i * i for i in range(12)] + [400]
+    assert most == 5
+    with pytest.raises(ConcurrencyError, match="they name the same bound"):
+        TaskManager(max_workers=2, max_concurrent=5)
+    with pytest.raises(ConcurrencyError, match="max_concurrent=0"):
+        TaskManager(max_concurrent=0)
+    with pytest.raises(ConcurrencyError, match="not the function itself"):
+        TaskManager().add_task(fetch)  # type: ignore[arg-type]
+
+
+def test_a_failed_added_task_raises_its_own_exception_and_close_closes_the_rest():
+    async def boom() -> None:
+        raise ValueError("no imagery for this location")
+
+    async def main() -> None:
+        tasks = TaskManager(max_concurrent=2)
+        tasks.add_task(boom())
+        with pytest.raises(ValueError, match="no imagery"):
+            await tasks.gather()
+
+    asyncio.run(main())
+
+    async def never() -> None:
+        raise AssertionError("an added task that is never gathered must not run")
+
+    tasks = TaskManager(max_concurrent=2)
+    coro = never()
+    tasks.add_task(coro)
+    tasks.close()
+    assert coro.cr_frame is None  # closed, so no "never awaited" warning either
+    with pytest.raises(ConcurrencyError, match="is closed"):
+        tasks.add_task(never())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 
 import pytest
@@ -32,7 +34,7 @@ def test_update_sets_a_value_by_dotted_key_validated_and_coerced():
     ("key", "message"),
     [
         ("storag.root", r"unknown config key 'storag.root'; keys at the top level are \['aoi', 'catalog', 'compute'"),
-        ("storage.rot", r"keys at storage are \['catalog_path', 'root', 's3_endpoint_url'\]"),
+        ("storage.rot", r"keys at storage are \['cache_size_gb', 'catalog_path', 'root', 's3_endpoint_url'\]"),
         ("storage.root.scheme", r"'storage.root' is a value, not a section"),
         ("model.lr", r"keys at model are \[.*'max_epochs'.*\]"),
     ],
@@ -214,7 +216,7 @@ def test_update_config_refuses_unknown_keys_in_a_section_and_bad_aoi_values():
     with pytest.raises(
         ConfigError,
         match=r"update_config\('storage', \.\.\.\): unknown config key 'storage.rooot'; "
-        r"keys here are \['catalog_path', 'root', 's3_endpoint_url'\]",
+        r"keys here are \['cache_size_gb', 'catalog_path', 'root', 's3_endpoint_url'\]",
     ):
         update_config("storage", {"rooot": "x"})
     with pytest.raises(ConfigError, match=r"for 'aoi.tiles': aoi.tiles\[0\]: unknown key 'widht'"):
@@ -238,3 +240,82 @@ def test_a_start_month_after_the_sample_worlds_last_month_is_an_error_not_zero_p
         r"before aoi.start_month '2026-01'",
     ):
         aoi_months(settings)
+
+
+# -- lazy loading and the seed's keys ------------------------------------------------------------
+
+
+def test_importing_the_project_reads_no_configuration_first_use_does(tmp_path):
+    """MEMORIES_CONFIG names a missing file: every import passes, the first read of ``config`` says so."""
+    script = (
+        "import memories.config as c, memories.cache, memories.concurrency, memories.logging\n"
+        "import memories.memory.temporal, memories.memory.catalog, memories.server.app, memories.earth.satellite\n"
+        "from memories.applications import RealEstateAgent, UrbanPlanner, EnvironmentalMonitor\n"
+        "from memories.applications import HistoricalReconstructor, DisasterAnalyzer\n"
+        "assert not c.is_loaded(), 'an import read the configuration'\n"
+        "try:\n"
+        "    c.config.storage\n"
+        "except c.ConfigError as e:\n"
+        "    print('first use:', e)\n"
+    )
+    missing = tmp_path / "missing.yaml"
+    env = {**os.environ, "MEMORIES_CONFIG": str(missing)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"first use: MEMORIES_CONFIG names {str(missing)!r}, which does not exist" in out.stdout
+
+
+def test_update_config_with_a_mapping_sets_every_key_or_none():
+    out = update_config({"processing.use_gpu": False, "storage.cache_size_gb": 5, "catalog.max_cloud_cover": 30})
+    assert out is config
+    assert (config.processing.use_gpu, config.storage.cache_size_gb, config.catalog.max_cloud_cover) == (False, 5, 30)
+    before = config.model_dump()
+    with pytest.raises(ConfigError, match=r"invalid value -2 for 'storage.cache_size_gb'.*greater than 0"):
+        update_config({"processing.use_gpu": True, "storage.cache_size_gb": -2})
+    with pytest.raises(ConfigError, match=r"unknown config key 'processing.use_gpus'; keys at processing are"):
+        update_config({"storage.cache_size_gb": 1, "processing.use_gpus": True})
+    assert config.model_dump() == before
+
+
+def test_default_provider_switches_the_catalog_to_that_satellite_family():
+    from memories.earth import SatelliteImagery
+
+    assert config.data_sources.satellite.default_provider == "sentinel"  # the embedded world is Sentinel-2
+    update_config({"data_sources.satellite.default_provider": "sentinel"})
+    assert config.catalog.profile == "embedded"
+    with pytest.raises(ConfigError, match=r"catalog profile 'embedded' has no landsat collection; set catalog.profile"):
+        update_config({"data_sources.satellite.default_provider": "landsat"})
+    update_config("catalog.profile", "earth-search")
+    update_config({"data_sources.satellite.default_provider": "landsat"})
+    assert config.catalog.profile == "earth-search-landsat"
+    assert SatelliteImagery().profile.collection == "landsat-c2-l2"
+    update_config("catalog.profile", "planetary-computer")  # the profile brings its family along
+    assert config.data_sources.satellite.default_provider == "sentinel"
+    with pytest.raises(ConfigError, match="serves sentinel"):
+        update_config({"catalog.profile": "earth-search", "data_sources.satellite.default_provider": "landsat"})
+
+
+def test_use_gpu_decides_where_models_train_and_load():
+    from pytorch_lightning.accelerators import CPUAccelerator
+
+    from memories.ai.devices import accelerator_for, default_device, pick_device
+    from memories.ai.training import trainer
+
+    assert (pick_device(True, True), pick_device(False, True), pick_device(True, False)) == ("cuda", "cpu", "cpu")
+    update_config({"processing.use_gpu": False})
+    assert accelerator_for("auto") == "cpu" and accelerator_for("gpu") == "gpu"
+    assert default_device() == "cpu"
+    assert isinstance(trainer("auto", max_epochs=1).accelerator, CPUAccelerator)
+    update_config({"processing.use_gpu": True})
+    assert accelerator_for("auto") == "auto"
+
+
+def test_cache_size_gb_is_the_cap_of_caches_given_none(tmp_path):
+    from memories.cache import Cache
+
+    update_config({"storage.cache_size_gb": 0.5, "storage.root": (tmp_path / "store").as_uri()})
+    named = Cache(name="imagery_cache")
+    assert named.max_bytes == 2**29
+    assert named.root == tmp_path / "store" / "cache" / "imagery_cache"
+    assert Cache(tmp_path / "c").max_bytes == 2**29
+    assert Cache(tmp_path / "d", max_size_gb=2).max_bytes == 2 * 2**30

@@ -119,3 +119,22 @@ def test_configure_again_replaces_its_handler_and_keeps_others(root_logger):
 def test_configure_rejects_an_unknown_level(bad, root_logger):
     with pytest.raises(ConfigError, match="is not a level; pass DEBUG, INFO"):
         configure(bad)
+
+
+def test_memories_logging_logger_is_the_library_logger_and_adds_no_handler(caplog):
+    from memories.logging import logger
+
+    assert logger is logging.getLogger("memories")
+    assert logging.getLogger("memories.earth.fetch").parent is logger
+    assert logger.handlers == [] and logger.level == logging.NOTSET  # the program decides where lines go
+    with caplog.at_level(logging.DEBUG, logger="memories"):
+        logger.debug("Detailed debugging information")
+        logger.info("General information about operation")
+        logger.warning("Warning about potential issues")
+        logger.error("Error that occurred during operation")
+    assert [(r.name, r.levelname) for r in caplog.records] == [
+        ("memories", "DEBUG"),
+        ("memories", "INFO"),
+        ("memories", "WARNING"),
+        ("memories", "ERROR"),
+    ]

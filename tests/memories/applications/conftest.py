@@ -19,13 +19,11 @@ Events in this world: clear-cut 2023-04-08, new district 2023-05-14, flood
 from __future__ import annotations
 
 import io
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 TILE = "33TVM"
 START = "2023-01"
@@ -235,7 +233,5 @@ def _forecast(store: Any, grid: Any, root: Any, catalog: Any) -> None:
     _record(catalog, "ndvi_forecast", uri, grid, last, {"order": list(result.order)}, None)
 
 
-@pytest.fixture(scope="session")
-def app_memory() -> AppMemory:
-    """The memory of tile 33TVM, 2023-01..2023-08, built once per test session."""
-    return build_app_memory(Path(tempfile.mkdtemp(prefix="app-memory-")))
+# The ``app_memory`` fixture itself lives in ``tests/conftest.py`` (session scope), so every package
+# that needs this memory (applications, server, the seed's examples) shares one build of it.

@@ -43,7 +43,8 @@ def featured(agent, app_memory):
 @pytest.fixture(scope="module")
 def analyses(agent, featured, app_memory):
     """The full-period analysis of every featured property."""
-    return {a: agent.analyze_property(a, (app_memory.months[0], app_memory.months[-1])) for a in featured}
+    period = (app_memory.months[0], app_memory.months[-1])
+    return {a: agent.analyze_property_sync(a, period).to_dict() for a in featured}
 
 
 def _truth_buildings(app_memory):
@@ -72,7 +73,7 @@ def test_unknown_address_names_close_candidates_and_a_typo_still_resolves(agent,
     label, town = featured[0].split(", ")
     street, number = label.rsplit(" ", 1)
     with pytest.raises(MissingDataError, match="close candidates") as e:
-        agent.analyze_property(f"{street} 9999")
+        agent.analyze_property_sync(f"{street} 9999")
     assert f"'{street} " in str(e.value)  # candidates on the same street
     typo = f"{street[:-2]}{street[-1]}{street[-2]} {number}, {town}"  # last two letters swapped
     assert agent.locate(typo).label == label
@@ -171,7 +172,9 @@ def test_analysis_is_json_with_units_periods_and_a_projection_with_intervals(ana
 
 
 def test_short_series_states_that_no_projection_is_possible(agent, featured, app_memory):
-    a = agent.analyze_property(featured[0], (app_memory.months[0], app_memory.months[2]), include_environmental=False)
+    a = agent.analyze_property_sync(
+        featured[0], (app_memory.months[0], app_memory.months[2]), include_environmental=False
+    ).to_dict()
     assert a["months"] == app_memory.months[:3]
     assert a["projections"]["available"] is False and "at least" in a["projections"]["reason"]
     assert "environmental" not in a
@@ -179,16 +182,16 @@ def test_short_series_states_that_no_projection_is_possible(agent, featured, app
 
 def test_bad_time_range_and_empty_memory_raise_clear_errors(agent, featured, app_memory):
     with pytest.raises(ConfigError, match="swap"):
-        agent.analyze_property(featured[0], ("2023-08", "2023-01"))
+        agent.analyze_property_sync(featured[0], ("2023-08", "2023-01"))
     with pytest.raises(ConfigError, match="YYYY-MM"):
-        agent.analyze_property(featured[0], ("spring", "2023-08"))
+        agent.analyze_property_sync(featured[0], ("spring", "2023-08"))
     with pytest.raises(MissingDataError, match="2019-01"):
-        agent.analyze_property(featured[0], ("2019-01", "2019-03"))
+        agent.analyze_property_sync(featured[0], ("2019-01", "2019-03"))
     with pytest.raises(ConfigError, match="radius"):
         RealEstateAgent(app_memory.view, radius_m=0)
     # As of a time before anything was recorded, the memory knows no place.
     with pytest.raises(MissingDataError, match="gis_layers"):
-        RealEstateAgent(app_memory.view_as_of("2001-01-01")).analyze_property(featured[0])
+        RealEstateAgent(app_memory.view_as_of("2001-01-01")).analyze_property_sync(featured[0])
 
 
 def test_report_holds_every_property_with_figures_and_writes_a_version(agent, app_memory, tmp_path):

@@ -7,16 +7,13 @@ from those buildings; catalog records written twice (a re-materialization); an
 ``environmental`` report written twice as versions, with a real PNG figure.
 
 ``app_memory``: the lead's memory of a small sample world (real composites,
-indices, GIS layers, census, historical map), for analyses run on demand: a
-parent conftest's fixture if one exists, else built by the builder of
-``tests/memories/applications/conftest.py``.
+indices, GIS layers, census, historical map), for analyses run on demand: the
+session fixture of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 import tempfile
 import time
 import warnings
@@ -199,22 +196,4 @@ def client(server: Any) -> Iterator[Any]:
         yield c
 
 
-@pytest.fixture(scope="session")
-def app_memory(request: pytest.FixtureRequest) -> Any:
-    """The application tests' memory of a small sample world.
-
-    A session fixture ``app_memory`` of a parent conftest (``tests/memories/conftest.py``)
-    serves when there is one, so the session builds it once; otherwise it is built here
-    by the builder of ``tests/memories/applications/conftest.py``, loaded by its path.
-    """
-    try:
-        return request.getfixturevalue("app_memory")  # the parent conftest's fixture of the same name
-    except pytest.FixtureLookupError:
-        pass
-    path = Path(__file__).resolve().parents[1] / "applications" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("applications_app_memory", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module.build_app_memory(Path(tempfile.mkdtemp(prefix="server-app-memory-")))
+# ``app_memory`` (the applications' memory, for analyses on demand) is the session fixture of tests/conftest.py.

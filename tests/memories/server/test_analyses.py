@@ -119,10 +119,10 @@ def test_a_property_is_analysed_at_an_address_the_memory_knows(app_memory, app_s
     body = {"address": address, "time_range": [first, month], "include_neighborhood": False}
     answer = client.post("/v1/property", json=body)
     assert answer.status_code == 200, answer.text
-    expected = application("real_estate", app_memory.view).analyze_property(
+    expected = application("real_estate", app_memory.view).analyze_property_sync(
         address=address, time_range=(first, month), include_neighborhood=False
     )
-    assert _stable(answer.json()) == _stable(expected)
+    assert _stable(answer.json()) == _stable(expected.to_dict())
 
     nowhere = client.post("/v1/property", json={**body, "address": "Nowhere Street 999"})
     assert nowhere.status_code == 404 and "Nowhere Street 999" in nowhere.json()["detail"]
