@@ -18,6 +18,7 @@ import assets.imagery
 import assets.maintenance
 import assets.memory
 import assets.models
+import assets.multimodal
 import assets.report_disaster
 import assets.report_historical
 import assets.report_real_estate
@@ -53,6 +54,7 @@ _MODULES = [
     assets.gis,
     assets.sources,
     assets.models,
+    assets.multimodal,
     assets.reports,
     assets.report_disaster,
     assets.report_urban,

@@ -251,5 +251,5 @@ def _true_colour(reflectance: np.ndarray, names: Sequence[str], rgb: Sequence[st
     x = np.asarray(reflectance, dtype=np.float32)
     idx = [list(names).index(b) for b in rgb] if all(b in names for b in rgb) else [0, 0, 0]
     img = np.moveaxis(x[idx], 0, -1)
-    lo, hi = np.nanpercentile(img, 2), np.nanpercentile(img, 98)
+    lo, hi = float(np.nanpercentile(img, 2)), float(np.nanpercentile(img, 98))
     return np.nan_to_num(np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1), nan=1.0)
