@@ -80,6 +80,8 @@ class MultiModalLandUse(pl.LightningModule):
         band_names: Names of the bands (recorded).
         lr, weight_decay: AdamW settings.
         dropout: Dropout of the U-Net (element-wise), 0–1.
+        image_skip: Add the image features to the attended values before the head (a residual path: the
+            model is then at least the U-Net, and the attention describes what is *added* to the image).
     """
 
     context_mean: Tensor
@@ -105,6 +107,7 @@ class MultiModalLandUse(pl.LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         dropout: float = 0.1,
+        image_skip: bool = False,
     ) -> None:
         super().__init__()
         if width % n_heads:
@@ -131,6 +134,7 @@ class MultiModalLandUse(pl.LightningModule):
                 "lr": float(lr),
                 "weight_decay": float(weight_decay),
                 "dropout": float(dropout),
+                "image_skip": bool(image_skip),
             }
         )
         hp = self.hparams
@@ -190,7 +194,7 @@ class MultiModalLandUse(pl.LightningModule):
         v = self.value(t).reshape(b, h, w, -1, heads, width // heads).transpose(3, 4)
         alpha = torch.softmax((q * k).sum(-1) / math.sqrt(width // heads), dim=-1)  # (B, H, W, heads, M)
         fused = (alpha.unsqueeze(-1) * v).sum(-2).reshape(b, h, w, width).permute(0, 3, 1, 2)
-        logits: Tensor = self.head(fused)
+        logits: Tensor = self.head(fused + image if self.hparams.get("image_skip") else fused)
         return logits, alpha.mean(dim=3).permute(0, 3, 1, 2)
 
     def _text_tokens(self, batch: dict[str, Tensor], b: int, h: int, w: int) -> list[Tensor]:
@@ -283,6 +287,7 @@ def train_multimodal(
     max_epochs: int | None = None,
     image_from: LandCoverUNet | None = None,
     n_heads: int = 2,
+    image_skip: bool = False,
 ) -> MultiModalResult:
     """Train a :class:`MultiModalLandUse` with the seeded spatial split of ``train_land_cover``.
 
@@ -295,6 +300,7 @@ def train_multimodal(
         max_epochs: Overrides ``settings.max_epochs``.
         image_from: A trained land-cover U-Net whose weights start the image branch (same width and bands).
         n_heads: Attention heads.
+        image_skip: See :class:`MultiModalLandUse`.
     """
     if not samples:
         raise ProcessingError("no multi-modal samples; give at least one MultiModalSample")
@@ -323,6 +329,7 @@ def train_multimodal(
         context_mean=ctx_mean,
         context_std=ctx_std,
         band_names=names,
+        image_skip=image_skip,
     )
     if image_from is not None:
         state = {k: v for k, v in image_from.state_dict().items() if k not in ("band_mean", "band_std")}
