@@ -94,10 +94,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded 2-core box)")
     ap.add_argument("--accelerator", default="auto")
     ap.add_argument(
-        "--image-skip", action="store_true", help="multi-modal model with the residual image path (image_skip=True)"
+        "--pure-attention",
+        action="store_true",
+        help="multi-modal model without the residual image path (image_skip=False): logits from attention alone",
     )
     ap.add_argument("--multimodal-only", action="store_true", help="skip the U-Net and transfer runs")
     args = ap.parse_args()
+    args.image_skip = not args.pure_attention
     torch.set_num_threads(args.threads)
     acc = args.accelerator
     results: dict[str, Any] = {

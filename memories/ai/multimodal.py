@@ -16,8 +16,12 @@ The network, per pixel:
   and of the layer; a learned "nothing near" token where there is none;
 - **cross-modal attention**: the query is the image token; keys and values come
   from all tokens (image included); ``n_heads`` heads softmax over the tokens of
-  the pixel. The class logits read only the attended values, so the attention
-  weights say where each pixel's decision comes from (:meth:`attention`).
+  the pixel (:meth:`attention`). The head reads the attended values plus the image
+  features (``image_skip=True``, the default: the model starts as the U-Net, and
+  the attention says which modality each pixel takes its *extra* evidence from);
+  with ``image_skip=False`` it reads the attended values alone, so the attention
+  says where the whole decision comes from. On the sample world the residual path
+  scored higher (``bench/multimodal_bench.py``).
 
 Trained with the seeded spatial split of :mod:`memories.ai.split` (the same
 blocks as ``train_land_cover`` for the same labels, patch size and seed), scored
@@ -107,7 +111,7 @@ class MultiModalLandUse(pl.LightningModule):
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         dropout: float = 0.1,
-        image_skip: bool = False,
+        image_skip: bool = True,
     ) -> None:
         super().__init__()
         if width % n_heads:
@@ -287,7 +291,7 @@ def train_multimodal(
     max_epochs: int | None = None,
     image_from: LandCoverUNet | None = None,
     n_heads: int = 2,
-    image_skip: bool = False,
+    image_skip: bool = True,
 ) -> MultiModalResult:
     """Train a :class:`MultiModalLandUse` with the seeded spatial split of ``train_land_cover``.
 
