@@ -18,6 +18,23 @@
    from-scratch U-Net of (2), same split; registered with its parent version.
 
     .venv/bin/python bench/multimodal_bench.py --json bench_multimodal.json --figures /tmp/mm_figs
+
+Measured 2026-12-02 on the CPU (one torch thread; the runs are seeded and repeated to the
+last digit), held-out pixel accuracy / mean IoU:
+
+=====================================  ===============  ===============
+run                                    sample world     Slovenia
+=====================================  ===============  ===============
+U-Net, image only                      0.9865 / 0.7892  0.8377 / 0.3069
+multi-modal (default, image_skip)      0.9871 / 0.7910  0.7860 / 0.2372 (image + DEM)
+multi-modal, ``--pure-attention``      0.9660 / 0.7662  0.7473 / 0.1868 (image + DEM)
+fine-tuned from the sample world       -                0.6186 / 0.1573 (frozen encoder, 4 epochs)
+  ... then full, 6 more epochs         -                0.7881 / 0.2400 (scratch: 0.8377 / 0.3069)
+=====================================  ===============  ===============
+
+The multi-modal gain on the sample world is within noise (+0.0018 mean IoU: water
+0.9878 -> 0.9962, built-up 0.9874 -> 0.9854); on Slovenia, and for transfer from the
+synthetic world to real Level-1C data, the image-only U-Net trained from scratch is best.
 """
 
 from __future__ import annotations
