@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
 
-MODELS = ("land_cover_model", "change_model")
+MODELS = ("land_cover_model", "change_model", "multimodal_model")
 """The trained models: their new versions do not trigger the partitions that use them."""
 
 REFRESH_WITH_INPUTS = (

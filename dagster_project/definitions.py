@@ -19,6 +19,7 @@ import assets.maintenance
 import assets.memory
 import assets.model_pipeline
 import assets.models
+import assets.multimodal
 import assets.report_disaster
 import assets.report_historical
 import assets.report_real_estate
@@ -58,6 +59,7 @@ _MODULES = [
     assets.terrain,
     assets.models,
     assets.model_pipeline,
+    assets.multimodal,
     assets.reports,
     assets.report_disaster,
     assets.report_urban,

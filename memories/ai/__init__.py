@@ -22,9 +22,12 @@ if TYPE_CHECKING:
         train_land_cover,
     )
     from memories.ai.manager import ModelManager
+    from memories.ai.multimodal import MultiModalLandUse, predict_multimodal, train_multimodal
     from memories.ai.pipeline import ModelPipeline
     from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
+    from memories.ai.saliency import integrated_gradients, plot_modality_attention, plot_saliency
     from memories.ai.split import SceneSplit, spatial_split, split_scenes
+    from memories.ai.transfer import fine_tune_land_cover
 
 _EXPORTS: dict[str, str] = {
     "UncertaintyEstimator": "memories.ai.uncertainty",
@@ -54,10 +57,24 @@ _EXPORTS: dict[str, str] = {
     "plot_band_importance": "memories.ai.explain",
     "extract_entities": "memories.ai.entities",
     "Gazetteer": "memories.ai.entities",
+    "MultiModalLandUse": "memories.ai.multimodal",
+    "train_multimodal": "memories.ai.multimodal",
+    "predict_multimodal": "memories.ai.multimodal",
+    "fine_tune_land_cover": "memories.ai.transfer",
+    "integrated_gradients": "memories.ai.saliency",
+    "plot_saliency": "memories.ai.saliency",
+    "plot_modality_attention": "memories.ai.saliency",
 }
 
 __all__ = [
     "Gazetteer",
+    "MultiModalLandUse",
+    "fine_tune_land_cover",
+    "integrated_gradients",
+    "plot_modality_attention",
+    "plot_saliency",
+    "predict_multimodal",
+    "train_multimodal",
     "LandCoverUNet",
     "ModelManager",
     "ModelPipeline",

@@ -62,6 +62,8 @@ __all__ = [
 
 Schedule = Literal["none", "cosine", "onecycle"]
 """Learning-rate schedule of :class:`LandCoverUNet`."""
+Freeze = Literal["none", "encoder"]
+"""Which parts of a model that training starts from stay fixed (``train_land_cover(freeze=...)``)."""
 
 BATCH_SIZE = 16
 """Training patches per optimizer step (``settings.batch_size`` overrides it where settings have one)."""
@@ -195,6 +197,11 @@ class LandCoverUNet(pl.LightningModule):
                 f"input of {x.shape[-2]}x{x.shape[-1]} px: the U-Net needs multiples of {DOWNSAMPLING}; "
                 "pad it or call predict_land_cover, which tiles and pads any size"
             )
+        logits: Tensor = self.head(self.features(x))
+        return logits
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last decoder level ``(B, width, H, W)`` before the 1x1 head (what the multi-modal model fuses)."""
         x = (x - self.band_mean) / self.band_std
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         e1 = self.enc1(x)
@@ -203,9 +210,8 @@ class LandCoverUNet(pl.LightningModule):
         b = self.bottleneck(F.max_pool2d(e3, 2))
         d3 = self.dec3(torch.cat([self.up3(b), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
-        logits: Tensor = self.head(d1)
-        return logits
+        d1: Tensor = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return d1
 
     def classify(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Class codes (uint8) and confidence (float32, max softmax probability) of ``x``.
@@ -306,8 +312,16 @@ def train_land_cover(
     accelerator: str = "auto",
     max_epochs: int | None = None,
     fast_dev_run: bool = False,
+    init_from: LandCoverUNet | None = None,
+    freeze: Freeze = "none",
+    lr: float | None = None,
 ) -> TrainingResult:
     """Train a :class:`LandCoverUNet` on labelled scenes with a seeded spatial split.
+
+    Transfer learning (:mod:`memories.ai.transfer`) starts from ``init_from``: its
+    architecture and weights, with the input normalization recomputed on these
+    samples (a new sensor or processing level has other band statistics);
+    ``freeze="encoder"`` trains only the decoder and head.
 
     Args:
         samples: ``(reflectance, labels)`` pairs: reflectance float32 ``(C, H, W)``
@@ -319,6 +333,9 @@ def train_land_cover(
         accelerator: Lightning accelerator (``"auto"``, ``"cpu"``, ``"gpu"``).
         max_epochs: Overrides ``settings.max_epochs``.
         fast_dev_run: One training and one validation batch, to check the wiring.
+        init_from: A trained model to start from (same bands); a fresh one if None.
+        freeze: ``"encoder"`` keeps the encoder and bottleneck of ``init_from`` fixed; ``"none"`` trains all.
+        lr: Peak learning rate; the model's default (3e-3) if None.
 
     Returns:
         The model (eval mode, on the CPU) and its validation metrics.
@@ -338,7 +355,9 @@ def train_land_cover(
 
     pl.seed_everything(settings.seed, workers=True, verbose=False)
     mean, std = _band_statistics(images, split.val_masks)
-    model = LandCoverUNet(len(names), width=settings.width, band_mean=mean, band_std=std, band_names=names)
+    from memories.ai.transfer import initial_model
+
+    model = initial_model(names, settings.width, mean, std, init_from=init_from, freeze=freeze, lr=lr)
     train_data = _TrainPatches(images, labels, split, settings.patches_per_scene, settings.seed)
     val_data = _ValidationBlocks(images, labels, split)
     generator = torch.Generator().manual_seed(settings.seed)

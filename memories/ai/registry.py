@@ -63,6 +63,9 @@ class ModelVersion:
     same fingerprint were trained on the same data."""
     model_class: str | None = None
     """``module.QualName`` of the model, which :meth:`ModelRegistry.load` rebuilds."""
+    parent: str | None = None
+    """``name:version`` of the registered model this one was fine-tuned from (transfer learning); None if
+    trained from scratch."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Further sidecar keys: those given as ``register(..., extra=...)`` (``band_importance``, see
     :func:`memories.ai.explain.held_out_band_importance`) and keys this version of the code does not know."""
@@ -84,6 +87,7 @@ class ModelRegistry:
         code_version: str | None = None,
         training_data_version: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        parent: str | ModelVersion | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name`` and return that version.
 
@@ -98,11 +102,15 @@ class ModelRegistry:
                 catalog materializations trained on; the SHA-256 of ``training_data`` (canonical JSON) if None.
             extra: More JSON-able sidecar keys, e.g. ``{"band_importance": {"nir": 0.21, ...}}``; they come
                 back in :attr:`ModelVersion.extra`. They may not reuse a key the registry writes itself.
+            parent: The registered version ``model`` was fine-tuned from (a :class:`ModelVersion` or
+                ``"name:version"``); it must exist in this registry. Kept as :attr:`ModelVersion.parent`.
 
         Raises:
             StorageError: ``training_data`` or ``extra`` is not JSON-able, or ``extra`` reuses a registry key.
+            ModelNotFoundError: ``parent`` names no registered version.
         """
         _check_name(name)
+        parent_id = self._parent_id(parent)
         clash = sorted(set(extra or {}) & _KNOWN_KEYS)
         if clash:
             raise StorageError(f"extra keys {clash} of model {name!r} are written by the registry itself; rename them")
@@ -122,6 +130,7 @@ class ModelRegistry:
             "training_data_version": training_data_version,
             "band_names": hparams.get("band_names"),
             "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "parent": parent_id,
             **dict(extra or {}),
         }
         try:
@@ -208,6 +217,30 @@ class ModelRegistry:
         model.load_state_dict(checkpoint["state_dict"])
         return model.to(map_location).eval()
 
+    def lineage(self, name: str, version: int | None = None) -> list[ModelVersion]:
+        """The version and its ancestors through :attr:`ModelVersion.parent`, the version first."""
+        chain = [self.get(name, version)]
+        while chain[-1].parent is not None:
+            parent_name, _, number = chain[-1].parent.rpartition(":")
+            chain.append(self.get(parent_name, int(number)))
+        return chain
+
+    def _parent_id(self, parent: str | ModelVersion | None) -> str | None:
+        """``name:version`` of an existing registered version, or None."""
+        if parent is None:
+            return None
+        if isinstance(parent, ModelVersion):
+            parent_name, number = parent.name, parent.version
+        else:
+            m = re.fullmatch(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<version>\d+)", str(parent).strip())
+            if m is None:
+                raise ModelNotFoundError(
+                    f"parent={parent!r} is not 'name:version'; give the exact version fine-tuned from, "
+                    "e.g. 'land_cover:3' (or the ModelVersion)"
+                )
+            parent_name, number = m["name"], int(m["version"])
+        return f"{parent_name}:{self.get(parent_name, number).version}"
+
     # -- listing --------------------------------------------------------------
     def _numbers(self, name: str) -> list[int]:
         _check_name(name)
@@ -249,6 +282,7 @@ _KNOWN_KEYS = frozenset(
         "code_version",
         "training_data_version",
         "model_class",
+        "parent",
     }
 )
 """The sidecar keys the registry writes itself; every other key is :attr:`ModelVersion.extra`."""
@@ -266,6 +300,7 @@ def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
         code_version=d.get("code_version"),
         training_data_version=d.get("training_data_version"),
         model_class=d.get("model_class"),
+        parent=d.get("parent"),
         extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
     )
 

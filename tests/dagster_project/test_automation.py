@@ -22,6 +22,7 @@ from memories.config import config
 
 DOWNSTREAM = (
     "land_cover",
+    "multimodal_land_use",
     "change_map",
     "environmental_report",
     "disaster_report",
@@ -87,6 +88,7 @@ def test_new_scene_refreshes_only_the_tile_months_that_read_it(tmp_path):
         on_tile = {str(partition_key(m, tile)) for m in months}
         assert _requested(fourth) == {
             "land_cover": {str(partition_key(m0, tile))},
+            "multimodal_land_use": {str(partition_key(m0, tile))},
             "change_map": {str(partition_key(m0, tile)), str(partition_key(months[1], tile))},
             "environmental_report": on_tile,  # year-before reference and trends
             "disaster_report": on_tile,  # baseline water of the months before
@@ -99,6 +101,7 @@ def test_new_scene_refreshes_only_the_tile_months_that_read_it(tmp_path):
         assert _requested(fifth) == {}
 
         # A new model version alone does not rewrite the tile-months computed with the previous one.
-        _materialize(instance, [AssetKey("land_cover_model"), AssetKey("change_model")], [None])
+        models = [AssetKey("land_cover_model"), AssetKey("change_model"), AssetKey("multimodal_model")]
+        _materialize(instance, models, [None])
         sixth = evaluate_automation_conditions(defs=defs, instance=instance, cursor=fifth.cursor)
         assert _requested(sixth) == {}
