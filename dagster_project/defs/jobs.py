@@ -10,13 +10,13 @@ from assets.imagery import spectral_indices, stac_items, surface_reflectance
 from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
 from assets.models import change_map, change_model, land_cover, land_cover_model
+from assets.partitions import month_tile_partitions, tiles_partitions
 from assets.report_disaster import disaster_report
 from assets.report_historical import historical_report
 from assets.report_real_estate import real_estate_report
 from assets.report_urban import urban_report
 from assets.reports import environmental_report
 from assets.sources import climate_series, historical_map, socioeconomic_regions
-from assets.partitions import month_tile_partitions, tiles_partitions
 
 INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
 ANALYSIS = AssetSelection.assets(land_cover, change_map, environmental_report)

@@ -2,8 +2,8 @@
 
 from dagster import Definitions, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from dagster_project.defs.jobs import monthly_job
 from assets.partitions import TILES, months_partitions, partition_key
+from dagster_project.defs.jobs import monthly_job
 from memories.months import add_months, month_key
 
 

@@ -21,8 +21,8 @@ from dagster import (
     sensor,
 )
 
-from dagster_project.defs.jobs import ingest_job
 from assets.partitions import TILES, months_partitions, partition_key
+from dagster_project.defs.jobs import ingest_job
 from memories.earth.stac import datetime_range, item_created, item_tile, open_client
 from memories.months import add_months, month_key, month_range
 from resources import StacCatalogResource

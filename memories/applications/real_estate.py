@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import RadiusWindow, as_month
-from memories.applications.memory_view import MemoryView
 from memories.applications.real_estate_figures import build_report
 from memories.applications.real_estate_surroundings import (
     environment,
@@ -60,6 +59,7 @@ from memories.applications.report import Report
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView
 
 __all__ = [
     "DEFAULT_RADIUS_M",

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import pixel_ha
-from memories.applications.memory_view import MemoryView, describe
 from memories.applications.report import Report
 from memories.applications.urban_figures import build_report
 from memories.applications.urban_metrics import (
@@ -58,6 +57,7 @@ from memories.applications.urban_metrics import (
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView, describe
 from memories.months import add_months, month_key, months_between, parse_month
 
 __all__ = [
