@@ -9,7 +9,8 @@
 # Supported: CPython 3.11, 3.12 and 3.13 (pyproject.toml's requires-python). Interpreters are looked for on PATH
 # (python3.X) and under pyenv ($(pyenv root)/versions/3.X.*). 3.11 comes first because the CPU build of torch
 # lies on these machines' disk for 3.11 only; 3.12 and 3.13 download PyPI's CUDA build (about 3 GB, once).
-# Installs with uv (PyPI package `uv`, put into the venv by pip first); INSTALLER=pip uses pip alone (slower).
+# Installs with uv (PyPI package `uv`; pip puts it once into ~/.cache/earth-memory); INSTALLER=pip uses pip alone
+# (slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUPPORTED="3.11 3.12 3.13"
@@ -63,28 +64,38 @@ if [ -x "$VENV/bin/python" ] && [ "$(py_version "$VENV/bin/python")" != "$ver" ]
     say "$VENV has Python $(py_version "$VENV/bin/python"), $ver was asked for: recreating $VENV"
     rm -rf "$VENV"
 fi
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV"
-fi
-say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV"
-
-stamp="$VENV/.installed-$(cat "$LOCK" pyproject.toml | sha1sum | cut -c1-12)"
-if [ -f "$stamp" ]; then
-    say "$VENV is up to date with $LOCK"
+stamp_of() { echo "$1/.installed-$(cat "$LOCK" pyproject.toml | sha1sum | cut -c1-12)"; }
+if [ -x "$VENV/bin/python" ] && [ -f "$(stamp_of "$VENV")" ]; then
+    say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV: up to date with $LOCK"
     exit 0
 fi
 start=$SECONDS
+
+# uv itself: the venv's own (the lock has it), else one kept in the user's cache (made once with pip), so a
+# fresh venv needs neither ensurepip nor pip.
+uv_bin() {
+    if [ -x "$VENV/bin/uv" ]; then echo "$VENV/bin/uv"; return 0; fi
+    local tool="${XDG_CACHE_HOME:-$HOME/.cache}/earth-memory/uv-$UV_VERSION"
+    if [ ! -x "$tool/bin/uv" ]; then
+        rm -rf "$tool" && "$PY" -m venv "$tool" && "$tool/bin/python" -m pip install -q "uv==$UV_VERSION" >&2 || return 1
+    fi
+    echo "$tool/bin/uv"
+}
 # The CPU build of torch for 3.11 (torch==2.13.0+cpu in the lock) lies in /opt/wheels on these machines.
 find_links=()
 [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
-if [ "${INSTALLER:-uv}" = uv ] && { [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install -q "uv==$UV_VERSION"; }; then
+if [ "${INSTALLER:-uv}" = uv ] && UV=$(uv_bin); then
+    [ -x "$VENV/bin/python" ] || "$UV" venv -q --python "$PY" "$VENV"
+    say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV"
     # sync: the venv holds exactly the lock (a dependency dropped from the lock is uninstalled).
-    "$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" "${find_links[@]}" "$LOCK"
-    "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
+    "$UV" pip sync -q --python "$VENV/bin/python" "${find_links[@]}" "$LOCK"
+    "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
 else
-    say "installing with pip"
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV; installing with pip"
     "$VENV/bin/python" -m pip install -q -r "$LOCK"
     "$VENV/bin/python" -m pip install -q --no-deps -e .
 fi
+stamp=$(stamp_of "$VENV")
 rm -f "$VENV"/.installed-* && touch "$stamp"
 say "installed $LOCK into $VENV in $((SECONDS - start)) s"
