@@ -1,7 +1,7 @@
 """What every partitioned asset does first and last: find its tile-months, record its outputs.
 
 A run computes one month x tile partition or, in a backfill, a range of them (``BackfillPolicy`` in
-``dagster_project.partitions``): assets loop over :func:`tile_months`, record one catalog row and attach
+``assets.partitions``): assets loop over :func:`tile_months`, record one catalog row and attach
 its own metadata per partition (:func:`partition_metadata`), then return one ``MaterializeResult``.
 """
 
@@ -19,7 +19,7 @@ from memories.months import month_range
 
 def tile_months(context: AssetExecutionContext, stac: Any) -> list[tuple[str, str, TileGrid]]:
     """(partition key, month, tile grid) of every month x tile partition of the run, in key order."""
-    from dagster_project.partitions import partition_keys, split_key
+    from assets.partitions import partition_keys, split_key
 
     out = []
     grids: dict[str, TileGrid] = {}

@@ -6,13 +6,13 @@ from typing import Any
 from dagster import Config, Failure, MaterializeResult, MetadataValue
 
 from assets._partition import partition_metadata, record, tile_months
-from dagster_project.automation import REFRESH_WITH_INPUTS
-from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
-from memories.applications.memory_view import MemoryView
+from assets.automation import REFRESH_WITH_INPUTS
+from assets.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.applications.report import Report
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
 from memories.memory.temporal import TemporalMemory
+from memories.memory.view import MemoryView
 
 REPORT_ASSET: dict[str, Any] = {
     "partitions_def": month_tile_partitions,

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from assets._partition import record
-from dagster_project.partitions import FIRST_MONTH, tiles_partitions
+from assets.partitions import FIRST_MONTH, tiles_partitions
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from assets._partition import partition_metadata, range_check, record, tile_months
-from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
+from assets.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.earth.expectations import validate_vector_layers
 from memories.earth.gis import GISProvider, geometry_report, write_geoparquet
 from memories.months import month_range

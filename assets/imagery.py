@@ -21,8 +21,8 @@ from dagster import (
 )
 
 from assets._partition import partition_metadata, range_check, record, tile_months
-from dagster_project.automation import REFRESH_WITH_INPUTS
-from dagster_project.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
+from assets.automation import REFRESH_WITH_INPUTS
+from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet

@@ -9,7 +9,7 @@ memory files in the tiered store and moves objects between tiers by their score.
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from dagster_project.partitions import FIRST_MONTH
+from assets.partitions import FIRST_MONTH
 from memories.errors import ProcessingError
 from memories.memory.context import ContextMemory
 from memories.memory.relationship import RelationshipMemory

@@ -16,7 +16,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import record
-from dagster_project.partitions import FIRST_MONTH, tiles_partitions
+from assets.partitions import FIRST_MONTH, tiles_partitions
 from memories.earth.catalogs import COMMON_BANDS
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource

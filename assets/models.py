@@ -19,8 +19,8 @@ import numpy as np
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import partition_metadata, record, tile_months
-from dagster_project.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
-from dagster_project.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
+from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
+from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet

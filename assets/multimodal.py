@@ -16,8 +16,8 @@ import numpy as np
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import partition_metadata, record, tile_months
-from dagster_project.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
-from dagster_project.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
+from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
+from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.store.raster import MonthlyRasterStore

@@ -13,7 +13,7 @@ from typing import Any
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
-from dagster_project.partitions import YEAR_BEFORE
+from assets.partitions import YEAR_BEFORE
 from memories.applications.report import Report
 from memories.applications.urban import UrbanPlanner
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource

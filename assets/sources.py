@@ -13,7 +13,7 @@ import json
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets._partition import partition_metadata, record, tile_months
-from dagster_project.partitions import MONTH_TILE_BACKFILL, month_tile_partitions, tiles_partitions
+from assets.partitions import MONTH_TILE_BACKFILL, month_tile_partitions, tiles_partitions
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 CENSUS_NAME_COLUMN = "name"

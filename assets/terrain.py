@@ -13,7 +13,7 @@ from typing import Literal
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from assets._partition import record
-from dagster_project.partitions import tiles_partitions
+from assets.partitions import tiles_partitions
 from resources import DaskClusterResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 

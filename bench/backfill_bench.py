@@ -124,7 +124,7 @@ from dagster import DagsterInstance
 from dagster_project.instance import prepare_home
 limits = prepare_home({str(home)!r})
 from dagster_project.definitions import defs
-from dagster_project.partitions import TILES
+from assets.partitions import TILES
 world = defs.resources["stac"].sample_world.ensure()
 with DagsterInstance.from_config({str(home)!r}) as instance:
     instance.add_dynamic_partitions(TILES, [t.tile_id for t in world.tiles])
@@ -300,7 +300,7 @@ def sequential(env: dict[str, str], home: Path, partitions: Sequence[str], compa
 import logging, time
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
 from dagster_project.definitions import defs
-from dagster_project.partitions import month_tile_partitions
+from assets.partitions import month_tile_partitions
 logging.getLogger("distributed").setLevel(logging.WARNING)
 quiet = {{"loggers": {{"console": {{"config": {{"log_level": "WARNING"}}}}}}}}
 job_def = define_asset_job(
@@ -313,7 +313,7 @@ with DagsterInstance.from_config({str(home)!r}) as instance:
         job.execute_in_process(instance=instance, partition_key=key, run_config=quiet)
     seconds = time.perf_counter() - t
 import numpy as np
-from dagster_project.partitions import FIRST_MONTH, split_key
+from assets.partitions import FIRST_MONTH, split_key
 from memories.store.paths import StorageRoot
 from memories.store.raster import MonthlyRasterStore
 stac, here = defs.resources["stac"], defs.resources["storage"].storage_root()
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _partition_keys(env: dict[str, str], tiles: Sequence[str]) -> list[str]:
     code = f"""
-from dagster_project.partitions import months_partitions, partition_key
+from assets.partitions import months_partitions, partition_key
 print("\\n".join(str(partition_key(m, t)) for t in {list(tiles)!r} for m in months_partitions.get_partition_keys()))
 """
     return run_python(code, env).strip().splitlines()

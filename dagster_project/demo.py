@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
+    from assets.partitions import TILES, months_partitions, partition_key
     from dagster_project.definitions import defs
-    from dagster_project.partitions import TILES, months_partitions, partition_key
     from memories.config import config
 
     instance = DagsterInstance.get()

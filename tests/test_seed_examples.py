@@ -165,7 +165,7 @@ def test_application_example_the_other_four_are_awaitable(configured: Any) -> No
 
 def test_memory_example(configured: Any, tmp_path: Any) -> None:
     """The seed's memory example on the test memory's composites and buildings, stored in a fresh folder."""
-    from memories.applications.memory_view import MemoryView
+    from memories.memory.view import MemoryView
 
     view = MemoryView()
     composites = []
@@ -315,7 +315,7 @@ def test_error_handling_example(configured: Any, caplog: Any) -> None:
 
 def test_concurrency_and_caching_examples(configured: Any, address: str, tmp_path: Any) -> None:
     from memories.applications import RealEstateAgent
-    from memories.applications.memory_view import MemoryView
+    from memories.memory.view import MemoryView
 
     agent = RealEstateAgent()
     p = agent.locate(address)

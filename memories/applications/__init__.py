@@ -1,7 +1,7 @@
 """The application layer: analyses that answer questions about places over time.
 
 Each application reads only from the memory (through a
-:class:`~memories.applications.memory_view.MemoryView`, so ``as_of`` works for it)
+:class:`~memories.memory.view.MemoryView`, so ``as_of`` works for it)
 and builds a :class:`~memories.applications.report.Report` of one tile-month:
 
 =================  ==============================================================
@@ -65,6 +65,6 @@ def application_class(kind: str) -> Any:
 
 def application(kind: str, view: Any = None, **options: Any) -> Any:
     """An application of ``kind`` reading ``view`` (default: the configured memory, now)."""
-    from memories.applications.memory_view import MemoryView
+    from memories.memory.view import MemoryView
 
     return application_class(kind)(view or MemoryView(), **options)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from memories.applications.vegetation import patch_count
 from memories.classes import LAND_COVER_CLASSES
+from memories.earth.vegetation import patch_count
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
 from memories.months import is_month, month_mid, month_range, parse_time

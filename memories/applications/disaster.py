@@ -7,7 +7,7 @@ that month, and follows it month by month afterwards (area still under water,
 recovered fraction). ``report(tile, month)`` turns that into a report of kind
 ``disaster`` (HTML + PNG + JSON).
 
-Inputs, all read through the :class:`~memories.applications.memory_view.MemoryView`
+Inputs, all read through the :class:`~memories.memory.view.MemoryView`
 (so ``as_of`` works): ``spectral_indices`` (NDWI, NBR), ``surface_reflectance``
 (clear/total observation counts and the NIR interquartile range of the monthly
 composite), ``gis_layers`` (buildings, roads).
@@ -47,10 +47,10 @@ import numpy as np
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import dilate, erode, nanmedian, patch_count, pixel_ha, plain, polygonize, sieve, text
 from memories.applications.disaster_figures import build_report
-from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView
 
 REPORT_KIND = "disaster"
 Hazard = Literal["flood", "burn"]

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memories.applications.common import span
-from memories.applications.memory_view import describe
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
 from memories.applications.terrain_exposure import flood_terrain_section
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
+from memories.memory.view import describe
 
 if TYPE_CHECKING:
     from memories.applications.disaster import DisasterAnalyzer

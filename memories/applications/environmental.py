@@ -27,7 +27,7 @@ as a new immutable version. Only :class:`MemoryView` reads are used, so a report
 built ``as_of`` a past time sees the memory as it was then.
 
 This module reads the memory and computes; the pieces live beside it:
-:mod:`~memories.applications.vegetation` (loss and gain maps),
+:mod:`~memories.earth.vegetation` (loss and gain maps),
 :mod:`~memories.applications.water` (open water and its change),
 :mod:`~memories.applications.trends` (tile means, trends, anomaly flags),
 :mod:`~memories.applications.environmental_report` (sections and ``summary.json``) and
@@ -45,7 +45,6 @@ import numpy as np
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import nanmean, nanmedian, pixel_ha
 from memories.applications.environmental_report import REPORT_KIND, build_report
-from memories.applications.memory_view import MemoryView, describe, model_id_of
 from memories.applications.report import Report
 from memories.applications.trends import (
     INDEX_VALID_MAX,
@@ -55,7 +54,9 @@ from memories.applications.trends import (
     index_trend,
     tile_mean,
 )
-from memories.applications.vegetation import (
+from memories.applications.water import WATER_NDWI_MIN, open_water, water_change
+from memories.classes import CLASS_BY_NAME, LAND_COVER_CLASSES
+from memories.earth.vegetation import (
     LossThresholds,
     detect_vegetation_gain,
     detect_vegetation_loss,
@@ -63,10 +64,9 @@ from memories.applications.vegetation import (
     patch_count,
     reference_month,
 )
-from memories.applications.water import WATER_NDWI_MIN, open_water, water_change
-from memories.classes import CLASS_BY_NAME, LAND_COVER_CLASSES
 from memories.errors import ConfigError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView, describe, model_id_of
 
 __all__ = [
     "INDEX_VALID_MAX",

@@ -2,7 +2,7 @@
 
 ``HistoricalReconstructor(view).reconstruct(tile, date)`` rebuilds a tile as it
 stood at ``date`` from two kinds of source, both read through the
-:class:`~memories.applications.memory_view.MemoryView` (so ``as_of`` works):
+:class:`~memories.memory.view.MemoryView` (so ``as_of`` works):
 
 - the memory's **valid time**: the land cover of the month the date falls in
   (its uncertainty: the validation accuracy of the model version that made it,
@@ -34,11 +34,11 @@ import numpy as np
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import as_instant, pixel_ha, plain
 from memories.applications.historical_figures import build_report
-from memories.applications.memory_view import MemoryView, describe
 from memories.applications.report import Report, quantity
 from memories.classes import LAND_COVER_CLASSES
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView, describe
 from memories.months import month_index, month_key, month_mid
 
 __all__ = ["HistoricalReconstructor", "as_instant", "class_areas", "gis_at"]

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import class_cmap, class_legend_handles, pixel_ha
-from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
 from memories.classes import CLASS_BY_CODE, CLASS_BY_NAME, LAND_COVER_CLASSES, NO_LABEL
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView
 
 BUILT_UP = CLASS_BY_NAME["built-up"].code
 MAP_FIGURE_MAX_PX = 64

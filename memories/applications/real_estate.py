@@ -50,7 +50,6 @@ import numpy as np
 
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import RadiusWindow, as_month
-from memories.applications.memory_view import MemoryView
 from memories.applications.property_analysis import PropertyAnalysis
 from memories.applications.real_estate_figures import build_report
 from memories.applications.real_estate_surroundings import (
@@ -64,6 +63,7 @@ from memories.applications.report import Report
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView
 
 __all__ = [
     "DEFAULT_RADIUS_M",

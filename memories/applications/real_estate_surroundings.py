@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memories.applications.common import RadiusWindow
-from memories.applications.memory_view import describe
 from memories.applications.report import quantity
 from memories.classes import CLASS_BY_CODE, CLASS_BY_NAME, LAND_COVER_CLASSES, NO_LABEL
 from memories.errors import ProcessingError
+from memories.memory.view import describe
 
 if TYPE_CHECKING:
     from memories.applications.real_estate import Property, RealEstateAgent

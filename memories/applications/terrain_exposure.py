@@ -33,7 +33,7 @@ MAX_PATH_CELLS = 100_000
 
 def read_terrain(view: Any, tile: str) -> tuple[Any, str | None]:
     """(terrain dataset without time, where it came from) of a tile in the memory view, or (None, why not)."""
-    from memories.applications.memory_view import describe
+    from memories.memory.view import describe
 
     try:
         record = view.record(TERRAIN_ASSET, tile)

@@ -38,7 +38,6 @@ import numpy as np
 
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import pixel_ha
-from memories.applications.memory_view import MemoryView, describe
 from memories.applications.report import Report
 from memories.applications.terrain_exposure import built_up_slope, read_terrain
 from memories.applications.urban_figures import build_report
@@ -61,6 +60,7 @@ from memories.applications.urban_metrics import (
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView, describe
 from memories.months import add_months, month_key, months_between, parse_month
 
 __all__ = [

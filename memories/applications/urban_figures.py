@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import geoms_km
-from memories.applications.memory_view import MemoryView
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
 from memories.applications.terrain_exposure import built_up_slope_section
 from memories.applications.urban_metrics import BUILT_UP, GREEN_SPACE_CLASSES, REPORT_KIND, UrbanAnalysis, UrbanTargets
 from memories.classes import CLASS_BY_NAME
+from memories.memory.view import MemoryView
 
 
 def build_report(view: MemoryView, a: UrbanAnalysis, targets: UrbanTargets) -> Report:

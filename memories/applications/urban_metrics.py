@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from memories.applications.common import pixel_ha
-from memories.applications.memory_view import MemoryView, model_id_of
 from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError
 from memories.grid import TileGrid
+from memories.memory.view import MemoryView, model_id_of
 
 REPORT_KIND = "urban"
 BUILT_UP = "built-up"

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 MEMORY_KIND = "relationship"
 ROLES = ("affected", "source", "area", "location", "evidence", "member")
 LAYER_ENTITY = {"buildings": "building", "roads": "road", "landuse": "parcel", "water": "water"}
+EVIDENCE_REPORT_KIND = "environmental"
+"""The report kind whose tile-month report is an event's ``evidence``: the environmental report's
+``REPORT_KIND`` (``memories.applications.environmental_report``; a test pins the two equal). Named here
+because the memory layer does not import the applications above it."""
 """Entity type of the features of each GIS layer."""
 FLOOD_MIN_PATCH_PX = 10
 """New-water patches smaller than this (pixels) are noise, not a flood."""
@@ -276,10 +280,9 @@ def event_hyperedge(
         for oid in sorted(gdf["osm_id"].iloc[hit].astype("int64").tolist()):
             members.append(Member(entity_id(layer, oid), role))
     if root is not None:
-        from memories.applications.environmental import REPORT_KIND
-
-        if root.exists(root.report_uri(REPORT_KIND, grid.tile_id, ev.month, "summary.json")):
-            members.append(Member(f"report:{REPORT_KIND}/{grid.tile_id}/{ev.month}", "evidence"))
+        kind = EVIDENCE_REPORT_KIND
+        if root.exists(root.report_uri(kind, grid.tile_id, ev.month, "summary.json")):
+            members.append(Member(f"report:{kind}/{grid.tile_id}/{ev.month}", "evidence"))
     footprint = gpd.GeoSeries([ev.geometry], crs=grid.crs).to_crs("EPSG:4326").iloc[0]
     return Hyperedge(
         id=f"event:{ev.kind}/{ev.tile}/{ev.month}",
@@ -314,7 +317,7 @@ def detect_events(
         months = store.months() if store.exists() else []
         earlier = [m for m in months if m < month]
         if month in months and earlier:
-            from memories.applications.vegetation import reference_month
+            from memories.earth.vegetation import reference_month
 
             ref = reference_month(months, month) or earlier[-1]
             now_ds, ref_ds = store.read_month(month), store.read_month(ref)
@@ -365,7 +368,7 @@ def detect_change_events(
     """
     from scipy import ndimage
 
-    from memories.applications.vegetation import detect_vegetation_loss
+    from memories.earth.vegetation import detect_vegetation_loss
 
     start, end = month_range(month)
     out: list[DetectedEvent] = []

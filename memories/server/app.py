@@ -37,9 +37,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memories.applications import APPLICATIONS
-from memories.applications.memory_view import MemoryView
 from memories.errors import ConfigError, MemoriesError, MissingDataError
 from memories.memory.temporal import TemporalMemory
+from memories.memory.view import MemoryView
 from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue, MemoryBudget
 from memories.server.docs import add_docs
 from memories.server.guard import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, RedactingFilter, RequestGuard

@@ -16,7 +16,7 @@ from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from memories.applications.memory_view import MemoryView
+from memories.memory.view import MemoryView
 from memories.months import parse_instant, parse_month, parse_time
 
 TILE_PATTERN = r"^[0-9]{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$"

@@ -22,9 +22,9 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
-from memories.applications.memory_view import MemoryView
 from memories.errors import MemoriesError, MissingDataError
 from memories.memory.catalog import Materialization
+from memories.memory.view import MemoryView
 from memories.server.admission import AnalysisQueue, estimate_analysis_bytes
 from memories.server.models import (
     BUSY,

@@ -10,7 +10,7 @@ from shapely.geometry import Point, Polygon, box
 
 from assets.gis import gis_layers
 from assets.imagery import stac_items, surface_reflectance
-from dagster_project.partitions import TILES
+from assets.partitions import TILES
 from resources import (
     DaskClusterResource,
     GisSourceResource,

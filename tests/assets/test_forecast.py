@@ -11,7 +11,7 @@ import xarray as xr
 from dagster import DagsterInstance, materialize
 
 from assets.forecast import ndvi_forecast
-from dagster_project.partitions import FIRST_MONTH
+from assets.partitions import FIRST_MONTH
 from memories.memory.catalog import MemoryCatalog
 from memories.months import add_months, month_key, parse_month
 from memories.store.paths import StorageRoot

@@ -10,7 +10,7 @@ from pyproj import Geod, Transformer
 
 from assets.gis import gis_layers
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
-from dagster_project.partitions import TILES, partition_key
+from assets.partitions import TILES, partition_key
 from memories.memory.context import ContextMemory
 from memories.memory.relationship import RelationshipMemory
 from memories.memory.spatial import SpatialMemory

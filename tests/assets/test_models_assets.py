@@ -15,8 +15,8 @@ import xarray as xr
 from dagster import DagsterInstance, materialize
 
 from assets.models import change_map, change_model, land_cover
+from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from dagster_project.partitions import FIRST_MONTH, TILES, partition_key
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import read_geoparquet
 from memories.months import month_mid, month_range

@@ -16,8 +16,8 @@ from dagster import DagsterInstance, materialize
 
 from assets.gis import gis_layers
 from assets.multimodal import multimodal_land_use, multimodal_model
+from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from dagster_project.partitions import FIRST_MONTH, TILES, partition_key
 from memories.earth.catalogs import COMMON_BANDS
 from memories.months import month_mid, month_range
 from memories.sample.landscape import build_landscape

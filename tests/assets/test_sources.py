@@ -14,8 +14,8 @@ from dagster import DagsterInstance, MultiPartitionKey, materialize
 from rasterio.io import MemoryFile
 
 from assets.gis import gis_layers
+from assets.partitions import TILES
 from assets.sources import climate_series, historical_map, socioeconomic_regions
-from dagster_project.partitions import TILES
 from resources import (
     GisSourceResource,
     MemoryCatalogResource,

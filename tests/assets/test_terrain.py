@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 from dagster import DagsterInstance, materialize
 
+from assets.partitions import TILES
 from assets.terrain import terrain
-from dagster_project.partitions import TILES
-from memories.applications.memory_view import MemoryView
 from memories.earth.terrain import TERRAIN_EPOCH, terrain_store
 from memories.memory.temporal import TemporalMemory
+from memories.memory.view import MemoryView
 from resources import (
     DaskClusterResource,
     MemoryCatalogResource,

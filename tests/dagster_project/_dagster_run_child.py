@@ -60,8 +60,8 @@ def main(spec: dict[str, Any]) -> int:
         pause_after_first_block(Path(spec["pause_marker"]), spec.get("pause_after") or "reflectance")
     from dagster import AssetKey, DagsterInstance
 
+    from assets.partitions import partition_key
     from dagster_project.definitions import defs
-    from dagster_project.partitions import partition_key
 
     run_config = {
         "resources": {

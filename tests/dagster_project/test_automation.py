@@ -15,9 +15,9 @@ from collections.abc import Iterable
 
 from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions, instance_for_test
 
+from assets.partitions import TILES, months_partitions, partition_key
 from dagster_project.definitions import defs
-from dagster_project.jobs import INGEST
-from dagster_project.partitions import TILES, months_partitions, partition_key
+from dagster_project.defs.jobs import INGEST
 from memories.config import config
 
 DOWNSTREAM = (

@@ -8,9 +8,9 @@ import sys
 from dagster import AssetKey, build_schedule_context, instance_for_test
 from dagster._core.definitions.definitions_class import Definitions
 
+from assets.partitions import TILES, month_tile_partitions, split_key
 from dagster_project.definitions import defs
-from dagster_project.partitions import TILES, month_tile_partitions, split_key
-from dagster_project.schedules import monthly_schedule
+from dagster_project.defs.schedules import monthly_schedule
 
 
 def test_definitions_validate_and_keep_heavy_imports_out():

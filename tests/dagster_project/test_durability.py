@@ -34,8 +34,8 @@ import pytest
 import xarray as xr
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 
+from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from dagster_project.partitions import FIRST_MONTH, TILES, partition_key
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import read_geoparquet
 from memories.earth.imagery import load_scenes, monthly_composite

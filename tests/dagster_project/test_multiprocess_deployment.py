@@ -67,7 +67,7 @@ LOCAL_RUN = textwrap.dedent(
     import json, sys
     from dagster import AssetKey, DagsterInstance
     from dagster_project.definitions import defs
-    from dagster_project.partitions import TILES, partition_key
+    from assets.partitions import TILES, partition_key
 
     assets, keys = json.loads(sys.argv[1]), json.loads(sys.argv[2])
     with DagsterInstance.ephemeral() as instance:

@@ -14,8 +14,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from rasterio.features import rasterize
 
+from assets.partitions import FIRST_MONTH, TILES, months_partitions, partition_key
 from dagster_project.definitions import defs
-from dagster_project.partitions import FIRST_MONTH, TILES, months_partitions, partition_key
 from memories.classes import CLASS_BY_NAME
 from memories.config import config
 from memories.months import month_mid, month_range
@@ -232,9 +232,9 @@ def _summary(root, kind, tile, month):
 
 def test_disaster_report_finds_the_flood_and_the_buildings_it_reached(pipeline, record_property):
     from memories.applications.disaster import DisasterAnalyzer
-    from memories.applications.memory_view import MemoryView
     from memories.earth.gis import read_geoparquet
     from memories.memory.temporal import TemporalMemory
+    from memories.memory.view import MemoryView
 
     world, root, last = pipeline["world"], pipeline["root"], pipeline["months"][-1]
     view = MemoryView(TemporalMemory(pipeline["catalog"], root))

@@ -6,8 +6,8 @@ import json
 
 from dagster import DagsterInstance, build_sensor_context
 
-from dagster_project.partitions import TILES, split_key
-from dagster_project.sensors import new_scenes_sensor
+from assets.partitions import TILES, split_key
+from dagster_project.defs.sensors import new_scenes_sensor
 from memories.sample import StacServer
 from resources import SampleWorldResource, StacCatalogResource
 

@@ -46,14 +46,14 @@ class AppMemory:
     @property
     def view(self) -> Any:
         """The memory as of now."""
-        from memories.applications.memory_view import MemoryView
         from memories.memory.temporal import TemporalMemory
+        from memories.memory.view import MemoryView
 
         return MemoryView(TemporalMemory(self.catalog, self.root))
 
     def view_as_of(self, as_of: Any) -> Any:
-        from memories.applications.memory_view import MemoryView
         from memories.memory.temporal import TemporalMemory
+        from memories.memory.view import MemoryView
 
         return MemoryView(TemporalMemory(self.catalog, self.root), as_of=as_of)
 

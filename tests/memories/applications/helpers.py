@@ -41,7 +41,7 @@ def materialize_report(
     """
     from dagster import DagsterInstance, materialize
 
-    from dagster_project.partitions import partition_key
+    from assets.partitions import partition_key
     from resources import MemoryCatalogResource, SampleWorldResource, StacCatalogResource, StorageResource
 
     spec = app_memory.world.spec

@@ -243,9 +243,9 @@ def test_environmental_report_asset_writes_records_and_previews(app_memory, tmp_
     from dagster import DagsterInstance, materialize
 
     from assets._report import ReportConfig
+    from assets.partitions import partition_key
     from assets.reports import environmental_report
     from dagster_project.definitions import defs
-    from dagster_project.partitions import partition_key
     from memories.memory.catalog import MemoryCatalog
     from memories.store.paths import StorageRoot
     from resources import MemoryCatalogResource, StorageResource

@@ -148,10 +148,10 @@ def test_report_shows_district_growth_sources_and_figures(app_memory: Any, tmp_p
 def test_as_of_returns_the_land_cover_version_the_memory_held_then(app_memory: Any, tmp_path: Any) -> None:
     import xarray as xr
 
-    from memories.applications.memory_view import MemoryView
     from memories.earth.gis import write_geoparquet
     from memories.memory.catalog import MemoryCatalog
     from memories.memory.temporal import TemporalMemory
+    from memories.memory.view import MemoryView
     from memories.months import month_range
     from memories.store.paths import StorageRoot
     from memories.store.raster import MonthlyRasterStore

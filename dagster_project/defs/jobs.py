@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from assets.forecast import ndvi_forecast
 from assets.gis import gis_layers
@@ -11,6 +11,7 @@ from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
 from assets.model_pipeline import change_trend
 from assets.models import change_map, change_model, land_cover, land_cover_model
+from assets.partitions import month_tile_partitions, tiles_partitions
 from assets.report_disaster import disaster_report
 from assets.report_historical import historical_report
 from assets.report_real_estate import real_estate_report
@@ -18,7 +19,6 @@ from assets.report_urban import urban_report
 from assets.reports import environmental_report
 from assets.sources import climate_series, historical_map, socioeconomic_regions
 from assets.terrain import terrain
-from dagster_project.partitions import month_tile_partitions, tiles_partitions
 
 INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
 ANALYSIS = AssetSelection.assets(land_cover, change_map, environmental_report)
@@ -76,4 +76,18 @@ memory_job = define_asset_job(
     "memory_job",
     selection=AssetSelection.assets(spatial_index, event_hypergraph, knowledge_graph, storage_tiering),
     description="Spatial index, event hypergraph, knowledge graph over what the pipeline holds; then storage tiering.",
+)
+
+defs = Definitions(
+    jobs=[
+        ingest_job,
+        train_job,
+        analysis_job,
+        report_job,
+        monthly_job,
+        tile_job,
+        model_pipeline_job,
+        memory_job,
+        maintenance_job,
+    ]
 )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from memories.applications.memory_view import MemoryView, model_id_of
 from memories.memory.catalog import MemoryCatalog
 from memories.memory.temporal import TemporalMemory
+from memories.memory.view import MemoryView, model_id_of
 from memories.store.paths import StorageRoot
 
 

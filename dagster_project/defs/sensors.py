@@ -1,4 +1,4 @@
-"""The sensor that notices new scenes on the STAC API and ingests the partitions they touch.
+"""The sensors: new scenes on the STAC API ingest the partitions they touch; automation carries them on.
 
 Its cursor is the newest ``created`` time seen, kept by Dagster across restarts;
 each evaluation asks the API for scenes of the area of interest in the lookback
@@ -11,15 +11,18 @@ from datetime import UTC, datetime
 
 from dagster import (
     AddDynamicPartitionsRequest,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    Definitions,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
-from dagster_project.jobs import ingest_job
-from dagster_project.partitions import TILES, months_partitions, partition_key
+from assets.partitions import TILES, months_partitions, partition_key
+from dagster_project.defs.jobs import ingest_job
 from memories.earth.stac import datetime_range, item_created, item_tile, open_client
 from memories.months import add_months, month_key, month_range
 from resources import StacCatalogResource
@@ -88,3 +91,15 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
         dynamic_partitions_requests=[AddDynamicPartitionsRequest(TILES, new_tiles)] if new_tiles else [],
         cursor=json.dumps({"created": newest.isoformat()}) if newest else context.cursor,
     )
+
+
+automation_sensor = AutomationConditionSensorDefinition(
+    "scenes_to_reports",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the assets' automation conditions (assets/automation.py): new scenes flow from ingest "
+    "to the reports.",
+)
+
+defs = Definitions(sensors=[new_scenes_sensor, automation_sensor])

@@ -1,6 +1,6 @@
 import numpy as np
 
-from memories.applications.vegetation import (
+from memories.earth.vegetation import (
     LossThresholds,
     detect_vegetation_gain,
     detect_vegetation_loss,

@@ -1,9 +1,9 @@
 """The monthly schedule: on the 3rd, process the month that just ended, every tile."""
 
-from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import Definitions, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from dagster_project.jobs import monthly_job
-from dagster_project.partitions import TILES, months_partitions, partition_key
+from assets.partitions import TILES, months_partitions, partition_key
+from dagster_project.defs.jobs import monthly_job
 from memories.months import add_months, month_key
 
 
@@ -23,3 +23,6 @@ def monthly_schedule(context: ScheduleEvaluationContext):  # type: ignore[no-unt
     if not tiles:
         return SkipReason("no tiles yet: the new_scenes sensor or the demo adds the area of interest's tiles")
     return [RunRequest(run_key=f"monthly|{month}|{tile}", partition_key=partition_key(month, tile)) for tile in tiles]
+
+
+defs = Definitions(schedules=[monthly_schedule])

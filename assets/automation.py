@@ -1,10 +1,12 @@
 """The one home of declarative automation: what re-materializes by itself, and when.
 
-The ``new_scenes_sensor`` ingests each tile-month with new scenes (``ingest_job``). From there
+The assets carry these conditions; the sensor that evaluates them (``scenes_to_reports``) is
+registered in ``dagster_project/defs/sensors.py``. The ``new_scenes_sensor`` ingests each tile-month
+with new scenes (``ingest_job``). From there
 :data:`REFRESH_WITH_INPUTS` carries the change to the partitions that read it: a month x tile
 partition of indices, land cover, change or a report runs again when one of the partitions it
 reads was updated, once every partition it reads exists and none is running. Which partitions
-those are is declared in the assets' partition mappings (``dagster_project.partitions``): the
+those are is declared in the assets' partition mappings (``assets.partitions``): the
 same tile-month, plus the month before for ``change_map`` and the year before for the reports
 that compare with a year earlier. A scene in the newest month therefore refreshes that
 tile-month only; a late scene in an older month also refreshes the change map of the month
@@ -17,7 +19,7 @@ tile-months keep the model they were computed with until someone backfills them.
 
 from __future__ import annotations
 
-from dagster import AssetSelection, AutomationCondition, AutomationConditionSensorDefinition, DefaultSensorStatus
+from dagster import AssetSelection, AutomationCondition
 
 MODELS = ("land_cover_model", "change_model", "multimodal_model")
 """The trained models: their new versions do not trigger the partitions that use them."""
@@ -34,11 +36,3 @@ arrive for past months), and never on a missing partition alone (a new tile is b
 RETRAIN_CRON = "0 4 1 * *"
 RETRAIN_MONTHLY = AutomationCondition.on_cron(RETRAIN_CRON, cron_timezone="UTC")
 """Models retrain once a month (04:00 UTC on the 1st) after their inputs updated since the last tick."""
-
-automation_sensor = AutomationConditionSensorDefinition(
-    "scenes_to_reports",
-    target=AssetSelection.all(),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Evaluates the assets' automation conditions: new scenes flow from ingest to the reports.",
-)
