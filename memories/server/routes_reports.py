@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
 from memories.applications.memory_view import MemoryView
+from memories.applications.webmap import inline_webmap
 from memories.errors import MissingDataError
 from memories.memory.catalog import Materialization
 from memories.server.admission import AnalysisQueue
@@ -203,7 +204,7 @@ class StoredReport:
             if name.endswith(".png"):
                 data = base64.b64encode(self.read(name)).decode()
                 html = html.replace(f'src="{name}"', f'src="data:image/png;base64,{data}"')
-        return html
+        return inline_webmap(html, self.read)  # the interactive map's script, style and layers, if it has one
 
 
 def _known(kind: str, kinds: dict[str, str]) -> None:
