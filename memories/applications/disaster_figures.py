@@ -245,7 +245,7 @@ def build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: 
     if webmap is None:  # no event: the month's composite and the baseline
         webmap = WebMap(grid)
         base = basemap(view, tile, month, grid)
-        webmap.add_raster("composite", base.label, base.rgba_uint8())
+        webmap.add_raster("composite", base.label, base.rgba)
         webmap.add_raster(
             "baseline",
             "baseline water" if hz == "flood" else "burned before",
@@ -310,7 +310,7 @@ def _plot_maps(a: dict[str, Any], grid: TileGrid, month: str, view: Any) -> tupl
     fig.suptitle(f"tile {a['tile']}, report {month}")
     web = WebMap(grid)
     during = bases[1]
-    web.add_raster("composite", during.label, during.rgba_uint8())
+    web.add_raster("composite", during.label, during.rgba)
     web.add_raster(
         "baseline",
         "baseline water" if label == "flood" else "burned before",

@@ -341,7 +341,7 @@ def _webmap(a: EnvironmentalAnalysis, base: Basemap, view: Any) -> WebMap:
     """The page's interactive map: the composite, the vegetation and water change, the month's buildings and
     roads when the memory holds GIS layers of it."""
     web = WebMap(a.grid)
-    web.add_raster("composite", base.label, base.rgba_uint8())
+    web.add_raster("composite", base.label, base.rgba)
     web.add_raster(
         "vegetation_change",
         f"vegetation change since {a.reference_month or '—'}",

@@ -334,7 +334,7 @@ def _webmap(
     month: str,
 ) -> WebMap:
     web = WebMap(base.grid)
-    web.add_raster("composite", base.label, base.rgba_uint8())
+    web.add_raster("composite", base.label, base.rgba)
     web.add_raster(
         "land_cover_then", f"land cover, {date_txt}", class_overlay(then, CLASS_COLOURS, 0.75), visible=False
     )

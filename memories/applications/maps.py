@@ -51,7 +51,9 @@ NO_COMPOSITE_GREY = 0.85
 
 @dataclass(frozen=True)
 class Basemap:
-    """The true-colour base of a map: RGBA (H, W, 4) float 0–1 on ``grid``, transparent where unobserved."""
+    """The true-colour base of a map: RGBA (H, W, 4) uint8 on ``grid``, transparent where unobserved.
+
+    uint8, not float: a full 10 980 px Sentinel-2 tile is 480 MB so, a quarter of float32."""
 
     rgba: np.ndarray
     grid: TileGrid
@@ -66,10 +68,6 @@ class Basemap:
         lo, hi = STRETCH
         return f"true-colour composite {self.month} (red, green, blue; reflectance {lo:g}–{hi:g})"
 
-    def rgba_uint8(self) -> np.ndarray:
-        """(H, W, 4) uint8 of the base (for PNG overlays)."""
-        return np.asarray(np.round(np.clip(self.rgba, 0, 1) * 255), dtype=np.uint8)
-
 
 def stretch(reflectance: np.ndarray) -> np.ndarray:
     """(H, W, 4) RGBA float 0–1 of a (3, H, W) red/green/blue reflectance stack by the fixed :data:`STRETCH`;
@@ -79,6 +77,10 @@ def stretch(reflectance: np.ndarray) -> np.ndarray:
     valid = np.asarray(np.isfinite(refl).all(axis=0))
     rgb = np.clip((np.nan_to_num(refl, nan=0.0) - lo) / (hi - lo), 0.0, 1.0)
     return np.concatenate([np.moveaxis(rgb, 0, -1), valid[..., None].astype(np.float32)], axis=-1)
+
+
+def _to_uint8(rgba: np.ndarray) -> np.ndarray:
+    return np.asarray(np.round(np.clip(rgba, 0, 1) * 255), dtype=np.uint8)
 
 
 def basemap(view: Any, tile: str, month: str, grid: TileGrid) -> Basemap:
@@ -98,9 +100,9 @@ def basemap(view: Any, tile: str, month: str, grid: TileGrid) -> Basemap:
             continue
         refl = np.stack([np.asarray(ds["reflectance"].sel(band=b).values) for b in TRUE_COLOUR_BANDS])
         if refl.shape[1:] == grid.shape:
-            return Basemap(stretch(refl), grid, m)
-    grey = np.full((*grid.shape, 4), NO_COMPOSITE_GREY, dtype=np.float32)
-    grey[..., 3] = 1.0
+            return Basemap(_to_uint8(stretch(refl)), grid, m)
+    grey = np.full((*grid.shape, 4), round(NO_COMPOSITE_GREY * 255), dtype=np.uint8)
+    grey[..., 3] = 255
     return Basemap(grey, grid, None)
 
 
@@ -110,13 +112,13 @@ def crs_name(grid: TileGrid) -> str:
 
 
 def class_overlay(codes: np.ndarray, colours: dict[int, str], alpha: float = 0.8) -> np.ndarray:
-    """(H, W, 4) RGBA float of an integer class raster: each code of ``colours`` in its colour at ``alpha``,
-    every other code transparent (so the composite shows through)."""
+    """(H, W, 4) RGBA uint8 of an integer class raster: each code of ``colours`` in its colour at ``alpha``
+    (0–1), every other code transparent (so the composite shows through)."""
     from matplotlib.colors import to_rgba
 
-    out = np.zeros((*codes.shape, 4), dtype=np.float32)
+    out = np.zeros((*codes.shape, 4), dtype=np.uint8)
     for code, colour in colours.items():
-        out[codes == code] = (*to_rgba(colour)[:3], alpha)
+        out[codes == code] = _to_uint8(np.array([*to_rgba(colour)[:3], alpha]))
     return out
 
 
@@ -129,9 +131,10 @@ def draw_map(
     title: str | None = None,
     base_alpha: float = 1.0,
 ) -> None:
-    """Draw ``base`` and the RGBA ``overlays`` (each (H, W, 4) on the base's grid) on ``ax`` in the tile CRS
-    (metres), limited to ``window`` (x0, y0, x1, y1 metres; default the tile), with geographic axes, a
-    graticule, a scale bar, a north arrow and the CRS. Vector layers go on afterwards in the same metres."""
+    """Draw ``base`` and the RGBA ``overlays`` (each (H, W, 4), uint8 or float 0–1, on the base's grid) on
+    ``ax`` in the tile CRS (metres), limited to ``window`` (x0, y0, x1, y1 metres; default the tile), with
+    geographic axes, a graticule, a scale bar, a north arrow and the CRS. Vector layers go on afterwards in the
+    same metres."""
     grid = base.grid
     x0, y0, x1, y1 = grid.bounds
     extent = (x0, x1, y0, y1)

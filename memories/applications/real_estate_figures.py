@@ -82,7 +82,7 @@ def _webmap(agent: RealEstateAgent, tile: str, month: str, grid: TileGrid, analy
 
     web = WebMap(grid)
     base = basemap(agent.view, tile, month, grid)
-    web.add_raster("composite", base.label, base.rgba_uint8())
+    web.add_raster("composite", base.label, base.rgba)
     lc_months = [m for m in agent.view.months("land_cover", tile) if m <= month]
     if lc_months:
         lc = agent.array("land_cover", tile, lc_months[-1], "land_cover")

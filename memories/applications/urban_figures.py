@@ -287,7 +287,7 @@ def _plot_change(a: UrbanAnalysis, base: Basemap) -> bytes:
 
 def _webmap(a: UrbanAnalysis, base: Basemap) -> WebMap:
     web = WebMap(a.grid)
-    web.add_raster("composite", base.label, base.rgba_uint8())
+    web.add_raster("composite", base.label, base.rgba)
     web.add_raster(
         "builtup_change",
         f"built-up change {a.result['start_month']}..{a.result['end_month']}",

@@ -34,6 +34,9 @@ LEAFLET_VERSION = "1.9.4"
 LEAFLET_FILES = ("leaflet.js", "leaflet.css")
 """Files of Leaflet written next to every report page that has a map."""
 WEB_MERCATOR = "EPSG:3857"
+MAX_WEB_PX = 2048
+"""Largest side of a raster layer's PNG, pixels: a whole Sentinel-2 tile (10 980 px) is resampled (nearest) to
+this, about 54 m pixels, so a page stays a few MB; zoomed-in detail is in the static figures and the stores."""
 COORD_DECIMALS = 6
 """Decimals of the GeoJSON coordinates (degrees; 1e-6 deg is about 0.1 m)."""
 
@@ -144,6 +147,20 @@ class WebMap:
         dst_transform, width, height = calculate_default_transform(
             grid.crs, WEB_MERCATOR, src.shape[2], src.shape[1], sx0, sy0, sx1, sy1
         )
+        if max(width, height) > MAX_WEB_PX:  # a whole 10 980 px tile: coarser pixels, same bounds
+            k = max(width, height) / MAX_WEB_PX
+            dst_transform, width, height = calculate_default_transform(
+                grid.crs,
+                WEB_MERCATOR,
+                src.shape[2],
+                src.shape[1],
+                sx0,
+                sy0,
+                sx1,
+                sy1,
+                dst_width=max(1, round(width / k)),
+                dst_height=max(1, round(height / k)),
+            )
         dst = np.zeros((4, height, width), dtype=np.uint8)
         reproject(
             src,

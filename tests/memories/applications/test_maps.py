@@ -57,7 +57,7 @@ def test_basemap_takes_the_months_composite_or_the_latest_before_it():
     view = _View({"2023-06": 0.06, "2023-08": 0.12})
     base = basemap(view, "33TVM", "2023-07", GRID)
     assert base.month == "2023-06"
-    assert base.rgba[0, 0] == pytest.approx([0.2, 0.2, 0.1, 1.0])  # red, green 0.06/0.3; blue half
+    assert base.rgba[0, 0].tolist() == pytest.approx([51, 51, 25.5, 255], abs=0.5)  # 0.06/0.3 of 255; blue half
     assert basemap(view, "33TVM", "2023-08", GRID).month == "2023-08"
     grey = basemap(view, "33TVM", "2023-01", GRID)
     assert grey.month is None and "no true-colour composite" in grey.label
@@ -67,7 +67,7 @@ def test_map_axes_are_labelled_in_degrees_where_the_meridians_cross_the_edges():
     from matplotlib.figure import Figure
     from pyproj import Transformer
 
-    base = Basemap(np.ones((*GRID.shape, 4), dtype=np.float32), GRID, "2023-08")
+    base = Basemap(np.full((*GRID.shape, 4), 255, dtype=np.uint8), GRID, "2023-08")
     fig = Figure()
     ax = fig.subplots()
     draw_map(ax, base, overlays=[class_overlay(np.ones(GRID.shape, dtype=np.uint8), {1: "red"})])
@@ -119,3 +119,19 @@ def test_web_map_layers_are_files_in_the_report_folder_and_the_page_loads_nothin
         and "sourceMappingURL" not in inline
         and '"url": "data:image/png;base64,' in inline
     )
+
+
+def test_a_whole_sentinel2_tile_becomes_a_web_layer_of_bounded_size():
+    from PIL import Image
+
+    from memories.applications.webmap import MAX_WEB_PX
+
+    grid = TileGrid("33TVM", 32633, 500_000.0, 5_100_000.0, 2400, 2000, 10.0)  # 3450 px wide in Web Mercator
+    web = WebMap(grid)
+    mask = np.zeros(grid.shape, dtype=np.uint8)
+    mask[:, :1200] = 1
+    web.add_raster("half", "west half", class_overlay(mask, {1: "#00ff00"}, 1.0))
+    img = Image.open(io.BytesIO(web.files()["map_half.png"]))
+    assert max(img.size) == MAX_WEB_PX
+    (south, west), (north, east) = web.rasters[0]["bounds"]
+    assert (west, south, east, north) == pytest.approx(web.bounds_wgs84, abs=1e-3)  # the same place, coarser
