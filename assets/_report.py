@@ -104,6 +104,7 @@ def report_result(
         "summary_json": MetadataValue.url(files["summary.json"]),
         "version": MetadataValue.text(str(report.version)),
         "version_report": MetadataValue.url(report.version_files["report.html"]),
+        "report_index": MetadataValue.url(view.root.report_index_uri()),
         "as_of": MetadataValue.text(view.as_of.isoformat() if view.as_of else "now"),
         "alert": bool(alert),
         **(metadata or {}),

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     catalog = resources["memory"].catalog()
     print(f"\ndone in {(time.perf_counter() - t0) / 60:.1f} min; {len(failed)} failed runs")
     print("reports (open in a browser):")
+    print(f"  index of every report: {root.report_index_uri()}")
     for tile in tiles:
         rows = [r for r in catalog.current("environmental_report", tile=tile) if r.partition in months]
         alerts = [r for r in rows if r.stats.get("alert")]

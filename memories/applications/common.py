@@ -5,8 +5,8 @@ applications (and any later one) need: sieving and counting patches of a boolean
 mask, growing and shrinking it, turning it into polygons on a
 :class:`~memories.grid.TileGrid`, the pixel area, the pixels within a radius of a
 point, nan-safe medians and means, reading month and date arguments, plain JSON
-values of numpy scalars, and maps in km from the tile's south-west corner coloured
-by land-cover class.
+values of numpy scalars, and the legend of the land-cover classes (maps themselves are
+drawn by :mod:`memories.applications.maps`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ __all__ = [
     "RadiusWindow",
     "as_instant",
     "as_month",
-    "class_cmap",
     "class_legend_handles",
     "dilate",
     "erode",
-    "geoms_km",
     "nanmean",
     "nanmedian",
     "patch_count",
@@ -194,24 +192,8 @@ def text(v: Any) -> str | None:
 
 
 # -- maps ---------------------------------------------------------------------------------------------
-def class_cmap() -> tuple[Any, Any]:
-    """(colormap, norm) of land-cover class codes for ``imshow``: code 0 (no label) white, each class its colour."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-
-    colours = ["#ffffff"] + [c.color for c in sorted(LAND_COVER_CLASSES, key=lambda c: c.code)]
-    cmap = ListedColormap(colours)
-    return cmap, BoundaryNorm(np.arange(-0.5, len(colours) + 0.5), cmap.N)
-
-
 def class_legend_handles() -> list[Any]:
     """Legend handles (coloured patches) of the land-cover classes."""
     from matplotlib.patches import Patch
 
     return [Patch(color=c.color, label=c.name) for c in LAND_COVER_CLASSES]
-
-
-def geoms_km(geoms: Any, grid: TileGrid) -> Any:
-    """A GeoSeries in km from the tile's south-west corner: the frame of
-    :func:`~memories.applications.report.km_extent`."""
-    x0, y0 = grid.bounds[0], grid.bounds[1]
-    return geoms.translate(-x0, -y0).scale(1e-3, 1e-3, origin=(0, 0))

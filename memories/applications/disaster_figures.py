@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memories.applications.common import span
-from memories.applications.report import Report, km_extent, png, pyplot, quantity
+from memories.applications.maps import STRETCH, basemap, class_overlay, crs_name, draw_map, map_legend
+from memories.applications.report import Report, png, pyplot, quantity
 from memories.applications.terrain_exposure import flood_terrain_section
+from memories.applications.webmap import WebMap
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
 from memories.memory.view import describe
@@ -36,6 +38,7 @@ def build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: 
     figure_data: dict[str, Any] = {}
     alerts: list[str] = []
     view = an.view
+    webmap: WebMap | None = None
     sources = {f"spectral_indices {m}": describe(view.record("spectral_indices", tile, m)) for m in a["months"]}
 
     if period_event is None:
@@ -194,11 +197,13 @@ def build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: 
                     ),
                 }
             )
-        figures["maps"] = _plot_maps(a, grid, month)
+        figures["maps"], webmap = _plot_maps(a, grid, month, view)
         captions["maps"] = (
             f"Before ({span(a['baseline_months'])}), during ({period_event}) and after (last month read, "
-            f"{a['after'][-1]['month'] if a['after'] else period_event}); km from the tile's south-west corner, "
-            f"{grid.crs}."
+            f"{a['after'][-1]['month'] if a['after'] else period_event}), each over that month's true-colour "
+            f"composite (reflectance {STRETCH[0]:g}–{STRETCH[1]:g}); buildings hit (yellow) and {what} roads "
+            f"(magenta) from the GIS layers of {period_event}. Axes: longitude and latitude (WGS 84); map grid "
+            f"{crs_name(grid)}."
         )
         figures["recovery"] = _plot_recovery(a)
         captions["recovery"] = f"{what.capitalize()} area per month (ha), ± its uncertainty; tile {tile}."
@@ -240,7 +245,16 @@ def build_report(an: DisasterAnalyzer, a: dict[str, Any], grid: TileGrid, tile: 
         "area_in_month_ha": now_ha,
     }
     title = f"{'Flood' if hz == 'flood' else 'Burn'} analysis, tile {tile}, {month}"
-    return Report(an.kind, tile, month, title, summary, figures, captions, headline)
+    if webmap is None:  # no event: the month's composite and the baseline
+        webmap = WebMap(grid)
+        base = basemap(view, tile, month, grid)
+        webmap.add_raster("composite", base.label, base.rgba)
+        webmap.add_raster(
+            "baseline",
+            "baseline water" if hz == "flood" else "burned before",
+            class_overlay(a["masks"]["baseline"].astype(np.uint8), {1: "#2e86de"}, 0.65),
+        )
+    return Report(an.kind, tile, month, title, summary, figures, captions, headline, webmap=webmap)
 
 
 def _jsonable(a: dict[str, Any]) -> dict[str, Any]:
@@ -250,43 +264,132 @@ def _jsonable(a: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _plot_maps(a: dict[str, Any], grid: TileGrid, month: str) -> bytes:
+def _plot_maps(a: dict[str, Any], grid: TileGrid, month: str, view: Any) -> tuple[bytes, WebMap]:
+    """The before / during / after maps over each month's true-colour composite, the affected buildings and
+    flooded roads on top; and the page's interactive map of the same layers."""
     plt = pyplot()
-    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     m = a["masks"]
-    ext = km_extent(grid)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), dpi=90)
     last = a["after"][-1]["month"] if a["after"] else a["event_month"]
+    label = "flood" if a["hazard"] == "flood" else "burn"
+    colours = {1: "#2e86de", 2: "#e74c3c", 3: "#f39c12"}
     panels = [
-        (f"before: baseline {span(a['baseline_months'])}", m["baseline"], None),
-        (f"during: {a['event_month']}", m["baseline"], (m["visible"], m["footprint"] & ~m["visible"])),
-        (f"after: still in {last}", m["baseline"], (m["last"], np.zeros_like(m["last"]))),
+        (f"before: baseline {span(a['baseline_months'])}", a["baseline_months"][-1], m["baseline"], None),
+        (
+            f"during: {a['event_month']}",
+            a["event_month"],
+            m["baseline"],
+            (m["visible"], m["footprint"] & ~m["visible"]),
+        ),
+        (f"after: still in {last}", last, m["baseline"], (m["last"], np.zeros_like(m["last"]))),
     ]
-    for ax, (title, base, hit) in zip(axes, panels, strict=True):
+    gis = _affected_layers(view, a["tile"], a["event_month"], a["footprint"])
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.9), dpi=90)
+    bases = []
+    for ax, (title, when, base, hit) in zip(axes, panels, strict=True):
         img = np.zeros(grid.shape, dtype=np.uint8)
         img[base] = 1
         if hit is not None:
             img[hit[1]] = 3
             img[hit[0]] = 2
-        ax.imshow(img, cmap=ListedColormap(["#f2efe6", "#7fb2e5", "#c0392b", "#f39c12"]), vmin=0, vmax=3, extent=ext)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("km east")
-        ax.set_ylabel("km north")
-    from matplotlib.patches import Patch
-
-    label = "flood" if a["hazard"] == "flood" else "burn"
-    axes[2].legend(
-        handles=[
-            Patch(color="#7fb2e5", label="baseline water" if label == "flood" else "burned before"),
-            Patch(color="#c0392b", label=f"{label}, visible in the median"),
-            Patch(color="#f39c12", label=f"{label}, part of the month"),
-        ],
-        loc="lower right",
-        fontsize=7,
+        bm = basemap(view, a["tile"], when, grid)
+        bases.append(bm)
+        draw_map(ax, bm, overlays=[class_overlay(img, colours, 0.65)], title=f"{title} · composite {bm.month or 'n/a'}")
+        if gis is not None and hit is not None:
+            _draw_affected(ax, gis)
+    handles: list[Any] = [
+        Patch(color=colours[1], label="baseline water" if label == "flood" else "burned before"),
+        Patch(color=colours[2], label=f"{label}, visible in the median"),
+        Patch(color=colours[3], label=f"{label}, part of the month"),
+    ]
+    if gis is not None:
+        handles += [
+            Patch(facecolor="#ffea00", edgecolor="black", label="buildings hit"),
+            Line2D([], [], color="#ff00ff", lw=2, label=f"roads {label}ed" if label == "flood" else "roads burned"),
+        ]
+    map_legend(axes[2], handles, outside=True)
+    fig.suptitle(f"tile {a['tile']}, report {month}")
+    web = WebMap(grid)
+    during = bases[1]
+    web.add_raster("composite", during.label, during.rgba)
+    web.add_raster(
+        "baseline",
+        "baseline water" if label == "flood" else "burned before",
+        class_overlay(m["baseline"].astype(np.uint8), {1: colours[1]}, 0.65),
     )
-    fig.suptitle(f"tile {a['tile']} ({grid.crs}), report {month}")
-    return png(fig)
+    fp = np.zeros(grid.shape, dtype=np.uint8)
+    fp[m["footprint"] & ~m["visible"]] = 3
+    fp[m["visible"]] = 2
+    web.add_raster("footprint", f"{label} {a['event_month']}", class_overlay(fp, colours, 0.65))
+    web.add_raster(
+        "still",
+        f"still {'under water' if label == 'flood' else 'burned'} in {last}",
+        class_overlay(m["last"].astype(np.uint8), {1: "#8e44ad"}, 0.6),
+        visible=False,
+    )
+    if gis is not None:
+        b, hit_b, r, inside = gis
+        web.add_vectors(
+            "buildings",
+            f"buildings ({a['event_month']})",
+            b.geometry[~hit_b],
+            style={"color": "#333", "weight": 1, "fillOpacity": 0.3},
+            visible=False,
+        )
+        web.add_vectors(
+            "buildings_hit",
+            "buildings hit",
+            b.geometry[hit_b],
+            style={"color": "#000", "weight": 1, "fillColor": "#ffea00", "fillOpacity": 0.9},
+            props=_props(b[hit_b], ["osm_id", "building", "name"]),
+        )
+        web.add_vectors("roads", f"roads ({a['event_month']})", r.geometry, style={"color": "#555", "weight": 1.5})
+        web.add_vectors(
+            "roads_hit",
+            f"roads {label}ed" if label == "flood" else "roads burned",
+            inside,
+            style={"color": "#ff00ff", "weight": 3},
+        )
+    return png(fig), web
+
+
+def _affected_layers(
+    view: Any, tile: str, month: str | None, footprint: Any
+) -> tuple[Any, np.ndarray, Any, Any] | None:
+    """(buildings, which intersect the footprint, roads, road parts inside it) of the event month's GIS layers;
+    None when the memory holds no layers of that month or there is no footprint."""
+    if month is None or footprint is None or footprint.is_empty:
+        return None
+    try:
+        layers = view.layers(tile, month, ["buildings", "roads"])
+    except MissingDataError:
+        return None
+    import geopandas as gpd
+    import shapely
+
+    b, r = layers["buildings"], layers["roads"]
+    hit = np.asarray(shapely.intersects(footprint, b.geometry.values), dtype=bool) if len(b) else np.zeros(0, bool)
+    inside = gpd.GeoSeries(shapely.intersection(r.geometry.values, footprint), crs=r.crs) if len(r) else r.geometry
+    inside = inside[~inside.is_empty] if len(inside) else inside
+    return b, hit, r, inside
+
+
+def _draw_affected(ax: Any, gis: tuple[Any, np.ndarray, Any, Any]) -> None:
+    b, hit, r, inside = gis
+    if len(r):
+        r.geometry.plot(ax=ax, color="#bdbdbd", lw=0.7, zorder=3)
+    if len(inside):
+        inside.plot(ax=ax, color="#ff00ff", lw=1.6, zorder=4)
+    if hit.any():
+        b.geometry[hit].plot(ax=ax, facecolor="#ffea00", edgecolor="black", lw=0.4, zorder=4)
+
+
+def _props(frame: Any, columns: list[str]) -> Any:
+    """The ``columns`` of ``frame`` that it has, as plain text (the interactive map's popups)."""
+    cols = [c for c in columns if c in frame.columns]
+    return frame[cols].astype(str).where(frame[cols].notna(), None) if cols else None
 
 
 def _plot_recovery(a: dict[str, Any]) -> bytes:

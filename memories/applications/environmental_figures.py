@@ -1,7 +1,7 @@
 """Figures of the environmental report: PNG bytes of an :class:`EnvironmentalAnalysis`.
 
-Maps are drawn in km from the tile's south-west corner
-(:func:`~memories.applications.report.km_extent`); series over the analysis's months.
+Maps are drawn over the month's true-colour composite in the tile CRS with geographic axes
+(:mod:`~memories.applications.maps`); series over the analysis's months.
 """
 
 from __future__ import annotations
@@ -10,13 +10,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memories.applications.report import km_extent, png, pyplot
+from memories.applications.maps import Basemap, class_overlay, draw_map, map_legend
+from memories.applications.report import png, pyplot
 from memories.classes import CLASS_BY_NAME
 
 if TYPE_CHECKING:
     from memories.applications.environmental import EnvironmentalAnalysis
 
-__all__ = ["plot_index_trends", "plot_ndvi_by_class", "plot_vegetation_change", "plot_water_change"]
+__all__ = [
+    "VEGETATION_COLOURS",
+    "WATER_COLOURS",
+    "plot_index_trends",
+    "plot_ndvi_by_class",
+    "plot_vegetation_change",
+    "plot_water_change",
+    "vegetation_classes",
+    "water_classes",
+]
 
 
 def plot_ndvi_by_class(a: EnvironmentalAnalysis) -> bytes:
@@ -74,88 +84,83 @@ def plot_index_trends(a: EnvironmentalAnalysis, alpha: float) -> bytes:
     return png(fig)
 
 
-def plot_vegetation_change(a: EnvironmentalAnalysis) -> bytes:
-    """PNG of the month's NDVI beside its forest loss, other vegetation loss and gain (axes in km)."""
-    from matplotlib.colors import ListedColormap
+def plot_vegetation_change(a: EnvironmentalAnalysis, base: Basemap) -> bytes:
+    """PNG of the month's NDVI beside its forest loss, other vegetation loss and gain, both over the month's
+    true-colour composite ``base`` (:mod:`~memories.applications.maps`)."""
     from matplotlib.patches import Patch
 
     plt = pyplot()
-    extent = km_extent(a.grid)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=100)
-    im = axes[0].imshow(a.ndvi, cmap="RdYlGn", vmin=-0.2, vmax=0.9, extent=extent)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), dpi=100)
+    draw_map(axes[0], base, title=f"NDVI {a.month} over the composite")
+    im = axes[0].imshow(a.ndvi, cmap="RdYlGn", vmin=-0.2, vmax=0.9, extent=_extent(a), alpha=0.55, zorder=1)
     fig.colorbar(im, ax=axes[0], shrink=0.8, label="NDVI")
-    axes[0].set_title(f"NDVI {a.month}")
+    draw_map(axes[1], base, overlays=[class_overlay(vegetation_classes(a), VEGETATION_COLOURS)])
+    map_legend(
+        axes[1],
+        [
+            Patch(color=VEGETATION_COLOURS[2], label="forest loss"),
+            Patch(color=VEGETATION_COLOURS[1], label="other vegetation loss"),
+            Patch(color=VEGETATION_COLOURS[3], label="vegetation gain"),
+        ],
+    )
+    ref = a.reference_month
+    axes[1].set_title(f"vegetation change since {ref}" if ref else "no reference month", fontsize=10)
+    fig.suptitle(f"tile {a.tile}, {base.label}")
+    return png(fig)
+
+
+def plot_water_change(a: EnvironmentalAnalysis, base: Basemap) -> bytes:
+    """PNG of the month's NDWI beside its open water, water gained and water lost, both over the month's
+    true-colour composite ``base``."""
+    from matplotlib.patches import Patch
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), dpi=100)
+    draw_map(axes[0], base, title=f"NDWI {a.month} over the composite")
+    im = axes[0].imshow(a.ndwi, cmap="BrBG", vmin=-0.8, vmax=0.8, extent=_extent(a), alpha=0.55, zorder=1)
+    fig.colorbar(im, ax=axes[0], shrink=0.8, label="NDWI")
+    draw_map(axes[1], base, overlays=[class_overlay(water_classes(a), WATER_COLOURS)])
+    ref = a.reference_month or "—"
+    map_legend(
+        axes[1],
+        [
+            Patch(color=WATER_COLOURS[1], label="open water"),
+            Patch(color=WATER_COLOURS[2], label=f"new since {ref}"),
+            Patch(color=WATER_COLOURS[3], label=f"gone since {ref}"),
+        ],
+    )
+    axes[1].set_title(f"open water {a.month} vs {ref}", fontsize=10)
+    fig.suptitle(f"tile {a.tile}, {base.label}")
+    return png(fig)
+
+
+VEGETATION_COLOURS = {1: "#f39c12", 2: "#c0392b", 3: "#27ae60"}
+"""Class code -> colour of :func:`vegetation_classes`: other vegetation loss, forest loss, vegetation gain."""
+WATER_COLOURS = {1: "#5dade2", 2: "#1a237e", 3: "#e67e22"}
+"""Class code -> colour of :func:`water_classes`: open water now, new since the reference, gone since."""
+
+
+def vegetation_classes(a: EnvironmentalAnalysis) -> np.ndarray:
+    """uint8 raster of :data:`VEGETATION_COLOURS`' codes (0: no change)."""
     cls = np.zeros(a.grid.shape, dtype=np.uint8)
     cls[a.vegetation_gain] = 3
     cls[a.vegetation_loss] = 1
     cls[a.forest_loss] = 2
-    axes[1].imshow(np.nan_to_num(a.ndvi, nan=0.0), cmap="Greys_r", vmin=-0.2, vmax=1.0, extent=extent, alpha=0.6)
-    axes[1].imshow(
-        np.ma.masked_equal(cls, 0),
-        cmap=ListedColormap(["#f39c12", "#c0392b", "#27ae60"]),
-        vmin=1,
-        vmax=3,
-        extent=extent,
-        interpolation="nearest",
-    )
-    axes[1].legend(
-        handles=[
-            Patch(color="#c0392b", label="forest loss"),
-            Patch(color="#f39c12", label="other vegetation loss"),
-            Patch(color="#27ae60", label="vegetation gain"),
-        ],
-        loc="lower right",
-        fontsize=8,
-    )
-    ref = a.reference_month
-    axes[1].set_title(f"vegetation change since {ref}" if ref else "no reference month")
-    for ax in axes:
-        ax.set_xlabel("km east of tile origin")
-        ax.set_ylabel("km north")
-    fig.suptitle(f"tile {a.tile} ({a.grid.crs})")
-    return png(fig)
+    return cls
 
 
-def plot_water_change(a: EnvironmentalAnalysis) -> bytes:
-    """PNG of the month's NDWI beside its open water, water gained and water lost (axes in km)."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    plt = pyplot()
-    extent = km_extent(a.grid)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5), dpi=100)
-    im = axes[0].imshow(a.ndwi, cmap="BrBG", vmin=-0.8, vmax=0.8, extent=extent)
-    fig.colorbar(im, ax=axes[0], shrink=0.8, label="NDWI")
-    axes[0].set_title(f"NDWI {a.month}")
+def water_classes(a: EnvironmentalAnalysis) -> np.ndarray:
+    """uint8 raster of :data:`WATER_COLOURS`' codes (0: no water, no change)."""
     cls = np.zeros(a.grid.shape, dtype=np.uint8)
     cls[a.water_now] = 1
     cls[a.water_gained] = 2
     cls[a.water_lost] = 3
-    axes[1].imshow(np.nan_to_num(a.ndvi, nan=0.0), cmap="Greys_r", vmin=-0.2, vmax=1.0, extent=extent, alpha=0.5)
-    axes[1].imshow(
-        np.ma.masked_equal(cls, 0),
-        cmap=ListedColormap(["#5dade2", "#1a237e", "#e67e22"]),
-        vmin=1,
-        vmax=3,
-        extent=extent,
-        interpolation="nearest",
-    )
-    ref = a.reference_month or "—"
-    axes[1].legend(
-        handles=[
-            Patch(color="#5dade2", label="open water"),
-            Patch(color="#1a237e", label=f"new since {ref}"),
-            Patch(color="#e67e22", label=f"gone since {ref}"),
-        ],
-        loc="lower right",
-        fontsize=8,
-    )
-    axes[1].set_title(f"open water {a.month} vs {ref}")
-    for ax in axes:
-        ax.set_xlabel("km east of tile origin")
-        ax.set_ylabel("km north")
-    fig.suptitle(f"tile {a.tile} ({a.grid.crs})")
-    return png(fig)
+    return cls
+
+
+def _extent(a: EnvironmentalAnalysis) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = a.grid.bounds
+    return (x0, x1, y0, y1)
 
 
 def _array(values: list[float | None]) -> np.ndarray:

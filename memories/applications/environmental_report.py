@@ -13,13 +13,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from memories.applications.environmental_figures import (
+    VEGETATION_COLOURS,
+    WATER_COLOURS,
     plot_index_trends,
     plot_ndvi_by_class,
     plot_vegetation_change,
     plot_water_change,
+    vegetation_classes,
+    water_classes,
 )
+from memories.applications.maps import Basemap, basemap, class_overlay, crs_name
 from memories.applications.report import Report, km_extent, quantity
 from memories.applications.water import WATER_NDWI_MIN
+from memories.applications.webmap import WebMap, add_gis_layers
 from memories.months import month_index
 
 if TYPE_CHECKING:
@@ -221,9 +227,10 @@ def build_report(a: EnvironmentalAnalysis, mon: EnvironmentalMonitor) -> Report:
     }
     sections = [veg_section, water_section, trend_section, lc_section, model_section]
 
+    base = basemap(mon.view, a.tile, month, grid)
     figures = {
-        "vegetation_loss": plot_vegetation_change(a),
-        "water_extent": plot_water_change(a),
+        "vegetation_loss": plot_vegetation_change(a, base),
+        "water_extent": plot_water_change(a, base),
         "index_trends": plot_index_trends(a, mon.anomaly_alpha),
         "ndvi_timeseries": plot_ndvi_by_class(a),
     }
@@ -235,9 +242,10 @@ def build_report(a: EnvironmentalAnalysis, mon: EnvironmentalMonitor) -> Report:
         )
     captions = {
         "vegetation_loss": f"Left: NDVI of {month}. Right: change since {ref or '—'}: red forest loss, orange other "
-        "vegetation loss (harvest, building), green vegetation gain. Axes in km from the tile's south-west corner.",
+        f"vegetation loss (harvest, building), green vegetation gain. Both over the {base.label}; axes: longitude "
+        f"and latitude (WGS 84), map grid {crs_name(grid)}.",
         "water_extent": f"Left: NDWI of {month}. Right: open water (NDWI > 0) now, blue; new since {ref or '—'}, "
-        "dark blue; gone, orange.",
+        f"dark blue; gone, orange. Both over the {base.label}.",
         "index_trends": f"Monthly tile means of {', '.join(x.upper() for x in n['trends'])}, {period}, with the "
         "fitted trend (dashed) and anomalous months (red circles).",
         "ndvi_timeseries": f"Monthly median NDVI per land-cover class (classes of {month}), {period}; shaded band: "
@@ -325,4 +333,22 @@ def build_report(a: EnvironmentalAnalysis, mon: EnvironmentalMonitor) -> Report:
         captions=captions,
         headline=["vegetation_loss", "ndvi_timeseries"],
         template="environmental.html.j2",
+        webmap=_webmap(a, base, mon.view),
     )
+
+
+def _webmap(a: EnvironmentalAnalysis, base: Basemap, view: Any) -> WebMap:
+    """The page's interactive map: the composite, the vegetation and water change, the month's buildings and
+    roads when the memory holds GIS layers of it."""
+    web = WebMap(a.grid)
+    web.add_raster("composite", base.label, base.rgba)
+    web.add_raster(
+        "vegetation_change",
+        f"vegetation change since {a.reference_month or '—'}",
+        class_overlay(vegetation_classes(a), VEGETATION_COLOURS),
+    )
+    web.add_raster(
+        "water", f"open water {a.month} and its change", class_overlay(water_classes(a), WATER_COLOURS), visible=False
+    )
+    add_gis_layers(web, view, a.tile, a.month)
+    return web

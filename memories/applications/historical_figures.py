@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from memories.applications.common import class_cmap, class_legend_handles, pixel_ha
-from memories.applications.report import Report, km_extent, png, pyplot, quantity
+from memories.applications.common import class_legend_handles, pixel_ha
+from memories.applications.maps import Basemap, basemap, class_overlay, crs_name, draw_map, map_legend
+from memories.applications.report import Report, png, pyplot, quantity
+from memories.applications.webmap import WebMap, add_gis_layers
 from memories.classes import CLASS_BY_CODE, CLASS_BY_NAME, LAND_COVER_CLASSES, NO_LABEL
 from memories.grid import TileGrid
 from memories.memory.view import MemoryView
@@ -58,14 +60,18 @@ def build_report(
     built_loss = float(((a == BUILT_UP) & (b != BUILT_UP) & (b > 0)).sum() * px_ha)
 
     figures, captions, figure_data = {}, {}, {}
+    base = basemap(view, tile, month, grid)
     figures["maps"], figure_data["maps"] = _maps_figure(
-        grid, a, hist["classes"] if hist else None, b, changed, date_txt, month
+        base, a, hist["classes"] if hist else None, b, changed, date_txt, month
     )
     captions["maps"] = (
         f"Left: land cover the memory holds for {date_txt} (from {then['land_cover_month']}). Middle: the "
-        "georeferenced historical map (blank: outside the sheet). Right: pixels whose class changed between "
-        f"{date_txt} and {month}, coloured by their class in {month}. Axes in km from the tile's SW corner."
+        "georeferenced historical map (the composite shows through outside the sheet). Right: pixels whose class "
+        f"changed between {date_txt} and {month}, coloured by their class in {month}. All over the {base.label}; "
+        f"axes: longitude and latitude (WGS 84), map grid {crs_name(grid)}."
     )
+    webmap = _webmap(base, a, hist["classes"] if hist else None, changed, b, date_txt, month)
+    add_gis_layers(webmap, view, tile, month)
     figures["class_areas"] = _areas_figure(area_data, date_txt, month)
     figure_data["class_areas"] = area_data
     captions["class_areas"] = f"Area of each land-cover class (ha) at {date_txt}, in {month} and on the historical map."
@@ -227,6 +233,7 @@ def build_report(
         figures=figures,
         captions=captions,
         headline=["maps", "class_areas"],
+        webmap=webmap,
     )
 
 
@@ -282,7 +289,7 @@ def _uncertainty_rows(then: dict[str, Any], hist: dict[str, Any] | None) -> list
 
 
 def _maps_figure(
-    grid: TileGrid,
+    base: Basemap,
     then: np.ndarray,
     hist: np.ndarray | None,
     now: np.ndarray,
@@ -292,20 +299,15 @@ def _maps_figure(
 ) -> tuple[bytes, dict[str, Any]]:
     plt = pyplot()
 
-    cmap, norm = class_cmap()
-    extent = km_extent(grid)
     panels = [
         (f"memory, {date_txt}", then),
         ("historical map", hist if hist is not None else np.zeros_like(then)),
         (f"changed {date_txt} → {month}", np.where(changed, now, NO_LABEL)),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
     for ax, (title, arr) in zip(axes, panels, strict=True):
-        ax.imshow(arr, cmap=cmap, norm=norm, extent=extent, interpolation="nearest")
-        ax.set_title(title)
-        ax.set_xlabel("km")
-    axes[0].set_ylabel("km")
-    axes[-1].legend(handles=class_legend_handles(), loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        draw_map(ax, base, overlays=[class_overlay(arr, CLASS_COLOURS, 0.75)], title=title)
+    map_legend(axes[-1], class_legend_handles(), outside=True)
     step = max(1, math.ceil(max(then.shape) / MAP_FIGURE_MAX_PX))
     data = {
         "sampled_every_px": step,
@@ -316,6 +318,32 @@ def _maps_figure(
     }
     buf = png(fig)
     return buf, data
+
+
+CLASS_COLOURS = {c.code: c.color for c in LAND_COVER_CLASSES}
+"""Land-cover class code -> colour of the class overlays (code 0, no label, transparent)."""
+
+
+def _webmap(
+    base: Basemap,
+    then: np.ndarray,
+    hist: np.ndarray | None,
+    changed: np.ndarray,
+    now: np.ndarray,
+    date_txt: str,
+    month: str,
+) -> WebMap:
+    web = WebMap(base.grid)
+    web.add_raster("composite", base.label, base.rgba)
+    web.add_raster(
+        "land_cover_then", f"land cover, {date_txt}", class_overlay(then, CLASS_COLOURS, 0.75), visible=False
+    )
+    if hist is not None:
+        web.add_raster("historical_map", "historical map", class_overlay(hist, CLASS_COLOURS, 0.75), visible=False)
+    web.add_raster(
+        "changed", f"changed {date_txt} → {month}", class_overlay(np.where(changed, now, NO_LABEL), CLASS_COLOURS, 0.8)
+    )
+    return web
 
 
 def _areas_figure(data: dict[str, list[Any]], date_txt: str, month: str) -> bytes:

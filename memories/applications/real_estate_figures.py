@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memories.applications.common import class_cmap, class_legend_handles, geoms_km
-from memories.applications.report import Report, km_extent, png, pyplot, quantity
-from memories.classes import CLASS_BY_NAME
+from memories.applications.common import class_legend_handles
+from memories.applications.maps import basemap, class_overlay, crs_name, draw_map, map_legend
+from memories.applications.report import Report, png, pyplot, quantity
+from memories.applications.webmap import WebMap, add_gis_layers
+from memories.classes import CLASS_BY_NAME, LAND_COVER_CLASSES
 from memories.grid import TileGrid
 
 if TYPE_CHECKING:
@@ -67,7 +69,43 @@ def build_report(
         figures=figures,
         captions=captions,
         headline=[n for n in ("map_1", "timeline_1") if n in figures],
+        webmap=_webmap(agent, tile, month, grid, analyses),
     )
+
+
+def _webmap(agent: RealEstateAgent, tile: str, month: str, grid: TileGrid, analyses: list[dict[str, Any]]) -> WebMap:
+    """The page's interactive map: the composite, the month's land cover, buildings and roads, and each featured
+    property with its radius."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    web = WebMap(grid)
+    base = basemap(agent.view, tile, month, grid)
+    web.add_raster("composite", base.label, base.rgba)
+    lc_months = [m for m in agent.view.months("land_cover", tile) if m <= month]
+    if lc_months:
+        lc = agent.array("land_cover", tile, lc_months[-1], "land_cover")
+        colours = {c.code: c.color for c in LAND_COVER_CLASSES}
+        web.add_raster("land_cover", f"land cover {lc_months[-1]}", class_overlay(lc, colours, 0.5), visible=False)
+    add_gis_layers(web, agent.view, tile, month)
+    props = [a["property"] for a in analyses if a["property"]["tile"] == tile]
+    if props:
+        labels = pd.DataFrame({"property": [p["label"] for p in props], "address": [a["address"] for a in analyses]})
+        web.add_vectors(
+            "radius",
+            f"{agent.radius_m:g} m radius",
+            gpd.GeoSeries([Point(p["x"], p["y"]).buffer(agent.radius_m) for p in props]),
+            style={"color": "#ff00aa", "weight": 2, "fill": False},
+        )
+        web.add_vectors(
+            "properties",
+            "featured properties",
+            gpd.GeoSeries([Point(p["x"], p["y"]) for p in props]),
+            style={"color": "#000", "weight": 1, "fillColor": "#ff00aa", "fillOpacity": 1, "radius": 7},
+            props=labels,
+        )
+    return web
 
 
 def property_section(
@@ -170,22 +208,23 @@ def property_figures(
     r = agent.radius_m
     # Map: land cover of the last month around the property, with buildings, roads and the radius.
     lc_months = [m for m in a["months"] if m in set(agent.view.months("land_cover", tile))]
-    fig, ax = plt.subplots(figsize=(6, 5.4))
+    fig, ax = plt.subplots(figsize=(7.4, 5.6))
     x0, y0, x1, y1 = grid.bounds
     pad = 1.4 * r
     ex0, ex1 = max(x0, p["x"] - pad), min(x1, p["x"] + pad)
     ey0, ey1 = max(y0, p["y"] - pad), min(y1, p["y"] + pad)
-    kx = (x0, y0)
+    base = basemap(agent.view, tile, lc_months[-1] if lc_months else end, grid)
+    overlays = []
     if lc_months:
         lc = agent.array("land_cover", tile, lc_months[-1], "land_cover")
-        cmap, norm = class_cmap()
-        ax.imshow(lc, cmap=cmap, norm=norm, extent=km_extent(grid), interpolation="nearest", alpha=0.8)
-        ax.legend(
-            handles=class_legend_handles(),
-            loc="lower left",
-            fontsize=7,
-            framealpha=0.8,
-        )
+        overlays.append(class_overlay(lc, {c.code: c.color for c in LAND_COVER_CLASSES}, 0.45))
+    draw_map(
+        ax,
+        base,
+        overlays=overlays,
+        window=(ex0, ey0, ex1, ey1),
+        title=f"{p['label']}: {r:g} m radius, {lc_months[-1] if lc_months else end}",
+    )
     from shapely.geometry import box
 
     gis_month = next((m for m in reversed(agent.view.months("gis_layers", tile)) if m <= end), None)
@@ -197,21 +236,21 @@ def property_figures(
         builds = layers["buildings"][layers["buildings"].intersects(view_box)]
         n_b, n_r = len(builds), len(roads)
         if n_r:
-            geoms_km(roads, grid).plot(ax=ax, color="#444", lw=0.8)
+            roads.geometry.plot(ax=ax, color="#f1c40f", lw=1.0, zorder=3)
         if n_b:
-            geoms_km(builds, grid).plot(ax=ax, color="#111", lw=0)
-    cx, cy = (p["x"] - kx[0]) / 1000, (p["y"] - kx[1]) / 1000
-    ax.add_patch(Circle((cx, cy), r / 1000, fill=False, ec="#ff00aa", lw=2))
-    ax.plot([cx], [cy], marker="*", color="#ff00aa", ms=14, mec="k")
-    ax.set_xlim((ex0 - kx[0]) / 1000, (ex1 - kx[0]) / 1000)
-    ax.set_ylim((ey0 - kx[1]) / 1000, (ey1 - kx[1]) / 1000)
-    ax.set_xlabel("km east of the tile's west edge")
-    ax.set_ylabel("km north of the tile's south edge")
-    ax.set_title(f"{p['label']}: {r:g} m radius, {lc_months[-1] if lc_months else end}")
+            builds.geometry.plot(ax=ax, facecolor="#ffffff", edgecolor="#111", lw=0.4, zorder=3)
+    cx, cy = p["x"], p["y"]
+    ax.add_patch(Circle((cx, cy), r, fill=False, ec="#ff00aa", lw=2, zorder=5))
+    ax.plot([cx], [cy], marker="*", color="#ff00aa", ms=14, mec="k", zorder=6)
+    ax.set_xlim(ex0, ex1)
+    ax.set_ylim(ey0, ey1)
+    if lc_months:
+        map_legend(ax, class_legend_handles(), outside=True)
     figures[f"map_{i}"] = png(fig)
     captions[f"map_{i}"] = (
-        f"Land cover ({lc_months[-1] if lc_months else 'n/a'}) around {p['label']} with the buildings and roads "
-        f"of {gis_month}; the circle is the {r:g} m radius. Axes in km from the tile's south-west corner."
+        f"Land cover ({lc_months[-1] if lc_months else 'n/a'}) around {p['label']} over the {base.label}, with "
+        f"the buildings (white) and roads (yellow) of {gis_month}; the circle is the {r:g} m radius. Axes: "
+        f"longitude and latitude (WGS 84), map grid {crs_name(grid)}."
     )
     data[f"map_{i}"] = {
         "property_xy_m": [p["x"], p["y"]],

@@ -27,10 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 
+from memories.applications.report_index import write_index
+from memories.applications.webmap import WebMap, inline_webmap
 from memories.store.paths import StorageRoot, new_version_id
 
 TEMPLATES = Path(__file__).parent / "templates"
+PREVIEW_WIDTH_PX = 560
+"""Widest figure of the Markdown preview, pixels: the Dagster UI's Markdown dialog shows images at their own
+size and cuts what is wider than its body (its sanitizer drops ``style`` and sizing attributes), so the
+preview's figures are scaled down to fit it."""
 
 
 def quantity(
@@ -106,16 +113,27 @@ class Report:
     """File name -> URI of the plain (current) file, once written."""
     version: str | None = None
     version_files: dict[str, str] = field(default_factory=dict)
+    webmap: WebMap | None = None
+    """The page's interactive map (:mod:`memories.applications.webmap`); its files are written with the page."""
 
     @property
     def html(self) -> str:
         """The page, figures referenced as sibling PNG files."""
-        return render_html(self.template, report=self, s=self.summary, figures={k: f"{k}.png" for k in self.figures})
+        figures = {k: f"{k}.png" for k in self.figures}
+        return render_html(self.template, report=self, s=self.summary, figures=figures, webmap=self._webmap_html())
 
     def html_inline(self) -> str:
         """The page with figures embedded as data URIs (one self-contained file, e.g. for an HTTP answer)."""
         figures = {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in self.figures.items()}
-        return render_html(self.template, report=self, s=self.summary, figures=figures)
+        html = render_html(self.template, report=self, s=self.summary, figures=figures, webmap=self._webmap_html())
+        if self.webmap is None:
+            return html
+        map_files = self.webmap.files()
+        return inline_webmap(html, map_files.__getitem__)
+
+    def _webmap_html(self) -> Markup:
+        """The interactive map's block of the page (empty without a map); trusted HTML built by WebMap."""
+        return Markup(self.webmap.html()) if self.webmap is not None else Markup("")
 
     @property
     def quantities(self) -> dict[str, dict[str, Any]]:
@@ -126,11 +144,16 @@ class Report:
 
     def json(self) -> dict[str, Any]:
         """The summary with the report's key and title (what ``summary.json`` holds)."""
-        return {"kind": self.kind, "tile": self.tile, "month": self.month, "title": self.title, **self.summary}
+        out = {"kind": self.kind, "tile": self.tile, "month": self.month, "title": self.title, **self.summary}
+        if self.webmap is not None:
+            out["map"] = self.webmap.summary()
+        return out
 
     def write(self, root: StorageRoot) -> dict[str, str]:
         """Write the report as a new version; returns file name -> URI of the plain files."""
         payload = {f"{k}.png": v for k, v in self.figures.items()}
+        if self.webmap is not None:
+            payload.update(self.webmap.files())
         payload["report.html"] = self.html.encode()
         payload["summary.json"] = json.dumps(self.json(), indent=2, default=_json_default).encode()
         now = datetime.now(UTC)
@@ -149,6 +172,7 @@ class Report:
         root.write_bytes(root.version_pointer_uri(html_uri), json.dumps(pointer).encode())
         files = root.publish_report(self.kind, self.tile, self.month, version, payload)
         self.version, self.version_files, self.files = version, version_files, files
+        write_index(root)
         return files
 
     def markdown(self, rows: list[tuple[str, dict[str, Any] | str]] | None = None, *, alert: str | None = None) -> str:
@@ -162,9 +186,22 @@ class Report:
             lines.append("")
         for name in self.headline[:2]:
             if name in self.figures:
-                data = base64.b64encode(self.figures[name]).decode()
+                data = base64.b64encode(fit_width(self.figures[name], PREVIEW_WIDTH_PX)).decode()
                 lines += [f"![{name}](data:image/png;base64,{data})", ""]
         return "\n".join(lines)
+
+
+def fit_width(data: bytes, width_px: int) -> bytes:
+    """PNG ``data`` scaled down (Lanczos, aspect kept) to at most ``width_px`` pixels wide; unchanged if narrower."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    if img.width <= width_px:
+        return data
+    small = img.resize((width_px, max(1, round(img.height * width_px / img.width))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def png(fig: Any) -> bytes:
@@ -173,7 +210,7 @@ def png(fig: Any) -> bytes:
 
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")  # legends placed outside the axes stay in the picture
     plt.close(fig)
     return buf.getvalue()
 

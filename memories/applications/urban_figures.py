@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from memories.applications.common import geoms_km
+from memories.applications.maps import Basemap, basemap, class_overlay, crs_name, draw_map, map_legend
 from memories.applications.report import Report, km_extent, png, pyplot, quantity
 from memories.applications.terrain_exposure import built_up_slope_section
 from memories.applications.urban_metrics import BUILT_UP, GREEN_SPACE_CLASSES, REPORT_KIND, UrbanAnalysis, UrbanTargets
+from memories.applications.webmap import WebMap
 from memories.classes import CLASS_BY_NAME
 from memories.memory.view import MemoryView
 
@@ -49,11 +50,12 @@ def build_report(view: MemoryView, a: UrbanAnalysis, targets: UrbanTargets) -> R
             "road_km_end": [d["road_km_end"] for d in districts],
         },
     }
-    figures = {"builtup_change": _plot_change(a), "districts": _plot_districts(figure_data["districts"], period)}
+    base = basemap(view, tile, end, a.grid)
+    figures = {"builtup_change": _plot_change(a, base), "districts": _plot_districts(figure_data["districts"], period)}
     captions = {
         "builtup_change": f"Built-up land of tile {tile}: kept (grey), new since {start} (red), lost (blue), "
-        f"roads at the start (light grey), new roads (black), census districts outlined; "
-        f"km from the tile's south-west corner ({r['crs']}).",
+        f"roads at the start (light grey), new roads (yellow), census districts outlined (white), over the "
+        f"{base.label}; axes: longitude and latitude (WGS 84), map grid {crs_name(a.grid)}.",
         "districts": f"Per census district: built-up area (ha) in {start} and {end} (± uncertainty), green space "
         f"per inhabitant (m², log scale; dashed: target {targets.green_m2_per_inhabitant:g} m²), road length (km) "
         f"in {start} and {end}.",
@@ -231,60 +233,86 @@ def build_report(view: MemoryView, a: UrbanAnalysis, targets: UrbanTargets) -> R
         figures=figures,
         captions=captions,
         headline=["builtup_change", "districts"],
+        webmap=_webmap(a, base),
     )
 
 
-def _plot_change(a: UrbanAnalysis) -> bytes:
+CHANGE_COLOURS = {1: "#bdbdbd", 2: "#d62728", 3: "#1f77b4"}
+"""Class code -> colour of the built-up change map: kept, new, lost."""
+
+
+def _change_classes(a: UrbanAnalysis) -> np.ndarray:
+    built = CLASS_BY_NAME[BUILT_UP].code
+    img = np.zeros(a.grid.shape, dtype=np.uint8)
+    img[(a.lc_start == built) & (a.lc_end == built)], img[a.gain], img[a.loss] = 1, 2, 3
+    return img
+
+
+def _plot_change(a: UrbanAnalysis, base: Basemap) -> bytes:
     plt = pyplot()
-    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     grid = a.grid
-    x0, y0, _, _ = grid.bounds
-    built = CLASS_BY_NAME[BUILT_UP].code
-    kept = (a.lc_start == built) & (a.lc_end == built)
-    img = np.zeros(grid.shape, dtype=np.uint8)
-    img[kept], img[a.gain], img[a.loss] = 1, 2, 3
-    fig, ax = plt.subplots(figsize=(7.5, 7), dpi=100)
-    ax.imshow(
-        np.ma.masked_equal(img, 0),
-        cmap=ListedColormap(["#9e9e9e", "#d62728", "#1f77b4"]),
-        vmin=1,
-        vmax=3,
-        extent=km_extent(grid),
-        interpolation="nearest",
+    fig, ax = plt.subplots(figsize=(8.2, 7), dpi=100)
+    draw_map(
+        ax,
+        base,
+        overlays=[class_overlay(_change_classes(a), CHANGE_COLOURS, 0.7)],
+        title=f"Built-up change {a.result['start_month']} to {a.result['end_month']}, tile {grid.tile_id}",
     )
-    geoms_km(a.districts.geometry, grid).boundary.plot(ax=ax, color="#333", lw=1.2)
+    from matplotlib import patheffects
+
+    halo = [patheffects.Stroke(linewidth=3, foreground="black"), patheffects.Normal()]
+    a.districts.geometry.boundary.plot(ax=ax, color="white", lw=1.4, zorder=3, path_effects=halo)
     for geom, label in zip(a.districts.geometry, a.districts[a.name_col], strict=True):
         c = geom.representative_point()
         ax.text(
-            (c.x - x0) / 1000,
-            (c.y - y0) / 1000,
-            str(label),
-            ha="center",
-            fontsize=9,
-            bbox={"facecolor": "white", "alpha": 0.6, "lw": 0},
+            c.x, c.y, str(label), ha="center", fontsize=9, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0}, zorder=6
         )
-    for roads, color, lw in ((a.roads_start, "#b0b0b0", 0.5), (a.new_roads, "black", 0.8)):
+    for roads, color, lw in ((a.roads_start, "#e0e0e0", 0.6), (a.new_roads, "#ffea00", 1.6)):
         if len(roads):
-            geoms_km(roads.geometry, grid).plot(ax=ax, color=color, lw=lw)
-    ax.set_xlim(*km_extent(grid)[:2])
-    ax.set_ylim(*km_extent(grid)[2:])
-    ax.legend(
-        handles=[
-            Patch(color="#9e9e9e", label="built-up, kept"),
-            Patch(color="#d62728", label="new built-up"),
-            Patch(color="#1f77b4", label="built-up lost"),
-            Patch(color="black", label="new roads"),
-            Patch(color="#b0b0b0", label="roads at the start"),
+            roads.geometry.plot(ax=ax, color=color, lw=lw, zorder=4)
+    map_legend(
+        ax,
+        [
+            Patch(color=CHANGE_COLOURS[1], label="built-up, kept"),
+            Patch(color=CHANGE_COLOURS[2], label="new built-up"),
+            Patch(color=CHANGE_COLOURS[3], label="built-up lost"),
+            Line2D([], [], color="#ffea00", lw=2, label="new roads"),
+            Line2D([], [], color="#e0e0e0", lw=1, label="roads at the start"),
+            Line2D([], [], color="white", lw=1.4, path_effects=halo, label="census districts"),
         ],
-        loc="lower right",
-        fontsize=8,
+        outside=True,
     )
-    ax.set_xlabel("km east of tile origin")
-    ax.set_ylabel("km north")
-    ax.set_title(f"Built-up change {a.result['start_month']} to {a.result['end_month']}, tile {grid.tile_id}")
     return png(fig)
+
+
+def _webmap(a: UrbanAnalysis, base: Basemap) -> WebMap:
+    web = WebMap(a.grid)
+    web.add_raster("composite", base.label, base.rgba)
+    web.add_raster(
+        "builtup_change",
+        f"built-up change {a.result['start_month']}..{a.result['end_month']}",
+        class_overlay(_change_classes(a), CHANGE_COLOURS, 0.7),
+    )
+    web.add_vectors(
+        "districts",
+        "census districts",
+        a.districts.geometry.boundary,
+        style={"color": "#ffffff", "weight": 2},
+        props=a.districts[[a.name_col]].astype(str),
+    )
+    if len(a.roads_start):
+        web.add_vectors(
+            "roads",
+            f"roads {a.result['start_month']}",
+            a.roads_start.geometry,
+            style={"color": "#9e9e9e", "weight": 1.5},
+        )
+    if len(a.new_roads):
+        web.add_vectors("new_roads", "new roads", a.new_roads.geometry, style={"color": "#ffea00", "weight": 3})
+    return web
 
 
 def _plot_districts(data: dict[str, Any], period: str) -> bytes:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator
 
+from memories.applications.webmap import inline_webmap
 from memories.errors import MemoriesError, MissingDataError
 from memories.memory.catalog import Materialization
 from memories.memory.view import MemoryView
@@ -208,7 +209,7 @@ class StoredReport:
             if name.endswith(".png"):
                 data = base64.b64encode(self.read(name)).decode()
                 html = html.replace(f'src="{name}"', f'src="data:image/png;base64,{data}"')
-        return html
+        return inline_webmap(html, self.read)  # the interactive map's script, style and layers, if it has one
 
 
 def _estimate(view: MemoryView, tiles: list[str]) -> int:

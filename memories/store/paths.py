@@ -88,6 +88,10 @@ class StorageRoot:
         """A file of one report."""
         return f"{self.uri}/reports/{kind}/{tile}/{month}/{filename}"
 
+    def report_index_uri(self) -> str:
+        """The page listing every report (``reports/index.html``, :mod:`memories.applications.report_index`)."""
+        return f"{self.uri}/reports/index.html"
+
     def memory_uri(self, kind: str, name: str) -> str:
         """A file of the spatial, context or relationship memory (``kind``), e.g. ``spatial``, ``default.parquet``."""
         return f"{self.uri}/memory/{kind}/{name}"

@@ -177,3 +177,24 @@ def test_disaster_report_asset_records_the_report_and_its_metadata(app_memory: A
     assert "flooded area" in meta["summary"].value and "data:image/png;base64," in meta["summary"].value
     [rec] = app_memory.view.records("disaster_report", app_memory.tile)
     assert rec.partition == EVENT and rec.version_id == meta["version"].value
+
+
+def test_flood_map_draws_the_buildings_hit_and_the_footprint_over_the_event_composite(app_memory: Any) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    report = DisasterAnalyzer(app_memory.view).report(app_memory.tile, EVENT)
+    layers = {x["key"]: x for x in report.json()["map"]["layers"]}
+    files = report.webmap.files()
+    assert layers["composite"]["label"].startswith(f"true-colour composite {EVENT}")
+    hit = report.summary["disaster"]["buildings"]["count"]
+    assert hit > 0 and layers["buildings_hit"]["features"] == hit
+    ids = {f["properties"]["osm_id"] for f in json.loads(files["map_buildings_hit.geojson"])["features"]}
+    assert ids == {str(b["osm_id"]) for b in report.summary["disaster"]["buildings"]["list"]}
+    # The footprint image (warped to Web Mercator, nearest) holds as many pixels as the footprint mask.
+    footprint_px = report.summary["disaster"]["during"]["area_ha"] / (app_memory.grid.pixel_area_m2 / 1e4)
+    drawn = (np.asarray(Image.open(io.BytesIO(files["map_footprint.png"])))[..., 3] > 0).sum()
+    assert abs(drawn - footprint_px) / footprint_px < 0.05
+    assert "longitude" in report.captions["maps"] and "EPSG:32633" in report.captions["maps"]

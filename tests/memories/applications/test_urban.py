@@ -188,3 +188,14 @@ def test_urban_report_asset_writes_records_and_previews_the_report(app_memory: A
     truth_ha = _new_district(app_memory).geometry.area / 10_000.0
     assert meta["builtup_growth_ha"].value == pytest.approx(truth_ha, abs=GROWTH_TOLERANCE_HA)
     assert "built-up growth" in meta["summary"].value and "data:image/png;base64," in meta["summary"].value
+
+
+def test_urban_map_draws_the_new_roads_whose_length_the_report_states(app_memory: Any) -> None:
+    import geopandas as gpd
+
+    report = UrbanPlanner(app_memory.view).report(app_memory.tile, "2023-08")
+    new_roads = json.loads(report.webmap.files()["map_new_roads.geojson"])
+    km = gpd.GeoDataFrame.from_features(new_roads, crs=4326).to_crs(app_memory.grid.crs).length.sum() / 1000
+    stated = report.summary["urban"]["tile_total"]["new_road_km"]
+    assert stated > 0 and abs(km - stated) / stated < 0.01
+    assert {x["key"] for x in report.json()["map"]["layers"]} >= {"composite", "builtup_change", "districts"}
