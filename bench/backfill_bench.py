@@ -36,6 +36,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._sizes import add_size_flags, apply_size_flags  # noqa: E402
+
+QUICK = {"tiles": 1, "months": 2, "size": 64}
+FULL = {"tiles": 2, "months": 12, "size": 128}
 ASSETS = ("stac_items", "surface_reflectance", "spectral_indices")
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -346,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-sequential", action="store_true", help="only the backfill")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     p.add_argument("--workdir", default=None, help="keep homes, stores and logs here (default: a temporary folder)")
-    args = p.parse_args(argv)
+    add_size_flags(p)
+    args = apply_size_flags(p.parse_args(argv), QUICK, FULL)
 
     with tempfile.TemporaryDirectory(prefix="backfill-bench-") as tmp:
         base = Path(args.workdir or tmp)
