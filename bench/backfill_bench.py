@@ -36,6 +36,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._sizes import add_size_flags, apply_size_flags  # noqa: E402
+
+QUICK = {"tiles": 1, "months": 2, "size": 64}
+FULL = {"tiles": 2, "months": 12, "size": 128}
 ASSETS = ("stac_items", "surface_reflectance", "spectral_indices")
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -134,9 +140,32 @@ print(json.dumps({{"runs": limits.max_concurrent_runs, "pools": limits.pools, "c
     return dict(json.loads(run_python(code, env).strip().splitlines()[-1]))
 
 
+DAEMON_WITH_INTERVAL = (
+    "import sys; import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = float(sys.argv[1]); "
+    "from dagster._daemon.cli import main; sys.argv = ['dagster-daemon', *sys.argv[2:]]; sys.exit(main())"
+)
+"""``python -c`` source of ``dagster-daemon`` with its loop interval (seconds, ``argv[1]``) in place of 30 s."""
+
+
+def daemon_command(args: Sequence[str], interval_s: float | None = None) -> list[str]:
+    """``dagster-daemon ARGS``; with ``interval_s``, the backfill daemon looks for work that often.
+
+    Dagster's backfill daemon sleeps a fixed 30 s between iterations (not configurable in
+    ``dagster.yaml``), so a backfill waits up to 30 s to start and up to 30 s more to be marked
+    done. Tests pass a short interval to spend their time on the runs instead; it changes
+    when the daemon looks, not what it does.
+    """
+    if interval_s is None:
+        return [str(Path(sys.executable).parent / "dagster-daemon"), *args]
+    return [sys.executable, "-c", DAEMON_WITH_INTERVAL, str(interval_s), *args]
+
+
 @contextmanager
-def deployment(env: dict[str, str], home: Path, log_dir: Path) -> Iterator[str]:
-    """Webserver and daemon on 127.0.0.1 over ``home`` (each in its own session); yields the GraphQL URL."""
+def deployment(env: dict[str, str], home: Path, log_dir: Path, daemon_interval_s: float | None = None) -> Iterator[str]:
+    """Webserver and daemon on 127.0.0.1 over ``home`` (each in its own session); yields the GraphQL URL.
+
+    ``daemon_interval_s``: the backfill daemon's loop interval (see :func:`daemon_command`); None: Dagster's 30 s.
+    """
     port = _free_port()
     bin_dir = Path(sys.executable).parent
     target = ["-m", "dagster_project.definitions", "-d", str(REPO)]
@@ -144,7 +173,7 @@ def deployment(env: dict[str, str], home: Path, log_dir: Path) -> Iterator[str]:
     try:
         for name, cmd in (
             ("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *target]),
-            ("daemon", [str(bin_dir / "dagster-daemon"), "run", *target]),
+            ("daemon", daemon_command(["run", *target], daemon_interval_s)),
         ):
             log = open(log_dir / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
             procs.append(
@@ -346,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-sequential", action="store_true", help="only the backfill")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     p.add_argument("--workdir", default=None, help="keep homes, stores and logs here (default: a temporary folder)")
-    args = p.parse_args(argv)
+    add_size_flags(p)
+    args = apply_size_flags(p.parse_args(argv), QUICK, FULL)
 
     with tempfile.TemporaryDirectory(prefix="backfill-bench-") as tmp:
         base = Path(args.workdir or tmp)

@@ -11,6 +11,7 @@ GPU busy time of the model (torch.cuda.Event) is reported against wall time.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import zarr
 
+from bench._sizes import add_size_flags, apply_size_flags
 from memories.ai.change import ChangeDetector, predict_change
 from memories.ai.land_cover import LandCoverUNet, predict_land_cover
 from memories.ai.tiling import dn_scaling, upload_reflectance
@@ -52,13 +54,19 @@ def model_only(fn, model, batch: np.ndarray, device: torch.device, repeats: int)
     return wall, (busy / repeats if cuda else None)
 
 
+QUICK = {"size": 128, "width": 16, "batch": 2, "repeats": 1}
+FULL = {"size": 2048, "width": 32, "repeats": 3}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512, help="scene side, pixels")
     ap.add_argument("--width", type=int, default=32, help="U-Net width")
     ap.add_argument("--batch", type=int, default=4, help="tiles per batch (model-only)")
     ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    add_size_flags(ap)
+    args = apply_size_flags(ap.parse_args(), QUICK, FULL)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     lc = LandCoverUNet(6, width=args.width).to(device).eval()
@@ -84,6 +92,8 @@ def main() -> None:
         print(
             f"{name:<11} model-only   {mpx_batch / wall:8.2f} Mpx/s" + (f"  GPU busy {busy / wall:.0%}" if busy else "")
         )
+    summary: dict[str, object] = {"device": str(device), "size": side, "width": args.width}
+    summary.update({f"{k}_model_only_mpx_s": round(v, 2) for k, v in results.items()})
     with tempfile.TemporaryDirectory() as tmp:
         group = zarr.open_group(f"{tmp}/bench.zarr", mode="w", zarr_format=3)
         group.create_array("before", data=dn, chunks=(1, 256, 256))
@@ -103,6 +113,10 @@ def main() -> None:
             wall = (time.perf_counter() - start) / args.repeats
             e2e = mpx / wall
             print(f"{name:<11} end-to-end   {e2e:8.2f} Mpx/s  (Zarr -> Zarr; {e2e / results[name]:.2f} of model-only)")
+            summary[f"{name}_end_to_end_mpx_s"] = round(e2e, 2)
+            summary[f"{name}_ratio_end_to_end_vs_model_only"] = round(e2e / results[name], 3)
+    if args.json:
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

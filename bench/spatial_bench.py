@@ -19,12 +19,18 @@ Run: ``.venv/bin/python bench/spatial_bench.py [--n 1000000] [--queries 100]``
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench._sizes import add_size_flags, apply_size_flags
+
+QUICK = {"n": 100_000, "queries": 50}
+FULL = {"n": 1_000_000, "queries": 100}
 
 
 def main() -> None:
@@ -33,7 +39,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--radius-km", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    ap.add_argument("--json", action="store_true", help="print one JSON object last")
+    add_size_flags(ap)
+    args = apply_size_flags(ap.parse_args(), QUICK, FULL)
 
     import geopandas as gpd
     import pyogrio
@@ -150,6 +158,15 @@ def main() -> None:
         assert set(ours_b["fid_"]) == set(fids[scan_b].tolist()) == set(fids[rtree_b].tolist())
         assert set(fids[ours_ids_b].tolist()) == set(fids[scan_b].tolist())
 
+    p50 = {k: round(float(np.percentile(v, 50)), 3) for k, v in lat_ms.items()}
+    summary = {
+        "n": args.n,
+        "queries": args.queries,
+        "build_s": round(build_s, 2),
+        "p50_ms": p50,
+        "ratio_rtree_vs_ours_radius": round(p50["rtree_radius"] / p50["ours_radius"], 2),
+        "ratio_rtree_vs_ours_bbox": round(p50["rtree_bbox"] / p50["ours_bbox"], 2),
+    }
     print(f"{args.queries} queries; radius {args.radius_km} km -> {np.mean(hits):.0f} features on average")
     print(f"{'engine / query':<18}{'p50 ms':>10}{'p95 ms':>10}{'p50 vs ours':>14}")
     for q in ("radius", "bbox"):
@@ -161,6 +178,8 @@ def main() -> None:
             p50, p95 = np.percentile(lat_ms[k], [50, 95])
             print(f"{k:<18}{p50:>10.2f}{p95:>10.2f}{p50 / base:>13.1f}x")
     con.close()
+    if args.json:
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._sizes import add_size_flags, apply_size_flags
+
 START = datetime(2005, 1, 1, tzinfo=UTC)
 YEARS = 20
+QUICK = {"n": 100_000, "queries": 50}
+FULL = {"n": 1_000_000, "queries": 100}
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -47,7 +51,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = ap.parse_args()
+    add_size_flags(ap)
+    args = apply_size_flags(ap.parse_args(), QUICK, FULL)
 
     from memories.memory.catalog import MemoryCatalog
     from memories.memory.temporal import TemporalMemory

@@ -23,6 +23,7 @@ Suites:
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,14 +249,12 @@ def _run(name: str, frame: pd.DataFrame, expectations: list[Any]) -> SuiteResult
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
-    context = gx.get_context(mode="ephemeral")
-    _quiet(context)
-    source = context.data_sources.add_pandas(f"{name}_frames")
-    batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
-    suite = gx.ExpectationSuite(name=name)
-    for e in expectations:
-        suite.add_expectation(e)
-    result = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    with _CONTEXT_LOCK:
+        batch_def = _batch_definition(name)
+        suite = gx.ExpectationSuite(name=name)
+        for e in expectations:
+            suite.add_expectation(e)
+        result = batch_def.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
     outcomes = []
     for r in result.results:
         cfg = r.expectation_config
@@ -271,6 +270,36 @@ def _run(name: str, frame: pd.DataFrame, expectations: list[Any]) -> SuiteResult
             details["exception"] = str(r.exception_info.get("exception_message"))
         outcomes.append(ExpectationOutcome(str(cfg.type) if cfg else "?", column, bool(r.success), details))
     return SuiteResult(name, bool(result.success), outcomes, len(frame))
+
+
+_CONTEXT_LOCK = threading.Lock()
+"""Guards the process's great-expectations context (its stores are not thread-safe)."""
+_CONTEXT: Any = None
+"""The process's ephemeral great-expectations context, made on first use."""
+_BATCH_DEFINITIONS: dict[str, Any] = {}
+"""Suite name -> the whole-dataframe batch definition of its asset, in the process's context."""
+
+
+def _batch_definition(name: str) -> Any:
+    """The batch definition of suite ``name``, in one ephemeral context per process (made on first use).
+
+    A context and each data source are made once: making them saves the context's configuration
+    each time (about half a second per suite per partition), while the frame is given per validation.
+    Call with ``_CONTEXT_LOCK`` held.
+    """
+    global _CONTEXT
+    if name not in _BATCH_DEFINITIONS:
+        import great_expectations as gx
+
+        if _CONTEXT is None:
+            _CONTEXT = gx.get_context(mode="ephemeral")
+            _quiet(_CONTEXT)
+        source = _CONTEXT.data_sources.add_pandas(f"{name}_frames")
+        _BATCH_DEFINITIONS[name] = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("whole")
+    from great_expectations.data_context.data_context.context_factory import project_manager
+
+    project_manager.set_project(_CONTEXT)  # the active one again, should other code have made its own since
+    return _BATCH_DEFINITIONS[name]
 
 
 def _quiet(context: Any) -> None:

@@ -144,3 +144,27 @@ def test_wrong_crs_missing_crs_wrong_geometry_type_and_no_features_fail():
     assert _failed(validate_vector_layers(_layers(), min_features={"water": 1})) == {
         ("expect_column_values_to_be_between", "features_over_minimum")
     }
+
+
+def test_suites_share_one_context_per_process(monkeypatch):
+    """Every validation after the first reuses the process's context (making one costs about 0.5 s a suite)."""
+    import great_expectations as gx
+
+    from memories.earth import expectations
+
+    made = []
+    real = gx.get_context
+
+    def counting(*args, **kwargs):
+        made.append(kwargs.get("mode"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gx, "get_context", counting)
+    monkeypatch.setattr(expectations, "_CONTEXT", None, raising=False)
+    monkeypatch.setattr(expectations, "_BATCH_DEFINITIONS", {}, raising=False)
+    table = pd.DataFrame({"id": ["a", "b"], "datetime": ["2023-05-01", "2023-05-02"], "cloud_cover": [1.0, 2.0]})
+    results = [expectations.validate_stac_items(table) for _ in range(3)]
+    assert all(r.success for r in results)
+    bad = table.assign(cloud_cover=[1.0, 101.0])
+    assert [o.column for o in expectations.validate_stac_items(bad).failed] == ["cloud_cover"]
+    assert len(made) <= 1

@@ -101,14 +101,21 @@ def test_clean_fetch_verifies_every_asset_and_points_hrefs_at_identical_local_co
 
 def test_429_waits_as_long_as_retry_after_says_in_seconds_and_as_an_http_date(server, tmp_path):
     server.script("/cogs/0/red.tif", ("429", 1))
-    server.script("/cogs/1/red.tif", ("429", email.utils.formatdate(time.time() + 2, usegmt=True)))
+    # An HTTP date has 1 s resolution: name a whole second 1-2 s ahead, so the date is exactly that instant.
+    instant = float(int(time.time()) + 2)
+    server.script("/cogs/1/red.tif", ("429", email.utils.formatdate(instant, usegmt=True)))
+    wall_minus_monotonic = time.time() - time.monotonic()  # the server logs monotonic times
     result = fetch(server, tmp_path)
     assert result.completeness == 1.0 and result.retries == 2
     seconds = server.requests_to("/cogs/0/red.tif")
     date = server.requests_to("/cogs/1/red.tif")
     assert len(seconds) == 2 and len(date) == 2
     assert 1.0 <= seconds[1] - seconds[0] < 3.0  # not the 0.05 s backoff: the server's 1 s
-    assert 0.9 <= date[1] - date[0] < 3.5  # an HTTP date 2 s ahead, with 1 s resolution
+    # The retry comes no earlier than the date's instant (wall clock; 20 ms for converting the clocks) ...
+    assert date[1] + wall_minus_monotonic >= instant - 0.02
+    # ... and not long after it, nor at the 0.05 s backoff (the first request came before the instant).
+    assert date[1] + wall_minus_monotonic < instant + 1.5
+    assert date[0] + wall_minus_monotonic < instant - 0.1
 
 
 def test_500s_are_retried_with_exponential_backoff(server, tmp_path):
