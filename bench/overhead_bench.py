@@ -90,8 +90,8 @@ def measure(months: int, analysis: bool, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     from dagster import AssetKey, DagsterInstance
 
+    from assets.partitions import TILES, months_partitions, partition_key
     from dagster_project.definitions import defs
-    from dagster_project.partitions import TILES, months_partitions, partition_key
 
     import_s = time.perf_counter() - t0
     instance = DagsterInstance.ephemeral()
