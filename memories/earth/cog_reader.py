@@ -110,7 +110,8 @@ class _Spec:
 
     @classmethod
     def of(cls, grid: TileGrid, k: int) -> _Spec:
-        return cls(grid.epsg, k, grid.x_min, grid.y_max, grid.resolution * k, grid.width // k, grid.height // k)
+        # a grid whose side k does not divide ends in part of a native pixel: the k-grid covers it whole
+        return cls(grid.epsg, k, grid.x_min, grid.y_max, grid.resolution * k, -(-grid.width // k), -(-grid.height // k))
 
     @property
     def transform(self) -> Any:

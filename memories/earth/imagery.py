@@ -10,8 +10,9 @@ the month's clear observations, with their interquartile range as its spread.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
 from memories.earth.catalogs import COMMON_BANDS, MASK_BAND, CatalogProfile
+from memories.earth.chunked_stats import exact_median, row_blocks
 from memories.earth.items import item_dict
 from memories.earth.order_stats import dn_median_iqr, nan_median_iqr, nanmedian_first_axis
 from memories.earth.quality import (
@@ -45,6 +47,7 @@ __all__ = [
     "ENGINES",
     "SCL_CLEAR",
     "SceneStack",
+    "band_medians",
     "composite_stats",
     "load_scenes",
     "monthly_composite",
@@ -266,6 +269,9 @@ COMPOSITE_ATTRS: dict[str, dict[str, str]] = {
 def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
     """Composite-level quality figures of a (computed or lazy) ``monthly_composite`` Dataset.
 
+    A lazy composite is read one block of chunk rows at a time (``chunked_stats``): memory
+    stays bounded by a chunk at any tile size; medians are exact (``np.median``'s values).
+
     Returns a dict:
 
     - ``pixels``: pixels in the composite;
@@ -278,12 +284,16 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
     - ``mean_clear_obs``: mean clear observations per pixel;
     - ``median_spread``: per band, the median interquartile range of valid pixels (reflectance; None if none).
     """
-    refl = np.asarray(composite["reflectance"].values)
-    valid = np.isfinite(refl).all(axis=0)
-    pixels = int(valid.size)
-    n_valid = int(valid.sum())
-    obs = int(np.asarray(composite["obs_count"].values, dtype=np.int64).sum())
-    clear = int(np.asarray(composite["clear_count"].values, dtype=np.int64).sum())
+    refl = composite["reflectance"]
+    blocks = list(row_blocks(refl))
+    pixels = n_valid = obs = clear = 0
+    for y0, y1 in blocks:  # one row block at a time: a lazy composite is never held whole
+        rows = {"y": slice(y0, y1)}
+        valid = np.isfinite(np.asarray(refl.isel(rows).values)).all(axis=0)
+        pixels += int(valid.size)
+        n_valid += int(valid.sum())
+        obs += int(np.asarray(composite["obs_count"].isel(rows).values, dtype=np.int64).sum())
+        clear += int(np.asarray(composite["clear_count"].isel(rows).values, dtype=np.int64).sum())
     out: dict[str, Any] = {
         "pixels": pixels,
         "valid_pixels": n_valid,
@@ -294,11 +304,32 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
         "mean_clear_obs": clear / pixels if pixels else 0.0,
     }
     if "spread" in composite:
-        spread = np.asarray(composite["spread"].values)
-        bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else range(len(spread))
+        spread = composite["spread"]
+        bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else range(spread.shape[0])
+
+        def valid_spread(i: int) -> Iterator[np.ndarray]:
+            for y0, y1 in blocks:
+                rows = {"y": slice(y0, y1)}
+                valid = np.isfinite(np.asarray(refl.isel(rows).values)).all(axis=0)
+                yield np.asarray(spread.isel(rows).values[i])[valid]
+
         out["median_spread"] = {
-            str(b): float(np.median(spread[i][valid])) if n_valid else None for i, b in enumerate(bands)
+            str(b): exact_median(partial(valid_spread, i)) if n_valid else None for i, b in enumerate(bands)
         }
+    return out
+
+
+def band_medians(reflectance: xr.DataArray) -> dict[str, float | None]:
+    """Per band, ``np.nanmedian`` of a (band, y, x) array (None where all NaN), row block by row block."""
+    out: dict[str, float | None] = {}
+    for i, b in enumerate(reflectance["band"].values):
+
+        def finite(i: int = i) -> Iterator[np.ndarray]:
+            for y0, y1 in row_blocks(reflectance):
+                v = np.asarray(reflectance.isel(band=i, y=slice(y0, y1)).values)
+                yield v[np.isfinite(v)]
+
+        out[str(b)] = exact_median(finite)
     return out
 
 
@@ -363,7 +394,7 @@ def _stack_gdal(items: Sequence[Any], keys: Sequence[str], grid: TileGrid, dtype
 
     from memories.earth.cog_reader import stack_cogs
 
-    factors = [_native_factor(items, key, grid) for key in keys]
+    factors = [_native_factor(items, key, grid, whole=False) for key in keys]
     hrefs = [[str(it["assets"][key]["href"]) for key in keys] for it in items]
     times = pd.to_datetime([it["properties"]["datetime"] for it in items], errors="raise", format="ISO8601")
     if times.tz is not None:
@@ -375,7 +406,7 @@ def _stack_gdal(items: Sequence[Any], keys: Sequence[str], grid: TileGrid, dtype
     )
 
 
-def _native_factor(items: Sequence[Any], key: str, grid: TileGrid) -> int:
+def _native_factor(items: Sequence[Any], key: str, grid: TileGrid, *, whole: bool = True) -> int:
     """k when every item's asset can be read at k times the grid's pixel size and each pixel repeated k x k.
 
     That equals a nearest resampling only when all three hold: the asset is in the
@@ -383,6 +414,8 @@ def _native_factor(items: Sequence[Any], key: str, grid: TileGrid) -> int:
     north-up squares of exactly k grid pixels, and its pixel corners fall on the
     grid's origin. Coordinates that merely align in numbers across two CRSs (a
     Landsat band in EPSG:32621 on a grid in EPSG:32722) must be warped. Else 1.
+    ``whole``: k must also divide the grid's width and height (stackstac reads the k-grid
+    whole); the direct reader crops the last native pixels instead, so passes False.
     """
     factors = set()
     for it in items:
@@ -402,7 +435,7 @@ def _native_factor(items: Sequence[Any], key: str, grid: TileGrid) -> int:
     if len(factors) != 1:
         return 1
     k = factors.pop()
-    return k if grid.width % k == 0 and grid.height % k == 0 else 1
+    return k if not whole or (grid.width % k == 0 and grid.height % k == 0) else 1
 
 
 def _mask_kind(profile: CatalogProfile, mask_kind: str | None) -> MaskKind:
