@@ -4,8 +4,8 @@ Rendering a 10980 x 10980 px tile pixel by pixel takes the generator tens of min
 a 1098 px world with each pixel repeated 10 x 10 (the same 10 m and 20 m pixels, a
 tile 10 x wider, its landscape 10 x coarser) takes minutes and has the same
 structure at the scale that memory and I/O see: the
-same bands, dtypes, nodata, SCL classes and COG layout (1024 px tiles, zstd,
-overviews) as real Sentinel-2 L2A files of a full tile. Only its STAC items and
+same bands, dtypes, nodata, SCL classes and tiled layout (1024 px tiles, zstd;
+no overviews, which the composite never reads) as real Sentinel-2 L2A files of a full tile. Only its STAC items and
 COGs are written; ground truth stays the small world's.
 """
 
@@ -66,16 +66,19 @@ def upsampled_items(
                 values = np.repeat(np.repeat(ds.read(1), factor, axis=0), factor, axis=1)
                 t = ds.transform
                 profile = {
-                    "driver": "COG",
+                    "driver": "GTiff",  # tiled like a COG; no overviews (the COG driver's copy doubles the time)
+                    "tiled": True,
                     "width": values.shape[1],
                     "height": values.shape[0],
                     "count": 1,
                     "dtype": values.dtype,
                     "crs": ds.crs,
                     "nodata": ds.nodata,
-                    "blocksize": 1024,
+                    "blockxsize": 1024,
+                    "blockysize": 1024,
                     "compress": "zstd",
-                    "overviews": "AUTO",
+                    "zstd_level": 1,
+                    "num_threads": "ALL_CPUS",
                     "transform": t,  # same pixel size: the tile covers factor x the ground
                 }
             with rasterio.open(dest, "w", **profile) as dst:
