@@ -293,8 +293,8 @@ def _composite_frame(composite: Any, bands: list[str], sample_px: int, seed: int
     else:
         extremes: list[list[tuple[float, int]]] = [[] for _ in range(n_bands)]
         for y0, y1 in blocks:
-            block = np.asarray(refl.isel(y=slice(y0, y1)).values, dtype=np.float32).reshape(n_bands, -1)
-            for i, row in enumerate(block):
+            for i in range(n_bands):
+                row = np.asarray(refl.isel(band=i, y=slice(y0, y1)).values, dtype=np.float32).reshape(-1)
                 if np.isfinite(row).any():
                     lo, hi = int(np.nanargmin(row)), int(np.nanargmax(row))
                     extremes[i].append((float(row[lo]), y0 * width + lo))
@@ -309,9 +309,13 @@ def _composite_frame(composite: Any, bands: list[str], sample_px: int, seed: int
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for y0, y1 in blocks:
         inside = picks[(picks >= y0 * width) & (picks < y1 * width)] - y0 * width
-        for name in names:
-            v = np.asarray(composite[name].isel(y=slice(y0, y1)).values)
-            parts[name].append(v.reshape(n_bands, -1)[:, inside] if v.ndim == 3 else v.reshape(-1)[inside])
+        for name in names:  # one band of one block in memory at a time
+            var = composite[name].isel(y=slice(y0, y1))
+            if var.ndim == 3:
+                v = np.stack([np.asarray(var.isel(band=i).values).reshape(-1)[inside] for i in range(n_bands)])
+            else:
+                v = np.asarray(var.values).reshape(-1)[inside]
+            parts[name].append(v)
     got = {name: np.concatenate(v, axis=-1) for name, v in parts.items()}
     frame = pd.DataFrame({f"reflectance_{b}": got["reflectance"][i].astype(np.float32) for i, b in enumerate(bands)})
     frame["valid"] = np.isfinite(got["reflectance"]).all(axis=0)

@@ -23,7 +23,7 @@ import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
 from memories.earth.catalogs import COMMON_BANDS, MASK_BAND, CatalogProfile
-from memories.earth.chunked_stats import exact_median, row_blocks
+from memories.earth.chunked_stats import exact_median, row_blocks, valid_rows
 from memories.earth.items import item_dict
 from memories.earth.order_stats import dn_median_iqr, nan_median_iqr, nanmedian_first_axis
 from memories.earth.quality import (
@@ -292,7 +292,7 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
     pixels = n_valid = obs = clear = 0
     for y0, y1 in blocks:  # one row block at a time: a lazy composite is never held whole
         rows = {"y": slice(y0, y1)}
-        valid = np.isfinite(np.asarray(refl.isel(rows).values)).all(axis=0)
+        valid = valid_rows(refl, y0, y1)
         pixels += int(valid.size)
         n_valid += int(valid.sum())
         obs += int(np.asarray(composite["obs_count"].isel(rows).values, dtype=np.int64).sum())
@@ -312,9 +312,8 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
 
         def valid_spread(i: int) -> Iterator[np.ndarray]:
             for y0, y1 in blocks:
-                rows = {"y": slice(y0, y1)}
-                valid = np.isfinite(np.asarray(refl.isel(rows).values)).all(axis=0)
-                yield np.asarray(spread.isel(rows).values[i])[valid]
+                valid = valid_rows(refl, y0, y1)
+                yield np.asarray(spread.isel(band=i, y=slice(y0, y1)).values)[valid]
 
         out["median_spread"] = {
             str(b): exact_median(partial(valid_spread, i)) if n_valid else None for i, b in enumerate(bands)
