@@ -26,7 +26,7 @@ from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_parti
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
-from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
+from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
 from memories.earth.indices import compute_indices
 from memories.earth.stac import items_from_table, items_table
 from memories.grid import TileGrid
@@ -189,8 +189,8 @@ def _composite(
     scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
     store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
     # Validate exactly the version this run committed, even if another run of the month commits meanwhile.
-    written = store.read_month(month, snapshot=store.last_snapshot).compute()
-    r = written["reflectance"].values
+    # lazy: the statistics and the suite read it one block of chunk rows at a time (bounded memory)
+    written = store.read_month(month, snapshot=store.last_snapshot)
     quality = composite_stats(written)
     clear = float(quality["valid_fraction"])
     stats: dict[str, Any] = {
@@ -200,9 +200,7 @@ def _composite(
         "cloud_fraction": quality["cloud_fraction"],
         "mean_clear_obs": quality["mean_clear_obs"],
         "median_spread": quality["median_spread"],
-        "median_reflectance": {
-            b: float(np.nanmedian(r[i])) if np.isfinite(r[i]).any() else None for i, b in enumerate(COMMON_BANDS)
-        },
+        "median_reflectance": band_medians(written["reflectance"]),
     }
     record(context, memory.catalog(), uri=store.uri, stats=stats, grid=grid, month=month, version=store.last_snapshot)
     metadata = {

@@ -144,20 +144,11 @@ def validate_composite(
 
     if not 0 <= min_valid_fraction <= 1:
         raise ProcessingError(f"min_valid_fraction must lie in 0..1, got {min_valid_fraction}")
-    refl = np.asarray(composite["reflectance"].values, dtype=np.float32)
+    refl = composite["reflectance"]
     if refl.ndim != 3:
         raise ProcessingError(f"composite reflectance must have dims (band, y, x), got shape {refl.shape}")
     bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else list(map(str, range(3)))
-    flat = refl.reshape(refl.shape[0], -1)
-    picks = _sample_pixels(flat, sample_px, seed)
-    frame = pd.DataFrame({f"reflectance_{b}": flat[i, picks] for i, b in enumerate(bands)})
-    frame["valid"] = np.isfinite(flat[:, picks]).all(axis=0)
-    for name in ("clear_count", "obs_count"):
-        frame[name] = np.asarray(composite[name].values).reshape(-1)[picks].astype(np.int64)
-    if "spread" in composite:
-        spread = np.asarray(composite["spread"].values, dtype=np.float32).reshape(len(bands), -1)
-        for i, b in enumerate(bands):
-            frame[f"spread_{b}"] = spread[i, picks]
+    frame = _composite_frame(composite, bands, sample_px, seed)
     # NaN (no clear observation) is null to great-expectations: column-map expectations skip it
     lo, hi = reflectance_range
     exp = gx.expectations
@@ -310,6 +301,59 @@ def _quiet(context: Any) -> None:
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     except Exception:  # an older or newer layout of the config types: bars are cosmetic
         pass
+
+
+def _composite_frame(composite: Any, bands: list[str], sample_px: int, seed: int) -> pd.DataFrame:
+    """The sampled pixels of a (computed or lazy) composite as a frame, one row block at a time.
+
+    The same pixels as ``_sample_pixels`` on the whole flattened arrays: the seeded sample
+    and each band's first minimum and maximum (blocks of whole rows keep the flat order).
+    """
+    from memories.earth.chunked_stats import row_blocks
+
+    refl = composite["reflectance"]
+    n_bands, height, width = refl.shape
+    blocks = list(row_blocks(refl))
+    if len(blocks) == 1:
+        flat = np.asarray(refl.values, dtype=np.float32).reshape(n_bands, -1)
+        picks = _sample_pixels(flat, sample_px, seed)
+    elif height * width <= sample_px:
+        picks = np.arange(height * width)
+    else:
+        extremes: list[list[tuple[float, int]]] = [[] for _ in range(n_bands)]
+        for y0, y1 in blocks:
+            for i in range(n_bands):
+                row = np.asarray(refl.isel(band=i, y=slice(y0, y1)).values, dtype=np.float32).reshape(-1)
+                if np.isfinite(row).any():
+                    lo, hi = int(np.nanargmin(row)), int(np.nanargmax(row))
+                    extremes[i].append((float(row[lo]), y0 * width + lo))
+                    extremes[i].append((-float(row[hi]), y0 * width + hi))
+        chosen = []
+        for found in extremes:  # first occurrence of the band's min and max, as nanargmin/nanargmax
+            if found:
+                chosen += [min(found[0::2])[1], min(found[1::2])[1]]
+        picks = np.random.default_rng(seed).choice(height * width, size=sample_px, replace=False)
+        picks = np.unique(np.concatenate([picks, np.array(chosen, dtype=np.int64)]))
+    names = ["reflectance", "clear_count", "obs_count", *(["spread"] if "spread" in composite else [])]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for y0, y1 in blocks:
+        inside = picks[(picks >= y0 * width) & (picks < y1 * width)] - y0 * width
+        for name in names:  # one band of one block in memory at a time
+            var = composite[name].isel(y=slice(y0, y1))
+            if var.ndim == 3:
+                v = np.stack([np.asarray(var.isel(band=i).values).reshape(-1)[inside] for i in range(n_bands)])
+            else:
+                v = np.asarray(var.values).reshape(-1)[inside]
+            parts[name].append(v)
+    got = {name: np.concatenate(v, axis=-1) for name, v in parts.items()}
+    frame = pd.DataFrame({f"reflectance_{b}": got["reflectance"][i].astype(np.float32) for i, b in enumerate(bands)})
+    frame["valid"] = np.isfinite(got["reflectance"]).all(axis=0)
+    for name in ("clear_count", "obs_count"):
+        frame[name] = got[name].astype(np.int64)
+    if "spread" in got:
+        for i, b in enumerate(bands):
+            frame[f"spread_{b}"] = got["spread"][i].astype(np.float32)
+    return frame
 
 
 def _sample_pixels(flat: np.ndarray, sample_px: int, seed: int) -> np.ndarray:

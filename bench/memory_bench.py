@@ -1,0 +1,146 @@
+"""Peak memory of one tile-month's raster assets against the pixel count, each asset in its own process.
+
+    .venv/bin/python bench/memory_bench.py [--sizes 1098,10980] [--json] [--quick]
+
+Steps, as the assets run them (library calls; Dagster left out), on dask's threaded
+scheduler with ``--threads`` threads:
+
+- ``surface_reflectance``: ``load_scenes`` -> ``monthly_composite`` -> ``write_month``, then
+  the asset's statistics and suite on the lazy written composite (``composite_stats``,
+  ``band_medians``, ``validate_composite``: chunk by chunk);
+- ``spectral_indices``: ``compute_indices`` of the stored composite -> ``write_month``.
+
+Land cover inference is not measured yet (its asset reads the whole composite). Sizes above
+4096 px use ``memories.sample.upsampled`` (a tenth-size world, each pixel repeated 10 x 10);
+``--scenes`` caps the scenes of the month. Prints peak RSS (``ru_maxrss`` of each step's
+process) per step and size; the target is 3 GiB at 10980 px on 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, context
+
+STEPS = ("surface_reflectance", "spectral_indices")
+QUICK_SIZES = (512,)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1098,10980")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--scenes", type=int, default=4, help="scenes of the month (fewer files to write)")
+    p.add_argument("--world", default=str(ROOT / "data" / "bench_world"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--step", help=argparse.SUPPRESS)
+    p.add_argument("--store", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    sizes = QUICK_SIZES if args.quick else tuple(int(s) for s in args.sizes.split(","))
+    if args.step:
+        print(json.dumps(_step(args.step, sizes[0], args)))
+        return
+    result: dict[str, Any] = {"bench": "memory", **context(args.threads), "scenes": args.scenes, "runs": []}
+    for size in sizes:
+        _world(size, args)  # generated outside the measured processes
+        with tempfile.TemporaryDirectory(prefix="bench-memory-") as store:
+            for step in STEPS:
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--step",
+                    step,
+                    "--sizes",
+                    str(size),
+                    "--store",
+                    store,
+                    "--threads",
+                    str(args.threads),
+                    "--scenes",
+                    str(args.scenes),
+                    "--world",
+                    args.world,
+                ]
+                env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if out.returncode:
+                    result["runs"].append({"step": step, "size_px": size, "error": out.stderr[-1500:]})
+                    continue
+                result["runs"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                if not args.json:
+                    r = result["runs"][-1]
+                    print(
+                        f"{step:20s} {size:6d} px  {r['pixels'] / 1e6:7.1f} Mpx  peak RSS {r['peak_rss_gib']:.2f} GiB"
+                        f"  {r['seconds']:.1f} s",
+                        flush=True,
+                    )
+    peaks = [r["peak_rss_gib"] for r in result["runs"] if "peak_rss_gib" in r]
+    result["max_peak_rss_gib"] = max(peaks) if peaks else None
+    result["ratio_vs_limit"] = result["max_peak_rss_gib"] / 3.0 if peaks else None
+    if args.json:
+        print(json.dumps(result))
+
+
+def _world(size: int, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from memories.sample import SampleWorldSpec
+
+    if size > 4096:
+        from memories.sample.upsampled import upsampled_items
+
+        spec = SampleWorldSpec(seed=1, n_tiles=1, start_month="2023-06", n_months=1, size_px=size // 10)
+        return upsampled_items(spec, 10, Path(args.world) / f"up{size}", month="2023-06", max_scenes=args.scenes)
+    from _common import bench_items
+
+    grid, items = bench_items(size, args.world)
+    return grid, [it.to_dict() for it in items][: args.scenes]
+
+
+def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    import dask
+
+    from memories.earth.catalogs import COMMON_BANDS, get_profile
+    from memories.earth.expectations import validate_composite
+    from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
+    from memories.earth.indices import compute_indices
+    from memories.store.paths import StorageRoot
+    from memories.store.raster import MonthlyRasterStore
+
+    dask.config.set(scheduler="threads", num_workers=args.threads)
+    grid, items = _world(size, args)
+    root = StorageRoot(Path(args.store).as_uri())
+    chunk = 2048
+    t = time.perf_counter()
+    sr = MonthlyRasterStore(root, "surface_reflectance", grid, "2023-06", chunk_px=chunk)
+    if step == "surface_reflectance":
+        scenes = load_scenes(items, get_profile("embedded"), grid, COMMON_BANDS, chunk_px=chunk)
+        sr.write_month("2023-06", monthly_composite(scenes))
+        written = sr.read_month("2023-06", snapshot=sr.last_snapshot)
+        composite_stats(written)
+        band_medians(written["reflectance"])
+        validate_composite(written)
+    else:
+        ix = MonthlyRasterStore(root, "spectral_indices", grid, "2023-06", chunk_px=chunk)
+        ix.write_month("2023-06", compute_indices(sr.read_month("2023-06")["reflectance"]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    return {
+        "step": step,
+        "size_px": size,
+        "pixels": grid.width * grid.height,
+        "scenes": len(items),
+        "peak_rss_gib": peak / 2**30,
+        "seconds": time.perf_counter() - t,
+    }
+
+
+if __name__ == "__main__":
+    main()
