@@ -1,10 +1,9 @@
 """Cloud-masked monthly composites of Sentinel-2 L2A (or Landsat C2, or L1C) scenes on a tile grid.
 
 Scenes load lazily on the tile's declared grid, by default with the direct COG reader
-(``cog_reader``: each block decoded once into the chunk's buffer; measured 3-4x faster
-end to end than stackstac's recipe, ``bench/composite_bench.py``), or with stackstac
-(``engine="stackstac"``, the same digital numbers); each band becomes
-reflectance from its own ``raster:bands`` scale and offset (the processing-baseline
+(``cog_reader``: each block decoded once into the chunk's buffer; 3.7x stackstac's recipe end
+to end in ``bench/composite_bench.py``), or with stackstac (``engine="stackstac"``, the same
+digital numbers); each band becomes reflectance from its own ``raster:bands`` scale and offset (the processing-baseline
 offset policy lives in ``memories.earth.quality``); pixels that the item's quality
 band marks as cloud, shadow, cirrus, saturated or nodata are masked (SCL, QA_PIXEL
 bits, or a spectral test, by mask kind); the composite is the per-pixel median of
