@@ -58,17 +58,12 @@ def land_cover_model(
     from memories.ai.explain import held_out_band_importance, plot_band_importance
     from memories.ai.labels import clean_labels
     from memories.ai.land_cover import train_land_cover
-    from memories.ai.registry import ModelRegistry, training_data_version
+    from memories.ai.registry import ModelRegistry
     from memories.errors import ProcessingError
 
     root = storage.storage_root()
     catalog = memory.catalog()
-    sr_rows = {(m.tile, m.partition): m for m in catalog.current("surface_reflectance")}
-    gis_rows = {(m.tile, m.partition): m for m in catalog.current("gis_layers")}
-    pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
-    if not pairs:
-        raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
-    chosen = _spread(pairs, model_runtime.max_training_months)
+    chosen, data_version = training_tile_months(catalog, model_runtime.max_training_months)
     samples = []
     stale = 0
     for tile, month in chosen:
@@ -84,7 +79,6 @@ def land_cover_model(
     result = train_land_cover(
         samples, band_names=COMMON_BANDS, settings=settings, accelerator=model_runtime.accelerator
     )
-    data_version = training_data_version([r for key in chosen for r in (sr_rows[key], gis_rows[key])])
     extra: dict[str, Any] = {}
     if model_runtime.importance_repeats > 0:
         # Once per version, on the held-out blocks of the first tile-month: the numbers travel with the
@@ -473,6 +467,26 @@ def _labelled_pairs(root: Any, grid: Any, world: Any, months: list[str]) -> list
 
 def _rounded(d: Mapping[str, float]) -> dict[str, float | None]:
     return {k: (round(v, 4) if v == v else None) for k, v in d.items()}
+
+
+def training_tile_months(catalog: Any, per_tile: int) -> tuple[list[tuple[str, str]], str]:
+    """The (tile, month) pairs a model trains on and the data version of their catalog rows.
+
+    Pairs are the tile-months with both a composite and GIS layers in memory, at most ``per_tile``
+    per tile spread over the year; the version fingerprints exactly those catalog rows.
+
+    Raises:
+        Failure: no tile-month has both (the fix: materialize them first).
+    """
+    from memories.ai.registry import training_data_version
+
+    sr_rows = {(m.tile, m.partition): m for m in catalog.current("surface_reflectance")}
+    gis_rows = {(m.tile, m.partition): m for m in catalog.current("gis_layers")}
+    pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
+    if not pairs:
+        raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
+    chosen = _spread(pairs, per_tile)
+    return chosen, training_data_version([r for key in chosen for r in (sr_rows[key], gis_rows[key])])
 
 
 def _spread(pairs: list[tuple[str, str]], per_tile: int) -> list[tuple[str, str]]:

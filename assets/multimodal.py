@@ -25,7 +25,7 @@ from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogRe
 
 from .gis import gis_layers
 from .imagery import surface_reflectance
-from .models import _load, _scalars, _spread
+from .models import _load, _scalars, training_tile_months
 
 MODEL_NAME = "multimodal_land_use"
 MODEL_ID = f"{MODEL_NAME}@latest"
@@ -51,17 +51,12 @@ def multimodal_model(
 ) -> MaterializeResult:
     from memories.ai.labels import clean_labels
     from memories.ai.multimodal import MultiModalSample, train_multimodal
-    from memories.ai.registry import ModelRegistry, training_data_version
+    from memories.ai.registry import ModelRegistry
     from memories.earth.gis import rasterize_labels
 
     root = storage.storage_root()
     catalog = memory.catalog()
-    sr_rows = {(m.tile, m.partition): m for m in catalog.current("surface_reflectance")}
-    gis_rows = {(m.tile, m.partition): m for m in catalog.current("gis_layers")}
-    pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
-    if not pairs:
-        raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
-    chosen = _spread(pairs, model_runtime.max_training_months)
+    chosen, data_version = training_tile_months(catalog, model_runtime.max_training_months)
     samples = []
     for tile, month in chosen:
         grid = stac.tile(tile)
@@ -71,7 +66,6 @@ def multimodal_model(
     result = train_multimodal(
         samples, band_names=COMMON_BANDS, settings=model_runtime.model_settings(), accelerator=model_runtime.accelerator
     )
-    data_version = training_data_version([r for key in chosen for r in (sr_rows[key], gis_rows[key])])
     version = ModelRegistry(root).register(
         MODEL_NAME,
         result.model,
