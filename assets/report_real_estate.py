@@ -17,6 +17,7 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from assets.partitions import YEAR_BEFORE
+from memories.applications import real_estate_report as keys
 from memories.applications.real_estate import RealEstateAgent
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
@@ -45,29 +46,30 @@ def real_estate_report(
 
 def real_estate_preview(report: Report) -> dict[str, Any]:
     """The preview rows, alert and scalar metadata of a real-estate report (for :func:`report_result`)."""
-    s = report.summary
+    part = report.summary[keys.SUMMARY_KEY]
     rows: list[tuple[str, object]] = []
     flooded = 0
     new_buildings = 0
-    for p in s["real_estate"]["properties"]:
-        shares = [v for v in p["built_up_share"] if v is not None]
-        period = f"{p['months'][0]}..{p['months'][-1]}"
+    for p in part[keys.PROPERTIES]:
+        shares = [v for v in p[keys.BUILT_UP_SHARE] if v is not None]
+        period = f"{p[keys.MONTHS][0]}..{p[keys.MONTHS][-1]}"
+        label = p[keys.LABEL]
         rows.append(
-            (f"{p['label']}: built-up share", f"{shares[0]:.3f} -> {shares[-1]:.3f} ({period})" if shares else "n/a")
+            (f"{label}: built-up share", f"{shares[0]:.3f} -> {shares[-1]:.3f} ({period})" if shares else "n/a")
         )
-        if p.get("flooded_months"):
+        if p.get(keys.FLOODED_MONTHS):
             flooded += 1
-            rows.append((f"{p['label']}: flooded", ", ".join(p["flooded_months"])))
-        if p.get("ndvi_trend"):
-            rows.append((f"{p['label']}: NDVI trend", p["ndvi_trend"]))
-        new_buildings += sum((p.get("new_buildings_by_start_date") or {}).values())
+            rows.append((f"{label}: flooded", ", ".join(p[keys.FLOODED_MONTHS])))
+        if p.get(keys.NDVI_TREND):
+            rows.append((f"{label}: NDVI trend", p[keys.NDVI_TREND]))
+        new_buildings += sum((p.get(keys.NEW_BUILDINGS_BY_START_DATE) or {}).values())
     return {
         "rows": rows,
         "alert": alert_text(report),
         "metadata": {
-            "properties": len(s["real_estate"]["properties"]),
-            "properties_flooded": flooded,
-            "new_buildings_in_radii": new_buildings,
-            "radius_m": float(s["real_estate"]["radius_m"]),
+            keys.META_PROPERTIES: len(part[keys.PROPERTIES]),
+            keys.META_PROPERTIES_FLOODED: flooded,
+            keys.META_NEW_BUILDINGS: new_buildings,
+            keys.META_RADIUS_M: float(part[keys.RADIUS_M]),
         },
     }

@@ -43,20 +43,21 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import RadiusWindow, as_month
-from memories.applications.property_analysis import PropertyAnalysis
-from memories.applications.real_estate_figures import build_report
+from memories.applications.property_analysis import Property, PropertyAnalysis
+from memories.applications.real_estate_report import REPORT_KIND, RealEstateReportConfig, build_report
 from memories.applications.real_estate_surroundings import (
     environment,
     ndvi_projection,
     neighbourhood,
+    property_map,
     record_sources,
+    report_webmap,
     surroundings_timeline,
 )
 from memories.applications.report import Report
@@ -64,6 +65,7 @@ from memories.classes import CLASS_BY_NAME
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
 from memories.memory.view import MemoryView
+from memories.products import GIS_LAYERS, SPECTRAL_INDICES
 
 __all__ = [
     "DEFAULT_RADIUS_M",
@@ -74,7 +76,6 @@ __all__ = [
     "RealEstateAgent",
 ]
 
-REPORT_KIND = "real_estate"
 DEFAULT_RADIUS_M = 500.0
 """Radius of the property's surroundings, metres."""
 GREEN_SPACE_CLASSES: tuple[str, ...] = ("forest", "grassland")
@@ -85,30 +86,6 @@ FLOOD_MIN_AREA_M2 = 500.0
 """Least area of new open water in the circle (m², 5 pixels of 10 m) that counts as a flood, not noise."""
 FORECAST_ALPHA = 0.05
 """The projection's intervals cover 1 - alpha (95 %)."""
-
-
-@dataclass(frozen=True)
-class Property:
-    """An address resolved to a point of one tile."""
-
-    address: str
-    """The text asked for."""
-    label: str
-    """The feature's address (``street housenumber``) or name, as the memory holds it."""
-    feature_id: str
-    """``building/<osm_id>`` or ``place/<osm_id>``."""
-    tile: str
-    crs: str
-    x: float
-    y: float
-    """The property's point, metres in the tile CRS."""
-    lon: float
-    lat: float
-    """The same point, EPSG:4326 degrees."""
-    score: float
-    """0–1 similarity of the match."""
-    candidates: int
-    """Features that carry the address equally well (above 1: the text was ambiguous)."""
 
 
 class RealEstateAgent(AwaitableReport):
@@ -243,8 +220,9 @@ class RealEstateAgent(AwaitableReport):
             include_neighborhood: add buildings, roads and land-cover transitions.
 
         Returns:
-            A :class:`PropertyAnalysis` (``.timeline``, ``.environmental_factors``,
-            ``.neighborhood_changes``, ``.future_projections``); its ``to_dict()`` is JSON-able, every
+            A :class:`PropertyAnalysis` (typed: ``.surroundings``, ``.environment``, ``.neighbourhood``,
+            ``.projection``; the seed's ``.timeline``, ``.environmental_factors``, ``.neighborhood_changes``,
+            ``.future_projections`` are their JSON views); its ``to_dict()`` is JSON-able, every
             number a :func:`~memories.applications.report.quantity` (value, unit, period, uncertainty)
             or a plain count/table with its unit in the key name.
 
@@ -259,7 +237,7 @@ class RealEstateAgent(AwaitableReport):
         start, end = months[0], months[-1]
         grid = self.view.grid(prop.tile)
         win = RadiusWindow.around(grid, prop.x, prop.y, self.radius_m)
-        timeline = surroundings_timeline(self, prop.tile, months, win)
+        timeline = surroundings_timeline(self, prop.tile, months, win, self.green_classes)
         note = None
         if prop.candidates > 1:
             note = (
@@ -274,10 +252,14 @@ class RealEstateAgent(AwaitableReport):
             months=months,
             as_of=self.view.as_of.isoformat() if self.view.as_of else None,
             definitions=self.definitions(win),
-            timeline=timeline,
-            environmental_factors=environment(self, prop, months, win, timeline) if include_environmental else None,
-            neighborhood_changes=neighbourhood(self, prop, months, win) if include_neighborhood else None,
-            future_projections=ndvi_projection(timeline, end, self.horizon_months, FORECAST_ALPHA),
+            surroundings=timeline,
+            environment=(
+                environment(self, prop, months, win, timeline, self.flood_min_area_m2)
+                if include_environmental
+                else None
+            ),
+            neighbourhood=neighbourhood(self, prop, months, win, self.radius_m) if include_neighborhood else None,
+            projection=ndvi_projection(timeline, end, self.horizon_months, FORECAST_ALPHA),
             sources=record_sources(self, prop.tile, months),
             note=note,
         )
@@ -350,18 +332,28 @@ class RealEstateAgent(AwaitableReport):
         Raises:
             MissingDataError: the memory holds no indices of the tile up to ``month``.
         """
-        held = self.view.months("spectral_indices", tile, until=month)
+        held = self.view.months(SPECTRAL_INDICES, tile, until=month)
         if not held:
-            self.view.record("spectral_indices", tile, month)  # raises with the fix
+            self.view.record(SPECTRAL_INDICES, tile, month)  # raises with the fix
         grid = self.view.grid(tile)
         addresses = self.featured_properties(tile, self._gis_month_until(month, tile) or month)
-        analyses, failures = [], []
+        analyses: list[PropertyAnalysis] = []
+        failures = []
         for address in addresses:
             try:
-                analyses.append(self.analyze_property_sync(address, (held[0], month)).to_dict())
+                analyses.append(self.analyze_property_sync(address, (held[0], month)))
             except MissingDataError as e:
                 failures.append(f"{address}: {e}")
-        return build_report(self, tile, month, (held[0], month), grid, analyses, failures)
+        maps = [property_map(self, a.property, a.months, self.radius_m) for a in analyses]
+        config = RealEstateReportConfig(
+            radius_m=self.radius_m,
+            green_classes=self.green_classes,
+            horizon_months=self.horizon_months,
+            definitions=self.definitions(),
+            as_of=self.view.as_of.isoformat() if self.view.as_of else None,
+        )
+        webmap = report_webmap(self, tile, month, grid, [a.property for a in analyses], self.radius_m)
+        return build_report(tile, month, (held[0], month), grid.crs, analyses, maps, failures, config, webmap)
 
     # -- the memory, read once per agent -------------------------------------------------------
     def array(self, asset: str, tile: str, month: str, variable: str) -> np.ndarray:
@@ -383,8 +375,8 @@ class RealEstateAgent(AwaitableReport):
 
     def _gis_month_until(self, month: str | None, tile: str | None = None) -> str | None:
         """The latest month with GIS layers up to ``month`` (any tile, or ``tile``); None: none recorded."""
-        tiles = [tile] if tile else self.view.tiles("gis_layers")
-        held = sorted({m for t in tiles for m in self.view.months("gis_layers", t, until=month)})
+        tiles = [tile] if tile else self.view.tiles(GIS_LAYERS)
+        held = sorted({m for t in tiles for m in self.view.months(GIS_LAYERS, t, until=month)})
         return held[-1] if held else None
 
     def _gazetteer(self, month: str | None) -> tuple[Any, dict[str, TileGrid]]:
@@ -398,8 +390,8 @@ class RealEstateAgent(AwaitableReport):
         if key in self._gazetteers:
             return self._gazetteers[key]
         buildings, places, grids = [], [], {}
-        for tile in self.view.tiles("gis_layers"):
-            held = self.view.months("gis_layers", tile, until=month)
+        for tile in self.view.tiles(GIS_LAYERS):
+            held = self.view.months(GIS_LAYERS, tile, until=month)
             if not held:
                 continue
             layers = self.view.layers(tile, held[-1], ["buildings"])
@@ -422,7 +414,7 @@ class RealEstateAgent(AwaitableReport):
         return out
 
     def _months(self, tile: str, time_range: tuple[Any, Any] | None) -> list[str]:
-        held = self.view.months("spectral_indices", tile)
+        held = self.view.months(SPECTRAL_INDICES, tile)
         if time_range is None:
             months = held
         else:

@@ -23,17 +23,29 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from markupsafe import Markup
 
+from memories.applications.render import TEMPLATES, fmt, render_html
 from memories.applications.report_index import write_index
 from memories.applications.webmap import WebMap, inline_webmap
 from memories.store.paths import StorageRoot, new_version_id
 
-TEMPLATES = Path(__file__).parent / "templates"
+__all__ = [
+    "PREVIEW_WIDTH_PX",
+    "TEMPLATES",
+    "Report",
+    "fit_width",
+    "fmt",
+    "km_extent",
+    "png",
+    "pyplot",
+    "quantity",
+    "render_html",
+]
+
 PREVIEW_WIDTH_PX = 560
 """Widest figure of the Markdown preview, pixels: the Dagster UI's Markdown dialog shows images at their own
 size and cuts what is wider than its body (its sanitizer drops ``style`` and sizing attributes), so the
@@ -66,23 +78,6 @@ def quantity(
         out["note"] = note
     out["digits"] = digits
     return out
-
-
-def fmt(q: dict[str, Any] | None) -> str:
-    """``12.30 ± 0.40 ha (2024-07)``; ``n/a`` when the value is missing."""
-    if not q or q.get("value") is None:
-        return "n/a"
-    d = int(q.get("digits", 3))
-    v = q["value"]
-    text = f"{v:.{d}f}" if isinstance(v, float) else str(v)
-    if q.get("uncertainty") is not None:
-        text += f" ± {q['uncertainty']:.{d}f}"
-    unit = q.get("unit") or ""
-    if unit and unit not in ("1", "-", "dimensionless"):
-        text += f" {unit}" if unit != "%" else " %"
-    if q.get("period"):
-        text += f" ({q['period']})"
-    return text
 
 
 @dataclass
@@ -229,18 +224,6 @@ def km_extent(grid: Any) -> tuple[float, float, float, float]:
     """``imshow`` extent of a tile in km from its south-west corner."""
     x0, y0, x1, y1 = grid.bounds
     return (0.0, (x1 - x0) / 1000, 0.0, (y1 - y0) / 1000)
-
-
-def render_html(template: str, **context: Any) -> str:
-    """Render one of the Jinja2 templates of ``memories/applications/templates`` (autoescaped)."""
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-    )
-    env.filters["q"] = fmt
-    return env.get_template(template).render(**context)
 
 
 def _json_default(o: Any) -> Any:

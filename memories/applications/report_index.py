@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from memories.applications.render import render_html
 from memories.store.paths import StorageRoot
 
 __all__ = ["IndexEntry", "index_entries", "render_index", "write_index"]
@@ -75,8 +76,6 @@ def write_index(root: StorageRoot) -> str:
 
 def render_index(entries: list[IndexEntry]) -> str:
     """The index page of ``entries``."""
-    from memories.applications.report import render_html
-
     kinds = sorted({e.kind for e in entries})
     tiles: dict[str, _Tile] = {}
     for e in entries:

@@ -230,3 +230,31 @@ def test_real_estate_report_asset_records_the_report_and_previews_it(app_memory)
     assert meta["properties_flooded"].value >= 1 and meta["alert"].value is True
     preview = meta["summary"].value
     assert all(label in preview for label in labels) and "data:image/png;base64," in preview
+
+
+def test_analysis_is_typed_and_the_seed_names_are_its_json_view(agent, featured, analyses, app_memory):
+    from memories.applications.property_analysis import (
+        Environment,
+        MonthSurroundings,
+        NdviProjection,
+        Neighbourhood,
+        PropertyAnalysis,
+    )
+
+    period = (app_memory.months[0], app_memory.months[-1])
+    typed = agent.analyze_property_sync(featured[0], period)
+    assert isinstance(typed, PropertyAnalysis)
+    assert all(isinstance(m, MonthSurroundings) for m in typed.surroundings)
+    assert isinstance(typed.environment, Environment) and isinstance(typed.neighbourhood, Neighbourhood)
+    assert isinstance(typed.projection, NdviProjection) and typed.projection.available
+    # The typed fields and the seed's JSON views say the same numbers; to_dict is the document the tests read.
+    assert typed.to_dict() == analyses[featured[0]]
+    assert typed.timeline == analyses[featured[0]]["timeline"]
+    assert [m.built_up_share["value"] for m in typed.surroundings if m.built_up_share] == [
+        t["built_up_share"]["value"] for t in typed.timeline
+    ]
+    assert (
+        typed.environment.flood_exposure.flooded_months
+        == typed.environmental_factors["flood_exposure"]["flooded_months"]
+    )
+    assert [f.month for f in typed.projection.forecast] == [f["month"] for f in typed.future_projections["forecast"]]

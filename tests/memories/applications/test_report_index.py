@@ -56,3 +56,20 @@ def test_preview_figures_are_scaled_to_the_dagster_dialogs_width():
     assert big.width > PREVIEW_WIDTH_PX and small.width == PREVIEW_WIDTH_PX
     assert abs(small.height / small.width - big.height / big.width) < 0.01  # aspect kept
     assert report.figures["maps"] == wide  # the page keeps the full-size figure
+
+
+def test_report_and_index_render_through_one_template_module():
+    """The report index renders with the reports' templates without importing the report module back (no cycle)."""
+    import ast
+    import inspect
+
+    import memories.applications.render as render
+    import memories.applications.report as report
+    import memories.applications.report_index as report_index
+
+    assert report.render_html is render.render_html and report.fmt is render.fmt
+    assert report_index.render_html is render.render_html
+    tree = ast.parse(inspect.getsource(report_index))  # imports anywhere in the module, inside functions too
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "memories.applications.report" not in imported
