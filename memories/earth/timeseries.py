@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -256,7 +256,7 @@ def calculate_index(
         valid = values.notnull().sum(dims)
         reduced = getattr(values, aggregate)(dims, skipna=True)
         values = reduced.assign_coords(valid_pixels=valid) if over == "space" else reduced
-    return values.astype(np.float32).rename(name).assign_attrs(attrs)
+    return cast(xr.DataArray, values.astype(np.float32).rename(name).assign_attrs(attrs))
 
 
 def _correction_note(level: str, asked: bool, applied: bool) -> str:
