@@ -165,16 +165,7 @@ def load_scenes(
     items = [item_dict(it) for it in items]  # stackstac would call pystac's to_dict(), which resolves links
     # time order, as stackstac sorts (stable), so scale and offset rows follow the stack's time axis
     items = sorted(items, key=lambda it: it["properties"].get("datetime", "") or "")
-    keys = [profile.asset_key(b) for b in bands]
-    if kind == "spectral" and set(SPECTRAL_BANDS) - set(bands):
-        raise ConfigError(
-            f"mask kind 'spectral' needs bands {list(SPECTRAL_BANDS)}; "
-            f"{sorted(set(SPECTRAL_BANDS) - set(bands))} are not among the loaded bands {list(bands)}"
-        )
-    needed = dict(zip(bands, keys))
-    quality = None if kind == "spectral" else _quality_band(profile, kind)
-    if quality is not None:
-        needed[quality] = profile.asset_key(quality)
+    keys, needed, quality = _needed_assets(profile, bands, kind)
     for it in items:
         profile.check_assets(it, needed)  # before stackstac, which leaves a missing asset out silently
     try:
@@ -200,6 +191,23 @@ def load_scenes(
         nodata=nodata.pop(),
         mask_kind=kind,
     )
+
+
+def _needed_assets(
+    profile: CatalogProfile, bands: Sequence[str], kind: MaskKind
+) -> tuple[list[str], dict[str, str], str | None]:
+    """The bands' asset keys, every asset an item must have (band or quality name -> key), the quality band."""
+    if kind == "spectral" and set(SPECTRAL_BANDS) - set(bands):
+        raise ConfigError(
+            f"mask kind 'spectral' needs bands {list(SPECTRAL_BANDS)}; "
+            f"{sorted(set(SPECTRAL_BANDS) - set(bands))} are not among the loaded bands {list(bands)}"
+        )
+    keys = [profile.asset_key(b) for b in bands]
+    needed = dict(zip(bands, keys))
+    quality = None if kind == "spectral" else _quality_band(profile, kind)
+    if quality is not None:
+        needed[quality] = profile.asset_key(quality)
+    return keys, needed, quality
 
 
 def monthly_composite(
