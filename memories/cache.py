@@ -227,11 +227,11 @@ class Cache:
         """The cached payload, or ``fetch()``'s result stored first. One process fetches a key at a time."""
         hit = self.get(key)
         if hit is not None:
-            return hit
+            return bytes(hit)
         with self._key_lock(key):
             hit = self.get(key)
             if hit is not None:
-                return hit
+                return bytes(hit)
             data = fetch()
             self.put(key, data)
             return data

@@ -238,49 +238,8 @@ class CloudDeployment:
     def dask_documents(self) -> list[dict[str, Any]]:
         """The DaskCluster and, with ``auto_scaling``, its DaskAutoscaler (dask-kubernetes operator)."""
         name = self.dask_cluster_name
-        memory = self.worker_memory_gib
-        worker = {
-            "name": "worker",
-            "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
-            "args": ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", str(self.worker_threads)]
-            + ["--memory-limit", f"{memory - 1}GiB", "--local-directory", "/scratch"]
-            + ["--dashboard", "--dashboard-address", "8788"],
-            "env": self._env(),
-            "envFrom": [{"secretRef": {"name": f"{self.release}-secrets"}}],
-            "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
-            "resources": {
-                "requests": {"cpu": str(self.worker_threads), "memory": f"{memory}Gi"},
-                "limits": {"memory": f"{memory}Gi"},
-            },
-            "volumeMounts": [_config_mount(), {"name": "scratch", "mountPath": "/scratch"}],
-        }
-        scratch = {
-            "name": "scratch",
-            "ephemeral": {
-                "volumeClaimTemplate": {
-                    "spec": {
-                        "accessModes": ["ReadWriteOnce"],
-                        "storageClassName": self.profile.storage_class,
-                        "resources": {"requests": {"storage": f"{2 * memory}Gi"}},
-                    }
-                }
-            },
-        }
-        probe = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
-        scheduler = {
-            "name": "scheduler",
-            "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
-            "args": ["dask", "scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address", ":8787"],
-            "ports": [
-                {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
-                {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},
-            ],
-            "readinessProbe": {**probe, "initialDelaySeconds": 5, "periodSeconds": 10},
-            "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20},
-            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-        }
+        worker, scratch = self._dask_worker()
+        scheduler = _dask_scheduler(self.image)
         cluster = {
             "apiVersion": "kubernetes.dask.org/v1",
             "kind": "DaskCluster",
@@ -316,6 +275,39 @@ class CloudDeployment:
             "spec": {"cluster": name, "minimum": self.min_instances, "maximum": self.max_instances},
         }
         return [cluster, autoscaler]
+
+    def _dask_worker(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The Dask worker container and its ephemeral scratch volume (twice the worker's memory)."""
+        memory = self.worker_memory_gib
+        worker = {
+            "name": "worker",
+            "image": self.image,
+            "imagePullPolicy": "IfNotPresent",
+            "args": ["dask", "worker", "--name", "$(DASK_WORKER_NAME)", "--nthreads", str(self.worker_threads)]
+            + ["--memory-limit", f"{memory - 1}GiB", "--local-directory", "/scratch"]
+            + ["--dashboard", "--dashboard-address", "8788"],
+            "env": self._env(),
+            "envFrom": [{"secretRef": {"name": f"{self.release}-secrets"}}],
+            "ports": [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}],
+            "resources": {
+                "requests": {"cpu": str(self.worker_threads), "memory": f"{memory}Gi"},
+                "limits": {"memory": f"{memory}Gi"},
+            },
+            "volumeMounts": [_config_mount(), {"name": "scratch", "mountPath": "/scratch"}],
+        }
+        scratch = {
+            "name": "scratch",
+            "ephemeral": {
+                "volumeClaimTemplate": {
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": self.profile.storage_class,
+                        "resources": {"requests": {"storage": f"{2 * memory}Gi"}},
+                    }
+                }
+            },
+        }
+        return worker, scratch
 
     def pool_limits_job(self) -> dict[str, Any]:
         """A Job setting each pool's limit with ``set-pool-limits`` (deploy/set-pool-limits.sh in the image).
@@ -477,3 +469,22 @@ def _shell_line(argv: list[str]) -> str:
     if argv[-2:] == ["-f", "-"]:
         return 'printf \'postgresql:\\n  postgresqlPassword: "%s"\\n\' "$DAGSTER_PG_PASSWORD" | ' + line
     return line
+
+
+def _dask_scheduler(image: str) -> dict[str, Any]:
+    """The Dask scheduler container, probed on its dashboard's /health."""
+    probe = {"httpGet": {"port": "http-dashboard", "path": "/health"}}
+    scheduler = {
+        "name": "scheduler",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["dask", "scheduler", "--port", str(SCHEDULER_PORT), "--dashboard-address", ":8787"],
+        "ports": [
+            {"name": "tcp-comm", "containerPort": SCHEDULER_PORT, "protocol": "TCP"},
+            {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},
+        ],
+        "readinessProbe": {**probe, "initialDelaySeconds": 5, "periodSeconds": 10},
+        "livenessProbe": {**probe, "initialDelaySeconds": 15, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    }
+    return scheduler

@@ -364,7 +364,7 @@ async def agather(
 
 def _flatten_futures(futures: tuple[Future[Any] | Iterable[Future[Any]], ...]) -> list[Future[Any]]:
     if len(futures) == 1 and not isinstance(futures[0], Future):
-        futures = tuple(futures[0])  # type: ignore[arg-type]
+        futures = tuple(futures[0])
     bad = [f for f in futures if not isinstance(f, Future)]
     if bad:
         raise ConcurrencyError(

@@ -386,7 +386,7 @@ def predict_change(
         nodata=nodata,
         tiles_per_batch=tiles_per_batch,
     )
-    return out[0]
+    return np.asarray(out[0])
 
 
 def load_change_detector(root: StorageRoot, uri: str, *, map_location: str = "cpu") -> ChangeDetector:

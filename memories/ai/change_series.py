@@ -257,7 +257,7 @@ def _ordered(imagery: Sequence[Any]) -> list[tuple[datetime | None, Any]]:
         else:
             out.append((None, item))
     if all(t is not None for t, _ in out):
-        out.sort(key=lambda p: p[0])  # type: ignore[arg-type, return-value]
+        out.sort(key=lambda p: p[0])
     return out
 
 
@@ -289,7 +289,7 @@ def _true_colour(image: Any) -> np.ndarray:
     rgb = image_bands(data, ["red", "green", "blue"], 3) if hasattr(data, "dims") else np.asarray(data)[[2, 1, 0]]
     lo, hi = np.nanpercentile(rgb, 2), np.nanpercentile(rgb, 98)
     out = np.clip((rgb - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-    return np.nan_to_num(out.transpose(1, 2, 0), nan=0.0)
+    return np.asarray(np.nan_to_num(out.transpose(1, 2, 0), nan=0.0))
 
 
 def _day(t: datetime | None) -> str:

@@ -53,7 +53,7 @@ class Saliency:
     @property
     def pixel_map(self) -> np.ndarray:
         """float32 ``(y, x)``: summed absolute attribution over bands."""
-        return np.abs(self.attribution).sum(axis=0)
+        return np.asarray(np.abs(self.attribution).sum(axis=0))
 
     @property
     def band_share(self) -> dict[str, float]:
@@ -243,7 +243,7 @@ def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
             p = model.class_probabilities(torch.from_numpy(_pad_to_multiple(x, np.nan))[None].to(device))
     finally:
         model.train(was_training)
-    return p[0, :, :h, :w].float().cpu().numpy()
+    return np.asarray(p[0, :, :h, :w].float().cpu().numpy())
 
 
 def _true_colour(reflectance: np.ndarray, names: Sequence[str], rgb: Sequence[str]) -> np.ndarray:
@@ -252,4 +252,4 @@ def _true_colour(reflectance: np.ndarray, names: Sequence[str], rgb: Sequence[st
     idx = [list(names).index(b) for b in rgb] if all(b in names for b in rgb) else [0, 0, 0]
     img = np.moveaxis(x[idx], 0, -1)
     lo, hi = float(np.nanpercentile(img, 2)), float(np.nanpercentile(img, 98))
-    return np.nan_to_num(np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1), nan=1.0)
+    return np.asarray(np.nan_to_num(np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1), nan=1.0))

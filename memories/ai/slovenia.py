@@ -114,7 +114,7 @@ def rasterize_lulc(gpkg: str | Path, transform: Any, shape: tuple[int, int]) -> 
     gdf = gpd.read_file(gpkg)
     codes = map_lulc(gdf["LULC_ID"].to_numpy())
     shapes = [(g, int(c)) for g, c in zip(gdf.geometry, codes, strict=True) if c != NO_LABEL]
-    return rasterize(shapes, out_shape=shape, transform=transform, fill=NO_LABEL, dtype="uint8")
+    return np.asarray(rasterize(shapes, out_shape=shape, transform=transform, fill=NO_LABEL, dtype="uint8"))
 
 
 def load_slovenia(data_dir: str | Path | None = None) -> SloveniaData:

@@ -138,7 +138,7 @@ def upload_reflectance(
 
 def check_input(model: nn.Module, reflectance: np.ndarray) -> None:
     """Raise a clear error unless ``reflectance`` is ``(C, H, W)`` with the model's C bands."""
-    c = int(model.hparams["in_channels"])  # type: ignore[index, operator]
+    c = int(model.hparams["in_channels"])  # type: ignore[index]
     x = np.asarray(reflectance)
     if x.ndim != 3 or x.shape[0] != c:
         raise ProcessingError(

@@ -80,4 +80,4 @@ def _keys(values: np.ndarray) -> np.ndarray:
 def _value(key: int) -> np.float32:
     u = np.uint32(key)
     bits = u & np.uint32(0x7FFFFFFF) if key >> 31 else ~u
-    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+    return np.float32(np.array([bits], dtype=np.uint32).view(np.float32)[0])

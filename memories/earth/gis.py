@@ -339,7 +339,7 @@ def rasterize_labels(layers: dict[str, Any], grid: TileGrid) -> np.ndarray:
         shapes += [(g, BUILT_CLASS) for g in buildings.geometry]
     if not shapes:
         return np.full(grid.shape, NO_LABEL, dtype=np.uint8)
-    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=NO_LABEL, dtype="uint8")
+    return np.asarray(rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=NO_LABEL, dtype="uint8"))
 
 
 def write_geoparquet(root: StorageRoot, uri: str, gdf: Any) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -91,7 +91,7 @@ class SceneStack:
         refl = to_reflectance(
             self.dn, xr.DataArray(self.scale, dims=dims), xr.DataArray(self.offset, dims=dims), self.nodata
         )
-        return refl.astype(np.float32)
+        return cast(xr.DataArray, refl.astype(np.float32))
 
     def clear_mask(self, *, shadow_search_px: int | None = SHADOW_SEARCH_PX) -> xr.DataArray:
         """(time, y, x) bool, lazily: True where an observation is clear by the stack's mask kind.
@@ -99,9 +99,9 @@ class SceneStack:
         ``shadow_search_px`` is the spectral test's shadow search radius (pixels); other kinds ignore it.
         """
         if self.mask_kind == "scl":
-            return scl_clear_mask(self.scl)
+            return cast(xr.DataArray, scl_clear_mask(self.scl))
         if self.mask_kind == "qa_pixel":
-            return qa_pixel_mask(self.scl)
+            return cast(xr.DataArray, qa_pixel_mask(self.scl))
         return _spectral_clear(self.reflectance(), shadow_search_px)
 
     def has_data(self) -> xr.DataArray:
@@ -109,7 +109,7 @@ class SceneStack:
         if self.mask_kind == "scl":
             return self.scl != 0  # type: ignore[return-value]
         if self.mask_kind == "qa_pixel":
-            return qa_pixel_has_data(self.scl)
+            return cast(xr.DataArray, qa_pixel_has_data(self.scl))
         nodata = 0 if self.nodata is None else self.nodata
         return (self.dn != nodata).all("band")
 
@@ -165,16 +165,7 @@ def load_scenes(
     items = [item_dict(it) for it in items]  # stackstac would call pystac's to_dict(), which resolves links
     # time order, as stackstac sorts (stable), so scale and offset rows follow the stack's time axis
     items = sorted(items, key=lambda it: it["properties"].get("datetime", "") or "")
-    keys = [profile.asset_key(b) for b in bands]
-    if kind == "spectral" and set(SPECTRAL_BANDS) - set(bands):
-        raise ConfigError(
-            f"mask kind 'spectral' needs bands {list(SPECTRAL_BANDS)}; "
-            f"{sorted(set(SPECTRAL_BANDS) - set(bands))} are not among the loaded bands {list(bands)}"
-        )
-    needed = dict(zip(bands, keys))
-    quality = None if kind == "spectral" else _quality_band(profile, kind)
-    if quality is not None:
-        needed[quality] = profile.asset_key(quality)
+    keys, needed, quality = _needed_assets(profile, bands, kind)
     for it in items:
         profile.check_assets(it, needed)  # before stackstac, which leaves a missing asset out silently
     try:
@@ -200,6 +191,23 @@ def load_scenes(
         nodata=nodata.pop(),
         mask_kind=kind,
     )
+
+
+def _needed_assets(
+    profile: CatalogProfile, bands: Sequence[str], kind: MaskKind
+) -> tuple[list[str], dict[str, str], str | None]:
+    """The bands' asset keys, every asset an item must have (band or quality name -> key), the quality band."""
+    if kind == "spectral" and set(SPECTRAL_BANDS) - set(bands):
+        raise ConfigError(
+            f"mask kind 'spectral' needs bands {list(SPECTRAL_BANDS)}; "
+            f"{sorted(set(SPECTRAL_BANDS) - set(bands))} are not among the loaded bands {list(bands)}"
+        )
+    keys = [profile.asset_key(b) for b in bands]
+    needed = dict(zip(bands, keys))
+    quality = None if kind == "spectral" else _quality_band(profile, kind)
+    if quality is not None:
+        needed[quality] = profile.asset_key(quality)
+    return keys, needed, quality
 
 
 def monthly_composite(

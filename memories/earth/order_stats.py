@@ -83,7 +83,7 @@ def nanmedian_first_axis(a: np.ndarray, axis: int = 0) -> np.ndarray:
     hi = np.take_along_axis(s, np.maximum(n // 2, 0), axis)
     out = ((lo + hi) / 2).astype(a.dtype, copy=False)
     out[n == 0] = np.nan
-    return np.squeeze(out, axis)
+    return np.asarray(np.squeeze(out, axis))
 
 
 @cache

@@ -193,7 +193,7 @@ def spectral_shadow_mask(
     dark = (np.asarray(nir) < SHADOW_NIR_MAX) & (np.asarray(swir16) < SHADOW_SWIR16_MAX) & ~water
     if search_px is None:
         return dark
-    return dark & _near(np.asarray(cloud, dtype=bool), search_px)
+    return np.asarray(dark & _near(np.asarray(cloud, dtype=bool), search_px))
 
 
 def spectral_clear_mask(
@@ -221,7 +221,7 @@ def spectral_clear_mask(
     if nodata_nan:
         for k in SPECTRAL_BANDS:
             clear &= np.isfinite(b[k])
-    return clear
+    return np.asarray(clear)
 
 
 def _near(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -231,7 +231,7 @@ def _near(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or not mask.any():
         return mask.copy()
     size = [1] * (mask.ndim - 2) + [2 * radius + 1, 2 * radius + 1]
-    return maximum_filter(mask, size=size, mode="constant", cval=False)
+    return np.asarray(maximum_filter(mask, size=size, mode="constant", cval=False))
 
 
 # --- Sentinel-2 processing baseline --------------------------------------------------------------

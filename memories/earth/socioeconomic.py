@@ -118,78 +118,25 @@ class SocioeconomicData:
             region_code: the polygons' code column, compared as integers when both
                 sides are numeric-like, else as stripped strings.
         """
-        import numpy as np
-        import pandas as pd
-
-        for name, frame, cols in (
+        _check_columns(
             ("table", table, [table_name, year, *values, *([table_code] if table_code else [])]),
             ("regions", regions, [region_name, *([region_code] if region_code else [])]),
-        ):
-            missing = [c for c in cols if c not in frame.columns]
-            if missing:
-                raise ConfigError(f"{name} lacks columns {missing}; it has {list(frame.columns)}")
-
-        t = pd.DataFrame(
-            {
-                "region": table[table_name].astype(str).str.strip(),
-                "code": table[table_code].map(_code) if table_code else None,
-                "year": pd.to_numeric(table[year], errors="coerce").astype("Int64"),
-                **{v: pd.to_numeric(table[v], errors="coerce") for v in values},
-            }
         )
-        t["key"] = t["region"].map(_norm)
+        t, years = _long_rows(table, table_name, year, values, table_code)
         poly_key = regions[region_name].astype(str).map(_norm)
         poly_name = dict(zip(poly_key, regions[region_name].astype(str)))
-        poly_code = dict(zip(poly_key, regions[region_code].map(_code))) if region_code else {}
-
-        t["flag_duplicate"] = t.duplicated(["key", "year"], keep=False)
-        # Gaps: every region should have every year of the table's range.
-        years = range(int(t["year"].min()), int(t["year"].max()) + 1)
-        have = set(zip(t["key"], t["year"].astype(int)))
-        first = t.drop_duplicates("key").set_index("key")
-        gaps = [
-            {"region": first.loc[k, "region"], "code": first.loc[k, "code"], "year": y, "key": k}
-            for k in first.index
-            for y in years
-            if (k, y) not in have
-        ]
-        t["flag_gap"] = False
-        if gaps:
-            g = pd.DataFrame(gaps)
-            g["flag_gap"] = True
-            g["flag_duplicate"] = False
-            t = pd.concat([t, g], ignore_index=True)
-        t["year"] = t["year"].astype(int)
-        t = t.sort_values(["key", "year"], kind="stable").reset_index(drop=True)
-
         t["region_id"] = t["key"].map(poly_name)
         t["flag_unmatched"] = t["region_id"].isna()
         if region_code and table_code:
+            poly_code = dict(zip(poly_key, regions[region_code].map(_code)))
             expected = t["key"].map(poly_code)
             t["flag_code_mismatch"] = ~t["flag_unmatched"] & (expected != t["code"])
         else:
             t["flag_code_mismatch"] = False
-        vals = t[list(values)]
-        t["flag_missing"] = vals.isna().any(axis=1) & ~t["flag_gap"]
-        too_low = (vals < self.min_value).any(axis=1)
-        too_high = (vals > self.max_value).any(axis=1) if self.max_value is not None else False
-        t["flag_implausible"] = too_low | too_high
-        prev = t.groupby("key")[list(values)].shift(1)
-        prev_year = t.groupby("key")["year"].shift(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            change = (vals / prev - 1).abs()
-        t["flag_jump"] = ((change > self.max_change) & (prev_year == t["year"] - 1).to_numpy()[:, None]).any(axis=1)
+        self._flag_values(t, values)
         t["flags"] = [",".join(f[5:] for f in FLAGS if row[f]) for _, row in t[list(FLAGS)].iterrows()]
         table_out = t[["region", "code", "year", *values, "region_id", *FLAGS, "flags"]]
-
-        joined = set(t.loc[~t["flag_unmatched"], "key"])
-        regions_out = regions.copy()
-        regions_out["has_data"] = poly_key.isin(joined).to_numpy()
-        flagged = t[t["flags"] != ""].groupby("key").size()
-        regions_out["n_flagged_rows"] = poly_key.map(flagged).fillna(0).astype(int).to_numpy()
-        latest = t[~t["flag_unmatched"]].sort_values("year").groupby("key").last()
-        for v in values:
-            regions_out[f"latest_{v}"] = poly_key.map(latest[v]).to_numpy() if len(latest) else np.nan
+        regions_out, joined = _regions_with_data(regions, poly_key, t, values)
         summary: dict[str, Any] = {
             "rows": len(table_out),
             "regions_in_table": int(t["key"].nunique()),
@@ -200,6 +147,84 @@ class SocioeconomicData:
             "flagged_rows": int((t["flags"] != "").sum()),
         }
         return SocioeconomicJoin(table_out, regions_out, summary)
+
+    def _flag_values(self, t: Any, values: Sequence[str]) -> None:
+        """Set ``flag_missing``, ``flag_implausible`` (outside [min_value, max_value]) and ``flag_jump`` in ``t``."""
+        import numpy as np
+
+        vals = t[list(values)]
+        t["flag_missing"] = vals.isna().any(axis=1) & ~t["flag_gap"]
+        too_low = (vals < self.min_value).any(axis=1)
+        too_high = (vals > self.max_value).any(axis=1) if self.max_value is not None else False
+        t["flag_implausible"] = too_low | too_high
+        prev = t.groupby("key")[list(values)].shift(1)
+        prev_year = t.groupby("key")["year"].shift(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = (vals / prev - 1).abs()
+        t["flag_jump"] = ((change > self.max_change) & (prev_year == t["year"] - 1).to_numpy()[:, None]).any(axis=1)
+
+
+def _check_columns(*frames: tuple[str, Any, list[str]]) -> None:
+    """Raise ``ConfigError`` naming the first frame that lacks one of its columns."""
+    for name, frame, cols in frames:
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise ConfigError(f"{name} lacks columns {missing}; it has {list(frame.columns)}")
+
+
+def _long_rows(
+    table: Any, table_name: str, year: str, values: Sequence[str], table_code: str | None
+) -> tuple[Any, range]:
+    """The table as normalized long rows (region, code, year, values, key), gap rows added, and its years.
+
+    ``flag_duplicate`` marks repeated (region, year) rows; ``flag_gap`` the added rows of a year the
+    table's range has but a region lacks.
+    """
+    import pandas as pd
+
+    t = pd.DataFrame(
+        {
+            "region": table[table_name].astype(str).str.strip(),
+            "code": table[table_code].map(_code) if table_code else None,
+            "year": pd.to_numeric(table[year], errors="coerce").astype("Int64"),
+            **{v: pd.to_numeric(table[v], errors="coerce") for v in values},
+        }
+    )
+    t["key"] = t["region"].map(_norm)
+    t["flag_duplicate"] = t.duplicated(["key", "year"], keep=False)
+    # Gaps: every region should have every year of the table's range.
+    years = range(int(t["year"].min()), int(t["year"].max()) + 1)
+    have = set(zip(t["key"], t["year"].astype(int)))
+    first = t.drop_duplicates("key").set_index("key")
+    gaps = [
+        {"region": first.loc[k, "region"], "code": first.loc[k, "code"], "year": y, "key": k}
+        for k in first.index
+        for y in years
+        if (k, y) not in have
+    ]
+    t["flag_gap"] = False
+    if gaps:
+        g = pd.DataFrame(gaps)
+        g["flag_gap"] = True
+        g["flag_duplicate"] = False
+        t = pd.concat([t, g], ignore_index=True)
+    t["year"] = t["year"].astype(int)
+    return t.sort_values(["key", "year"], kind="stable").reset_index(drop=True), years
+
+
+def _regions_with_data(regions: Any, poly_key: Any, t: Any, values: Sequence[str]) -> tuple[Any, set[str]]:
+    """The polygons with ``has_data``, ``n_flagged_rows`` and ``latest_<value>``, and the joined region keys."""
+    import numpy as np
+
+    joined = set(t.loc[~t["flag_unmatched"], "key"])
+    regions_out = regions.copy()
+    regions_out["has_data"] = poly_key.isin(joined).to_numpy()
+    flagged = t[t["flags"] != ""].groupby("key").size()
+    regions_out["n_flagged_rows"] = poly_key.map(flagged).fillna(0).astype(int).to_numpy()
+    latest = t[~t["flag_unmatched"]].sort_values("year").groupby("key").last()
+    for v in values:
+        regions_out[f"latest_{v}"] = poly_key.map(latest[v]).to_numpy() if len(latest) else np.nan
+    return regions_out, joined
 
 
 def _norm(name: Any) -> str:

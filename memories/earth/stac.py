@@ -45,7 +45,7 @@ class SceneSearch:
     cache_hits: int = 0
 
 
-class CachingStacApiIO(StacApiIO):  # type: ignore[misc]
+class CachingStacApiIO(StacApiIO):
     """pystac-client's IO with an answer cache and request counters.
 
     Attributes:

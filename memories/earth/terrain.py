@@ -295,7 +295,7 @@ def _horn(z: np.ndarray, dx: float, dy: float, which: int) -> np.ndarray:
     out[0, 1:-1, 1:-1] = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
     aspect = np.degrees(np.arctan2(-dzdx, -dzdy)) % 360.0
     out[1, 1:-1, 1:-1] = np.where((dzdx == 0) & (dzdy == 0), np.nan, aspect)
-    return out[which]
+    return np.asarray(out[which])
 
 
 def _d8(z: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -352,7 +352,7 @@ def _chunk_exits(block: np.ndarray, r0: int, c0: int, shape: tuple[int, int]) ->
     edge_exit = np.where(is_exit[end[edge_cells]], end[edge_cells], -1)
 
     def to_global(local: np.ndarray) -> np.ndarray:
-        return (local // cols + r0) * shape[1] + (local % cols + c0)
+        return np.asarray((local // cols + r0) * shape[1] + (local % cols + c0))
 
     exits = np.flatnonzero(is_exit)
     return {

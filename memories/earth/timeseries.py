@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -165,23 +165,10 @@ def composite_series(
     names = [common_band_name(b) for b in asked]
     if len(set(names)) != len(names):
         raise ConfigError(f"bands={asked} name the same band twice")
-    with_items = [(p, s) for p, s in searches if s.items]
-    if not with_items:
-        rejected = {k: v for _, s in searches for k, v in list(s.rejected.items())[:3]}
-        raise ProcessingError(
-            f"no scenes of tile {grid.tile_id} in any of the {len(searches)} periods "
-            f"{[p.label for p, _ in searches][:6]}...; rejected, e.g.: {rejected}. Raise max_cloud_cover or "
-            "move time_range onto the catalog's dates"
-        )
-    items = [it for _, s in with_items for it in s.items]
-    level = processing_level(items, profile.collection)
-    surface = is_surface_reflectance(level)
-    if apply_atmospheric_correction and level == "unknown":
-        raise ProcessingError(
-            f"cannot tell whether the scenes of {profile.collection!r} are L1C or L2A (no processing:level or "
-            "s2:product_type); pass apply_atmospheric_correction=False, or search a collection that says its level"
-        )
-    correct = apply_atmospheric_correction and not surface
+    with_items = _periods_with_scenes(searches, grid)
+    level, surface, correct = _correction_plan(
+        [it for _, s in with_items for it in s.items], profile, apply_atmospheric_correction
+    )
     kind = resolve_mask_kind(profile, mask_kind)
     load = list(
         dict.fromkeys([*names, *(SPECTRAL_BANDS if kind == "spectral" else ()), *(DOS_NEEDS if correct else ())])
@@ -220,6 +207,33 @@ def composite_series(
     return series
 
 
+def _periods_with_scenes(
+    searches: Sequence[tuple[Period, SceneSearch]], grid: TileGrid
+) -> list[tuple[Period, SceneSearch]]:
+    """The periods whose search found scenes; ``ProcessingError`` (with what was rejected) when none did."""
+    with_items = [(p, s) for p, s in searches if s.items]
+    if not with_items:
+        rejected = {k: v for _, s in searches for k, v in list(s.rejected.items())[:3]}
+        raise ProcessingError(
+            f"no scenes of tile {grid.tile_id} in any of the {len(searches)} periods "
+            f"{[p.label for p, _ in searches][:6]}...; rejected, e.g.: {rejected}. Raise max_cloud_cover or "
+            "move time_range onto the catalog's dates"
+        )
+    return with_items
+
+
+def _correction_plan(items: list[Any], profile: CatalogProfile, apply: bool) -> tuple[str, bool, bool]:
+    """(processing level, whether it is surface reflectance, whether to correct by dark-object subtraction)."""
+    level = processing_level(items, profile.collection)
+    surface = is_surface_reflectance(level)
+    if apply and level == "unknown":
+        raise ProcessingError(
+            f"cannot tell whether the scenes of {profile.collection!r} are L1C or L2A (no processing:level or "
+            "s2:product_type); pass apply_atmospheric_correction=False, or search a collection that says its level"
+        )
+    return level, surface, apply and not surface
+
+
 def calculate_index(
     imagery: xr.Dataset | xr.DataArray, index: str = "NDVI", aggregate: str | None = None, over: str = "space"
 ) -> xr.DataArray:
@@ -256,7 +270,7 @@ def calculate_index(
         valid = values.notnull().sum(dims)
         reduced = getattr(values, aggregate)(dims, skipna=True)
         values = reduced.assign_coords(valid_pixels=valid) if over == "space" else reduced
-    return values.astype(np.float32).rename(name).assign_attrs(attrs)
+    return cast(xr.DataArray, values.astype(np.float32).rename(name).assign_attrs(attrs))
 
 
 def _correction_note(level: str, asked: bool, applied: bool) -> str:

@@ -49,7 +49,7 @@ def detect_vegetation_loss(
         sizes = ndimage.sum(loss, labels, index=np.arange(1, n + 1))
         keep = np.concatenate([[False], sizes >= thresholds.min_patch_px])
         loss = keep[labels]
-    return loss
+    return np.asarray(loss)
 
 
 def detect_vegetation_gain(

@@ -320,7 +320,7 @@ class MemoryCatalog:
             from psycopg.rows import dict_row
 
             try:
-                pg = psycopg.connect(self.url, row_factory=dict_row, connect_timeout=30)  # type: ignore[arg-type]
+                pg = psycopg.connect(self.url, row_factory=dict_row, connect_timeout=30)
             except psycopg.OperationalError as e:
                 raise StorageError(
                     f"cannot connect to the memory catalog {self.display}: {_mask_password(str(e))}; "
@@ -462,7 +462,7 @@ def _row(r: Any) -> Materialization:
         transaction_to=r["transaction_to"],
         uri=r["uri"],
         crs=r["crs"],
-        bbox_wgs84=tuple(json.loads(r["bbox_wgs84"])) if r["bbox_wgs84"] else None,  # type: ignore[arg-type]
+        bbox_wgs84=tuple(json.loads(r["bbox_wgs84"])) if r["bbox_wgs84"] else None,
         stats=json.loads(r["stats"]),
         run_id=r["run_id"],
         version_id=r["version_id"] if "version_id" in keys else None,

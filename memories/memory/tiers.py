@@ -127,7 +127,7 @@ def tier_score(
         min(1.0, max(0.0, relevance)),
     )
     ws = (w.recency, w.frequency, w.size, w.relevance)
-    return sum(a * b for a, b in zip(ws, terms)) / sum(ws)
+    return float(sum(a * b for a, b in zip(ws, terms)) / sum(ws))
 
 
 @dataclass(frozen=True)
@@ -460,10 +460,10 @@ class TieredStore:
         """An object that is in a tier but not in the statistics (e.g. copied in by hand)."""
         for tier in ("warm", "cold", "glacier"):
             root = {"warm": self.warm, "cold": self.cold, "glacier": self.glacier}[tier]
-            if root is not None and root.exists(self._uri(key, tier)):  # type: ignore[arg-type]
-                size = int(root.fs.size(root.path(self._uri(key, tier))))  # type: ignore[arg-type]
+            if root is not None and root.exists(self._uri(key, tier)):
+                size = int(root.fs.size(root.path(self._uri(key, tier))))
                 now = self.clock()
-                st = ObjectStats(key, tier, size, size, now, now, 0, 0.5)  # type: ignore[arg-type]
+                st = ObjectStats(key, tier, size, size, now, now, 0, 0.5)
                 self._upsert(st)
                 return st
         raise StorageError(

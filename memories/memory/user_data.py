@@ -160,7 +160,8 @@ def _as_dataset(data: Any, kind: str) -> Any:
 def _write_zarr(root: StorageRoot, uri: str, ds: Any, item: str) -> str:
     import icechunk
 
-    from memories.store.raster import BRANCH, commit_lock, quiet_local_storage_warning
+    from memories.store.raster import BRANCH
+    from memories.store.repository import commit_lock, quiet_local_storage_warning
 
     quiet_local_storage_warning()
     ds = ds.compute()
@@ -181,7 +182,7 @@ def _open_zarr(root: StorageRoot, uri: str, version: str) -> Any:
     import icechunk
     import xarray as xr
 
-    from memories.store.raster import quiet_local_storage_warning
+    from memories.store.repository import quiet_local_storage_warning
 
     quiet_local_storage_warning()
     try:

@@ -74,7 +74,7 @@ class Atmosphere:
     def brightness(self, band_index: int) -> np.ndarray:
         """float32 reflectance of the cloud in a band (index into the reflectance bands)."""
         lo, hi = CLOUD_BRIGHTNESS
-        return ((lo + (hi - lo) * self.thickness) * CLOUD_BAND_FACTOR[band_index]).astype(np.float32)
+        return np.asarray(((lo + (hi - lo) * self.thickness) * CLOUD_BAND_FACTOR[band_index]).astype(np.float32))
 
     def scl(self, clear: np.ndarray) -> np.ndarray:
         """uint8 SCL: the clear-sky classes ``clear`` (4, 5, 6) overlaid by shadow,

@@ -178,7 +178,7 @@ def _to_world(uv: np.ndarray, centre: Any, angle: float) -> np.ndarray:
     """Points of a frame rotated by ``angle`` degrees about ``centre`` to tile CRS."""
     a = np.deg2rad(angle)
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return uv @ rot.T + (centre.x, centre.y)
+    return np.asarray(uv @ rot.T + (centre.x, centre.y))
 
 
 def _lines(geometry: Any, min_length: float) -> list[Any]:

@@ -86,12 +86,12 @@ class Landscape:
 
     def landcover_at(self, when: datetime) -> np.ndarray:
         """uint8 land-cover codes of each pixel at ``when`` (UTC)."""
-        return self.zone_class[self.zones_at(when)]
+        return np.asarray(self.zone_class[self.zones_at(when)])
 
     @property
     def base_landcover(self) -> np.ndarray:
         """uint8 land-cover codes before any event."""
-        return self.zone_class[self.zones]
+        return np.asarray(self.zone_class[self.zones])
 
 
 @lru_cache(maxsize=8)
@@ -330,7 +330,7 @@ def _rasterize(tile: TileGrid, shapes: list[tuple[Any, int]]) -> np.ndarray:
     from rasterio.features import rasterize
 
     shapes = [(g, v) for g, v in shapes if not g.is_empty]
-    return rasterize(shapes, out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint16")
+    return np.asarray(rasterize(shapes, out_shape=tile.shape, transform=tile.transform, fill=0, dtype="uint16"))
 
 
 def _texture(rng: np.random.Generator, tile: TileGrid) -> np.ndarray:
@@ -339,4 +339,4 @@ def _texture(rng: np.random.Generator, tile: TileGrid) -> np.ndarray:
     coarse = gaussian_filter(rng.standard_normal(tile.shape, dtype=np.float32), 6.0)
     z = fine / fine.std() + coarse / coarse.std()
     z /= z.std()
-    return (1.0 + TEXTURE_AMPLITUDE * np.tanh(z / 1.5)).astype(np.float32)
+    return np.asarray((1.0 + TEXTURE_AMPLITUDE * np.tanh(z / 1.5)).astype(np.float32))

@@ -146,7 +146,7 @@ def _scl_stats(scl: np.ndarray) -> dict[str, Any]:
 def _block_mean(a: np.ndarray) -> np.ndarray:
     """2 x 2 block mean: a 10 m array onto the 20 m grid."""
     h, w = a.shape
-    return a.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32)
+    return np.asarray(a.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32))
 
 
 def repeat_to_10m(a: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ def green_cover(class_code: int, doy: np.ndarray | float) -> np.ndarray:
     if class_code == FOREST:
         return 0.72 + 0.20 * _bump(d, 195.0, 55.0)
     if class_code == CROPLAND:
-        return 0.08 + 0.84 * _sigmoid((d - 125.0) / 10.0) * _sigmoid((222.0 - d) / 4.0)
+        return np.asarray(0.08 + 0.84 * _sigmoid((d - 125.0) / 10.0) * _sigmoid((222.0 - d) / 4.0))
     if class_code == GRASSLAND:
         return 0.45 + 0.35 * _bump(d, 160.0, 60.0)
     return np.zeros_like(d)
@@ -145,4 +145,4 @@ def _bump(d: np.ndarray, centre: float, width: float) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return np.asarray(1.0 / (1.0 + np.exp(-x)))

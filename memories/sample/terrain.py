@@ -74,12 +74,12 @@ class SampleTerrain:
     def slope_deg(self) -> np.ndarray:
         """Exact slope, degrees."""
         gx, gy = self.gradient()
-        return np.degrees(np.arctan(np.hypot(gx, gy)))
+        return np.asarray(np.degrees(np.arctan(np.hypot(gx, gy))))
 
     def aspect_deg(self) -> np.ndarray:
         """Exact aspect (downslope direction, degrees clockwise from north)."""
         gx, gy = self.gradient()
-        return np.degrees(np.arctan2(-gx, -gy)) % 360.0
+        return np.asarray(np.degrees(np.arctan2(-gx, -gy)) % 360.0)
 
     def flow_direction(self) -> np.ndarray:
         """The D8 truth (ESRI codes): E west of the axis, W east of it, S on it, 0 at the outlet."""
@@ -92,9 +92,10 @@ class SampleTerrain:
         """The exact flow accumulation, cells (itself included)."""
         h, w = self.grid.shape
         rows, cols = np.mgrid[0:h, 0:w]
-        return np.where(
-            cols < self.axis_col, cols + 1, np.where(cols > self.axis_col, w - cols, (rows + 1) * w)
-        ).astype(np.float64)
+        return np.asarray(
+            np.where(cols < self.axis_col, cols + 1, np.where(cols > self.axis_col, w - cols, (rows + 1) * w)),
+            dtype=np.float64,
+        )
 
     def hand(self, stream_cells: float) -> np.ndarray:
         """Exact height above nearest drainage (metres) for streams of ``stream_cells`` upstream cells.
@@ -108,7 +109,7 @@ class SampleTerrain:
         first = max(math.ceil(stream_cells / w) - 1, 0)
         z = self.dem().astype(np.float64)
         rows = np.maximum(np.arange(h), min(first, h - 1))
-        return z - z[rows, self.axis_col][:, None]
+        return np.asarray(z - z[rows, self.axis_col][:, None])
 
 
 def sample_terrain(spec: SampleWorldSpec, tile_id: str) -> SampleTerrain:

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -193,7 +193,7 @@ class SampleWorld:
         """STAC item dicts, oldest first, of one tile or of all."""
         features = json.loads(self.items_path.read_text())["features"]
         if tile_id is None:
-            return features
+            return cast(list[dict[str, Any]], features)
         self.tile(tile_id)
         return [f for f in features if f["properties"]["grid:code"] == f"MGRS-{tile_id}"]
 

@@ -265,9 +265,26 @@ def create_app(
         return None
 
     auth = [Depends(documents_the_token)]
-    private = PrivateLocations(view_factory)
+    _error_handlers(app, PrivateLocations(view_factory))
 
-    # -- errors ----------------------------------------------------------------------------
+    # -- open -----------------------------------------------------------------------------
+    @app.get("/health", tags=["server"])
+    async def health() -> Health:
+        """The server answers (no token needed); it runs on the event loop, so busy workers never delay it."""
+        return Health(time=datetime.now(UTC).isoformat(timespec="seconds"))
+
+    budget = MemoryBudget(max_memory_bytes) if max_memory_bytes is not None else None
+    queue = AnalysisQueue(max_queued_analyses, budget)
+    app.include_router(memory_routes(view_factory), prefix="/v1", dependencies=auth, responses=ERRORS)
+    app.include_router(report_routes(view_factory, kinds_map, queue), prefix="/v1", dependencies=auth, responses=ERRORS)
+    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
+    app.state.analysis_queue = queue
+    return app
+
+
+def _error_handlers(app: FastAPI, private: PrivateLocations) -> None:
+    """The answers to errors: 404 missing data, 400 bad configuration, 500 the library's failures, 422/413."""
+
     @app.exception_handler(MissingDataError)
     def _missing(request: Request, exc: MissingDataError) -> JSONResponse:
         return error_response(404, exc, private)
@@ -295,20 +312,6 @@ def create_app(
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such path; the paths (without a trailing slash) are listed at /docs and /openapi.json"
         return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
-
-    # -- open -----------------------------------------------------------------------------
-    @app.get("/health", tags=["server"])
-    async def health() -> Health:
-        """The server answers (no token needed); it runs on the event loop, so busy workers never delay it."""
-        return Health(time=datetime.now(UTC).isoformat(timespec="seconds"))
-
-    budget = MemoryBudget(max_memory_bytes) if max_memory_bytes is not None else None
-    queue = AnalysisQueue(max_queued_analyses, budget)
-    app.include_router(memory_routes(view_factory), prefix="/v1", dependencies=auth, responses=ERRORS)
-    app.include_router(report_routes(view_factory, kinds_map, queue), prefix="/v1", dependencies=auth, responses=ERRORS)
-    app.add_middleware(RequestGuard, token=token, max_body_bytes=max_body_bytes)
-    app.state.analysis_queue = queue
-    return app
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -50,7 +50,14 @@ EVENTS_ASSET = "event_hypergraph"
 def memory_routes(view_factory: ViewFactory) -> APIRouter:
     """The paths over the catalog, the spatial and the relationship memory of the views ``view_factory`` makes."""
     router = APIRouter(tags=["memory"])
-    cache = MemoryCache()
+    _inventory_routes(router, view_factory)
+    _record_routes(router, view_factory)
+    _map_routes(router, view_factory, MemoryCache())
+    return router
+
+
+def _inventory_routes(router: APIRouter, view_factory: ViewFactory) -> None:
+    """``/assets`` and ``/tiles``: what the catalog holds, at ``as_of``."""
 
     @router.get("/assets")
     def assets(as_of: AsOfQuery = None) -> AssetsAnswer:
@@ -94,6 +101,10 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
             )
         return TilesAnswer(as_of=iso(view.as_of), tiles=out)
 
+
+def _record_routes(router: APIRouter, view_factory: ViewFactory) -> None:
+    """``/records``: the temporal query of the catalog."""
+
     @router.get("/records")
     def records(
         asset: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,79}$", description="asset name")] = None,
@@ -125,6 +136,10 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
         return RecordsAnswer(
             as_of=iso(view.as_of), count=len(recs), records=[RecordOut.model_validate(record_dict(r)) for r in recs]
         )
+
+
+def _map_routes(router: APIRouter, view_factory: ViewFactory, cache: "MemoryCache") -> None:
+    """``/features`` and ``/events``: the spatial and the relationship memory, as GeoJSON."""
 
     @router.get("/features")
     def features(
@@ -183,8 +198,6 @@ def memory_routes(view_factory: ViewFactory) -> APIRouter:
         found = memory.events_in(lo, hi, area=box(*area) if area else None, kind=kind)
         out = [event_feature(e) for e in found]
         return FeatureCollection(features=out, numberMatched=len(out), numberReturned=len(out))
-
-    return router
 
 
 class MemoryCache:

@@ -68,7 +68,13 @@ def report_routes(
         queue: admits the analyses (default: one running, :data:`DEFAULT_MAX_WAITING` waiting).
     """
     router = APIRouter()
-    analyses_queue = queue if queue is not None else AnalysisQueue()
+    _stored_report_routes(router, view_factory, applications)
+    _analysis_routes(router, view_factory, applications, queue if queue is not None else AnalysisQueue())
+    return router
+
+
+def _stored_report_routes(router: APIRouter, view_factory: ViewFactory, applications: dict[str, str]) -> None:
+    """``/reports/...``: the stored reports (summary, page, files) in force at ``as_of``."""
 
     @router.get("/reports/{kind}/{tile}/{month}", tags=["reports"], responses=JSON_OR_HTML)
     def report(
@@ -119,6 +125,12 @@ def report_routes(
         media_type = MEDIA_TYPES.get(name.rpartition(".")[2], "application/octet-stream")
         return Response(stored.read(name), media_type=media_type)
 
+
+def _analysis_routes(
+    router: APIRouter, view_factory: ViewFactory, applications: dict[str, str], analyses_queue: AnalysisQueue
+) -> None:
+    """``/analyses`` and ``/property``: applications run on demand, admitted by ``analyses_queue``."""
+
     @router.get("/analyses", tags=["analyses"])
     def analyses() -> Kinds:
         """The report kinds an analysis can be run for."""
@@ -160,8 +172,6 @@ def report_routes(
             ).to_dict()
 
         return json_response(analyses_queue.run(analysis, estimate_bytes=_estimate(view, view.tiles())))
-
-    return router
 
 
 class StoredReport:

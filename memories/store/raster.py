@@ -469,7 +469,7 @@ def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) 
 def _open_array(store: Any, path: str, mode: str) -> Any:
     import zarr
 
-    return zarr.open_array(store, path=path, mode=mode, zarr_format=3)  # type: ignore[arg-type]
+    return zarr.open_array(store, path=path, mode=mode, zarr_format=3)
 
 
 def _has_layout(store: Any) -> bool:
