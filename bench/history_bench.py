@@ -40,8 +40,8 @@ TILE = "33TVM"
 def build_store(folder: Path, n_months: int, size_px: int, *, summaries: bool = True) -> Any:
     """A memory of ``n_months`` months of one tile under ``folder``: its :class:`MemoryView`'s parts."""
     import xarray as xr
-    from memories.applications.index_series import class_ndvi_summary, index_summary
 
+    from memories.applications.index_series import class_ndvi_summary, index_summary
     from memories.classes import CLASS_BY_NAME
     from memories.grid import TileGrid
     from memories.memory.catalog import MemoryCatalog
@@ -131,7 +131,7 @@ def time_analysis(root: Any, catalog: Any, month: str, repeat: int) -> dict[str,
     def run(_: int) -> None:
         EnvironmentalMonitor(MemoryView(TemporalMemory(catalog, root))).analyze(TILE, month)
 
-    run(0)  # warm imports (statsmodels, matplotlib-free) outside the timing
+    run(0)  # imports (statsmodels, scipy) and the first catalog connection stay outside the timing
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in timed(repeat, run).items()}
 
 
