@@ -23,6 +23,7 @@ from dagster import (
 from assets._partition import partition_metadata, range_check, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
+from memories.applications.index_series import INDEX_SUMMARY, index_summary
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
@@ -250,6 +251,7 @@ def spectral_indices(
             }
             for name, v in ((n, written[n].values) for n in written.data_vars)
         }
+        stats[INDEX_SUMMARY] = index_summary(written)  # the month's row of the tile's series (flat in history)
         record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
         partition_metadata(
             context,

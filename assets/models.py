@@ -21,6 +21,7 @@ from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult,
 from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
+from memories.applications.index_series import class_ndvi_summary
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet
@@ -214,6 +215,7 @@ def _classify(
         "mean_confidence": float(np.nanmean(confidence)) if labelled.any() else None,
         "mean_variance": float(np.nanmean(maps.variance)) if labelled.any() else None,
         "mc_passes": maps.passes,
+        **class_ndvi_summary(refl["reflectance"], classes),  # the month's NDVI per class (flat in history)
     }
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return {

@@ -16,10 +16,10 @@ import assets.model_pipeline
 import assets.models
 import assets.multimodal
 import assets.report_disaster
+import assets.report_environmental
 import assets.report_historical
 import assets.report_real_estate
 import assets.report_urban
-import assets.reports
 import assets.sources
 import assets.terrain
 
@@ -31,7 +31,7 @@ ASSET_MODULES = [
     assets.models,
     assets.model_pipeline,
     assets.multimodal,
-    assets.reports,
+    assets.report_environmental,
     assets.report_disaster,
     assets.report_urban,
     assets.report_historical,

@@ -13,10 +13,10 @@ from assets.model_pipeline import change_trend
 from assets.models import change_map, change_model, land_cover, land_cover_model
 from assets.partitions import month_tile_partitions, tiles_partitions
 from assets.report_disaster import disaster_report
+from assets.report_environmental import environmental_report
 from assets.report_historical import historical_report
 from assets.report_real_estate import real_estate_report
 from assets.report_urban import urban_report
-from assets.reports import environmental_report
 from assets.sources import climate_series, historical_map, socioeconomic_regions
 from assets.terrain import terrain
 

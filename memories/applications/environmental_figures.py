@@ -1,21 +1,18 @@
 """Figures of the environmental report: PNG bytes of an :class:`EnvironmentalAnalysis`.
 
+Plots only: each function draws fields of the analysis (arrays, series) and reads nothing else.
 Maps are drawn over the month's true-colour composite in the tile CRS with geographic axes
 (:mod:`~memories.applications.maps`); series over the analysis's months.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from memories.applications.maps import Basemap, class_overlay, draw_map, map_legend
+from memories.applications.environmental_analysis import EnvironmentalAnalysis
+from memories.applications.maps import class_overlay, draw_map, map_legend
 from memories.applications.report import png, pyplot
 from memories.classes import CLASS_BY_NAME
-
-if TYPE_CHECKING:
-    from memories.applications.environmental import EnvironmentalAnalysis
 
 __all__ = [
     "VEGETATION_COLOURS",
@@ -34,8 +31,10 @@ def plot_ndvi_by_class(a: EnvironmentalAnalysis) -> bytes:
     plt = pyplot()
     months = [np.datetime64(m) for m in a.months]
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    ax.fill_between(months, _array(a.iqr[0]), _array(a.iqr[1]), color="#bbbbbb", alpha=0.4, label="all pixels, IQR")
-    for name, values in a.class_series.items():
+    ax.fill_between(
+        months, _array(a.series.p25), _array(a.series.p75), color="#bbbbbb", alpha=0.4, label="all pixels, IQR"
+    )
+    for name, values in a.series.class_medians.items():
         ax.plot(months, _array(values), marker="o", ms=3, color=CLASS_BY_NAME[name].color, label=name)
     ax.set_ylim(-0.4, 1.0)
     ax.set_ylabel("NDVI (median)")
@@ -46,25 +45,23 @@ def plot_ndvi_by_class(a: EnvironmentalAnalysis) -> bytes:
     return png(fig)
 
 
-def plot_index_trends(a: EnvironmentalAnalysis, alpha: float) -> bytes:
-    """PNG of the monthly tile mean of each index, its fitted trend and its anomalous months.
-
-    ``alpha`` is that of the anomaly intervals (0.01: 99 %), named in the title.
-    """
+def plot_index_trends(a: EnvironmentalAnalysis) -> bytes:
+    """PNG of the monthly tile mean of each index, its fitted trend and its anomalous months (the ``alpha`` of
+    the anomaly intervals, 0.01: 99 %, named in the title)."""
     plt = pyplot()
     months = [np.datetime64(m) for m in a.months]
     colors = {"ndvi": "#2e7d32", "ndwi": "#1565c0", "nbr": "#8d6e63", "evi": "#9e9d24"}
     fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    for name, values in a.series.items():
+    for name, values in a.series.means.items():
         color = colors.get(name, "#555555")
-        tr = a.numbers["trends"][name]
+        tr = a.trends[name]
         label = name.upper()
-        if tr["slope_per_year"] is not None:
-            se = tr["standard_error"]
-            label += f" ({tr['slope_per_year']:+.3f}" + (f" ± {se:.3f}" if se is not None else "") + " / yr)"
+        if tr.slope_per_year is not None:
+            se = tr.standard_error
+            label += f" ({tr.slope_per_year:+.3f}" + (f" ± {se:.3f}" if se is not None else "") + " / yr)"
         ax.plot(months, _array(values), marker="o", ms=3, color=color, label=label)
-        ax.plot(months, _array(tr["fitted"]), ls="--", lw=1, color=color)
-        flagged = set(a.numbers["anomalies"][name]["flagged"])
+        ax.plot(months, _array(tr.fitted), ls="--", lw=1, color=color)
+        flagged = set(a.anomalies[name].flagged)
         idx = [i for i, m in enumerate(a.months) if m in flagged]
         if idx:
             ax.scatter(
@@ -77,18 +74,20 @@ def plot_index_trends(a: EnvironmentalAnalysis, alpha: float) -> bytes:
                 zorder=5,
             )
     ax.set_ylabel("tile mean (dimensionless)")
-    ax.set_title(f"Index trends, tile {a.tile} (red circles: outside the {round(100 * (1 - alpha))} % interval)")
+    pct = round(100 * (1 - a.settings.anomaly_alpha))
+    ax.set_title(f"Index trends, tile {a.tile} (red circles: outside the {pct} % interval)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     return png(fig)
 
 
-def plot_vegetation_change(a: EnvironmentalAnalysis, base: Basemap) -> bytes:
+def plot_vegetation_change(a: EnvironmentalAnalysis) -> bytes:
     """PNG of the month's NDVI beside its forest loss, other vegetation loss and gain, both over the month's
-    true-colour composite ``base`` (:mod:`~memories.applications.maps`)."""
+    true-colour composite ``a.basemap`` (:mod:`~memories.applications.maps`)."""
     from matplotlib.patches import Patch
 
+    base = a.basemap
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), dpi=100)
     draw_map(axes[0], base, title=f"NDVI {a.month} over the composite")
@@ -109,11 +108,12 @@ def plot_vegetation_change(a: EnvironmentalAnalysis, base: Basemap) -> bytes:
     return png(fig)
 
 
-def plot_water_change(a: EnvironmentalAnalysis, base: Basemap) -> bytes:
+def plot_water_change(a: EnvironmentalAnalysis) -> bytes:
     """PNG of the month's NDWI beside its open water, water gained and water lost, both over the month's
-    true-colour composite ``base``."""
+    true-colour composite ``a.basemap``."""
     from matplotlib.patches import Patch
 
+    base = a.basemap
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), dpi=100)
     draw_map(axes[0], base, title=f"NDWI {a.month} over the composite")

@@ -27,7 +27,16 @@ import numpy as np
 
 from memories.grid import TileGrid
 
-__all__ = ["GIS_STYLES", "LEAFLET_FILES", "LEAFLET_VERSION", "WebMap", "add_gis_layers", "inline_webmap"]
+__all__ = [
+    "GIS_STYLES",
+    "LEAFLET_FILES",
+    "LEAFLET_VERSION",
+    "WebMap",
+    "add_gis_layers",
+    "add_layers",
+    "inline_webmap",
+    "read_gis_layers",
+]
 
 LEAFLET_VERSION = "1.9.4"
 """The vendored Leaflet (``npm pack leaflet@1.9.4``, BSD-2-Clause; ``static/leaflet/LICENSE``)."""
@@ -195,17 +204,36 @@ def add_gis_layers(
     """Add the GIS layers ``names`` of the latest ``gis_layers`` month up to ``month`` to ``web`` (clipped to
     its window); returns that month, None when the memory holds none or they cannot be read (nothing added: the
     layers decorate the map, no number of the report depends on them)."""
-    from shapely.geometry import box
+    held = read_gis_layers(view, tile, month, names)
+    if held is None:
+        return None
+    add_layers(web, *held, names=names)
+    return held[0]
 
+
+def read_gis_layers(
+    view: Any, tile: str, month: str, names: tuple[str, ...] = ("buildings", "roads")
+) -> tuple[str, dict[str, Any]] | None:
+    """The month and the layers ``names`` (name -> GeoDataFrame) of the latest ``gis_layers`` month up to
+    ``month``; None when the memory holds none or they cannot be read (the read half of :func:`add_gis_layers`)."""
     from memories.errors import MissingDataError, StorageError
 
     try:
         held = [m for m in view.months("gis_layers", tile) if m <= month]
         if not held:
             return None
-        layers = view.layers(tile, held[-1], list(names))
+        return str(held[-1]), view.layers(tile, held[-1], list(names))
     except (MissingDataError, StorageError):
         return None
+
+
+def add_layers(
+    web: WebMap, month: str, layers: dict[str, Any], names: tuple[str, ...] = ("buildings", "roads")
+) -> None:
+    """Add the layers ``names`` of ``layers`` (read for ``month``) to ``web``, clipped to its window (the drawing
+    half of :func:`add_gis_layers`)."""
+    from shapely.geometry import box
+
     frame = box(*(web.window or web.grid.bounds))
     for name in names:
         gdf = layers.get(name)
@@ -214,8 +242,7 @@ def add_gis_layers(
         gdf = gdf[gdf.intersects(frame)]
         cols = [c for c in ("osm_id", "name", "building", "highway", "start_date") if c in gdf.columns]
         props = gdf[cols].astype(str).where(gdf[cols].notna(), None) if cols else None
-        web.add_vectors(name, f"{name} ({held[-1]})", gdf.geometry, style=GIS_STYLES.get(name, {}), props=props)
-    return str(held[-1])
+        web.add_vectors(name, f"{name} ({month})", gdf.geometry, style=GIS_STYLES.get(name, {}), props=props)
 
 
 def inline_webmap(html: str, read: Any) -> str:

@@ -24,7 +24,7 @@ from assets.gis import gis_layers
 from assets.imagery import spectral_indices
 from assets.models import change_map, land_cover, land_cover_model
 from assets.partitions import FIRST_MONTH, TILES, partition_key
-from assets.reports import environmental_report
+from assets.report_environmental import environmental_report
 from dagster_project.definitions import defs
 from memories.ai.land_cover import LandCoverUNet
 from memories.ai.registry import ModelRegistry, training_data_version

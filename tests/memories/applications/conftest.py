@@ -8,8 +8,9 @@ world's COGs, spectral indices, the GIS layers as they stood at each month's
 end, census regions, the georeferenced historical map, the NDVI forecast, the terrain.
 Each write is recorded in a catalog like the assets record it, with its version.
 
-The ``land_cover`` records hold the rasterized ground truth (``model_id`` =
-``truth``): the applications are tested on what the memory holds; the model's
+The ``spectral_indices`` and ``land_cover`` records keep each month's summary (tile means,
+NDVI quartiles, NDVI per class) as the assets keep it. The ``land_cover`` records hold the
+rasterized ground truth (``model_id`` = ``truth``): the applications are tested on what the memory holds; the model's
 accuracy is tested in ``tests/dagster_project/test_pipeline.py``.
 
 Events in this world: clear-cut 2023-04-08, new district 2023-05-14, flood
@@ -86,6 +87,7 @@ def build_app_memory(folder: Path) -> AppMemory:
     import pystac
     import xarray as xr
 
+    from memories.applications.index_series import INDEX_SUMMARY, class_ndvi_summary, index_summary
     from memories.earth.catalogs import COMMON_BANDS, get_profile
     from memories.earth.gis import GISProvider, write_geoparquet
     from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
@@ -119,7 +121,9 @@ def build_app_memory(folder: Path) -> AppMemory:
             catalog, "surface_reflectance", sr.uri, grid, month, {"scenes": len(scenes), **_plain(q)}, sr.last_snapshot
         )
         si.write_month(month, compute_indices(written["reflectance"]))
-        _record(catalog, "spectral_indices", si.uri, grid, month, {}, si.last_snapshot)
+        indices = si.read_month(month, snapshot=si.last_snapshot).compute()
+        si_stats = {INDEX_SUMMARY: index_summary(indices)}  # as the spectral_indices asset keeps it
+        _record(catalog, "spectral_indices", si.uri, grid, month, si_stats, si.last_snapshot)
         layers = gis.tile_layers(grid, as_of=last)
         for name, gdf in layers.items():
             write_geoparquet(root, root.vector_uri(name, TILE, month), gdf)
@@ -138,7 +142,8 @@ def build_app_memory(folder: Path) -> AppMemory:
                 }
             ),
         )
-        _record(catalog, "land_cover", lc.uri, grid, month, {"model_id": "truth"}, lc.last_snapshot)
+        lc_stats = {"model_id": "truth", **class_ndvi_summary(written["reflectance"], truth)}  # as land_cover does
+        _record(catalog, "land_cover", lc.uri, grid, month, lc_stats, lc.last_snapshot)
     _census(world, grid, root, catalog)
     _historical(world, grid, root, catalog)
     _forecast(si, grid, root, catalog)

@@ -24,6 +24,7 @@ from memories.applications.environmental import (
 )
 from memories.applications.trends import MIN_VALID_FRACTION, tile_mean
 from memories.applications.water import water_change
+from memories.classes import CLASS_BY_NAME, LAND_COVER_CLASSES
 from memories.errors import ConfigError, MissingDataError
 
 CLEAR_CUT_AREA_TOLERANCE = 0.05
@@ -244,7 +245,7 @@ def test_environmental_report_asset_writes_records_and_previews(app_memory, tmp_
 
     from assets._report import ReportConfig
     from assets.partitions import partition_key
-    from assets.reports import environmental_report
+    from assets.report_environmental import environmental_report
     from dagster_project.definitions import defs
     from memories.memory.catalog import MemoryCatalog
     from memories.store.paths import StorageRoot
@@ -299,3 +300,85 @@ def test_water_change_counts_pixels_observed_in_both_months_only():
     assert lost.tolist() == [[False, False, False, False], [True, False, False, False]]
     assert both.tolist() == [[True, True, False, False], [True, True, True, False]]
     assert open_water(now).tolist() == [[True, True, False, True], [False, True, False, False]]
+
+
+# -- the series from the month summaries kept in the records (issue 13 item 4) ------------------------
+
+
+def _old_store_view(app_memory: Any, tmp_path: Path) -> Any:
+    """``app_memory`` as a store written before month summaries were kept: a catalog copy whose
+    ``spectral_indices`` and ``land_cover`` records lack them (the rasters are the same)."""
+    import sqlite3
+
+    from memories.applications.index_series import CLASS_SUMMARY, INDEX_SUMMARY
+    from memories.memory.catalog import MemoryCatalog
+    from memories.memory.temporal import TemporalMemory
+    from memories.memory.view import MemoryView
+
+    path = tmp_path / "old-catalog.sqlite"
+    shutil.copy(Path(app_memory.path) / "catalog.sqlite", path)
+    with sqlite3.connect(path) as con:
+        rows = con.execute("SELECT id, stats FROM materializations WHERE asset IN ('spectral_indices', 'land_cover')")
+        for rid, stats in rows.fetchall():
+            d = json.loads(stats)
+            assert d.pop(INDEX_SUMMARY, None) is not None or d.pop(CLASS_SUMMARY, None) is not None
+            con.execute("UPDATE materializations SET stats=? WHERE id=?", (json.dumps(d), rid))
+    return MemoryView(TemporalMemory(MemoryCatalog.open(path), app_memory.root))
+
+
+def test_an_old_store_without_month_summaries_gives_the_same_analysis_and_says_so(monitor, app_memory, tmp_path):
+    new = monitor.analyze(app_memory.tile, "2023-08")
+    old = EnvironmentalMonitor(_old_store_view(app_memory, tmp_path)).analyze(app_memory.tile, "2023-08")
+    assert old.series.means == new.series.means and old.series.class_medians == new.series.class_medians
+    assert (old.series.p25, old.series.p75) == (new.series.p25, new.series.p75)
+    assert old.numbers["trends"] == new.numbers["trends"] and old.numbers["anomalies"] == new.numbers["anomalies"]
+    assert "computed from their rasters" not in new.sources["spectral_indices series"]
+    assert (
+        "summaries of 8 month(s) (2023-01..2023-08) computed from their rasters"
+        in old.sources["spectral_indices series"]
+    )
+
+
+def test_the_series_is_each_months_tile_means_quartiles_and_own_land_cover_medians(june, app_memory):
+    """Independently of the summaries: tile means, quartiles and per-class medians from each month's rasters."""
+    months = app_memory.months[:6]
+    fd = june.summary["figure_data"]["ndvi_timeseries"]
+    lc_june = app_memory.view.raster("land_cover", app_memory.tile, "2023-06")["land_cover"].values
+    shown = {c.name for c in LAND_COVER_CLASSES if (lc_june == c.code).sum() >= 20}
+    assert set(fd["median"]) == shown
+    for i, m in enumerate(months):
+        ndvi = app_memory.view.raster("spectral_indices", app_memory.tile, m)["ndvi"].values.astype(float)
+        lc = app_memory.view.raster("land_cover", app_memory.tile, m)["land_cover"].values
+        assert fd["p25"][i] == np.percentile(ndvi[np.isfinite(ndvi)], 25)
+        assert fd["p75"][i] == np.percentile(ndvi[np.isfinite(ndvi)], 75)
+        for name in shown:
+            mask = lc == CLASS_BY_NAME[name].code
+            expected = float(np.nanmedian(ndvi[mask])) if mask.sum() >= 20 else None
+            assert fd["median"][name][i] == expected, (m, name)
+    assert june.summary["figure_data"]["index_trends"]["mean"]["ndvi"] == _tile_means(app_memory, "ndvi", months)
+
+
+def test_the_analysis_reads_the_rasters_of_the_months_its_rules_name_only(app_memory):
+    from memories.memory.view import MemoryView
+
+    class CountingView(MemoryView):
+        """The real view, remembering which rasters it was asked for."""
+
+        def __init__(self, *args: Any, **kw: Any) -> None:
+            super().__init__(*args, **kw)
+            self.read: list[tuple[str, str]] = []
+
+        def raster(self, asset: str, tile: str, month: str) -> Any:
+            self.read.append((asset, month))
+            return super().raster(asset, tile, month)
+
+    view = CountingView(app_memory.view.memory)
+    a = EnvironmentalMonitor(view).analyze(app_memory.tile, "2023-08")
+    assert a.reference_month == "2023-01" == a.first_month
+    assert set(view.read) == {
+        ("spectral_indices", "2023-08"),
+        ("spectral_indices", "2023-01"),
+        ("land_cover", "2023-08"),
+        ("land_cover", "2023-01"),
+        ("surface_reflectance", "2023-08"),  # the map's base
+    }

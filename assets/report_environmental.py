@@ -1,4 +1,4 @@
-"""Application reports: the environmental report of each tile-month.
+"""Environmental report of each tile-month: vegetation loss and gain, open-water change, index trends, alerts.
 
 An HTML page with PNG figures (vegetation loss and gain, open-water change,
 index trends with anomalies, NDVI per land-cover class, the band importance of
@@ -15,6 +15,19 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult, Metadata
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from assets.partitions import YEAR_BEFORE
 from memories.applications.environmental import EnvironmentalMonitor
+from memories.applications.environmental_report import (
+    BAND_IMPORTANCE,
+    FOREST_LOSS,
+    FOREST_LOSS_HA,
+    MODEL_ID,
+    NDVI_MEAN,
+    REFERENCE_MONTH,
+    TRENDS,
+    VEGETATION_GAIN,
+    VEGETATION_GAIN_HA,
+    WATER,
+    WATER_CHANGE_HA,
+)
 from memories.applications.report import Report, quantity
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -45,15 +58,15 @@ def environmental_report(
 def environmental_preview(report: Report) -> dict[str, Any]:
     """The preview rows, alert and scalar metadata of an environmental report (for ``report_result``)."""
     s, month = report.summary, report.month
-    loss, water = s["forest_loss"], s["water"]
-    since = f"{s['reference_month']}..{month}" if s["reference_month"] else None
-    ndvi = s["trends"]["ndvi"]
+    loss, gain, water, ref = s[FOREST_LOSS], s[VEGETATION_GAIN], s[WATER], s[REFERENCE_MONTH]
+    since = f"{ref}..{month}" if ref else None
+    ndvi = s[TRENDS]["ndvi"]
     rows: list[tuple[str, object]] = [
         (
             "forest loss",
             quantity(loss["area_ha"], "ha", period=since, uncertainty=loss["edge_uncertainty_ha"], digits=2),
         ),
-        ("vegetation gain", quantity(s["vegetation_gain"]["area_ha"], "ha", period=since, digits=2)),
+        ("vegetation gain", quantity(gain["area_ha"], "ha", period=since, digits=2)),
         (
             "open-water change",
             quantity(
@@ -68,19 +81,19 @@ def environmental_preview(report: Report) -> dict[str, Any]:
             "NDVI trend",
             quantity(ndvi["slope_per_year"], "per year", uncertainty=ndvi["standard_error"], digits=4),
         ),
-        ("mean NDVI", quantity(s["ndvi_mean"], "dimensionless", period=month)),
-        ("land-cover model", str(s["model_id"] or "n/a")),
+        ("mean NDVI", quantity(s[NDVI_MEAN], "dimensionless", period=month)),
+        ("land-cover model", str(s[MODEL_ID] or "n/a")),
     ]
     return {
         "rows": rows,
         "alert": alert_text(report, " "),
         "metadata": {
-            "forest_loss_ha": loss["area_ha"],
-            "vegetation_gain_ha": s["vegetation_gain"]["area_ha"],
-            "water_change_ha": water.get("change_vs_reference_ha"),
-            "reference_month": s["reference_month"] or "",
-            "model": MetadataValue.text(str(s["model_id"])),
-            "model_id": MetadataValue.text(str(s["model_id"])),
-            "band_importance": MetadataValue.json(s["band_importance"] or {}),
+            FOREST_LOSS_HA: loss["area_ha"],
+            VEGETATION_GAIN_HA: gain["area_ha"],
+            WATER_CHANGE_HA: water.get("change_vs_reference_ha"),
+            REFERENCE_MONTH: ref or "",
+            "model": MetadataValue.text(str(s[MODEL_ID])),
+            MODEL_ID: MetadataValue.text(str(s[MODEL_ID])),
+            BAND_IMPORTANCE: MetadataValue.json(s[BAND_IMPORTANCE] or {}),
         },
     }
