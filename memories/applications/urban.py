@@ -336,5 +336,5 @@ def _patch_pixel(patches: list[NewPatch], grid: TileGrid) -> tuple[int, int] | N
     if not patches:
         return None
     x, y = patches[0].centroid
-    col, row = ~grid.transform * (x, y)
+    col, row = ~grid.transform @ (x, y)
     return int(row), int(col)
