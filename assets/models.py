@@ -60,6 +60,7 @@ def land_cover_model(
     from memories.ai.labels import clean_labels
     from memories.ai.land_cover import train_land_cover
     from memories.ai.registry import ModelRegistry
+    from memories.ai.saliency import saliency_preview
     from memories.errors import ProcessingError
 
     root = storage.storage_root()
@@ -139,6 +140,7 @@ def land_cover_model(
             f"Permutation importance (drop in pixel accuracy, 0-1) on {extra['band_importance_info']['scored_on']}"
             f"\n\n![band importance](data:image/png;base64,{chart})\n"
         )
+    metadata["saliency_preview"] = MetadataValue.md(saliency_preview(result.model, samples[0][0], title=model_id))
     return MaterializeResult(metadata=metadata)
 
 

@@ -104,11 +104,15 @@ def multimodal_land_use(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    import xarray as xr
-
     from memories.ai.manager import ModelManager
-    from memories.ai.multimodal import MultiModalLandUse, predict_multimodal
-    from memories.ai.saliency import figure_png, plot_modality_attention
+    from memories.ai.multimodal import MultiModalLandUse, land_use_dataset, predict_multimodal
+    from memories.ai.saliency import (
+        MODALITY_GROUPS,
+        figure_png,
+        modality_shares,
+        plot_modality_attention,
+        plot_modality_shares,
+    )
 
     root = storage.storage_root()
     loaded = _load(ModelManager(root), MODEL_ID, "multimodal_model", "multimodal_model")
@@ -119,19 +123,22 @@ def multimodal_land_use(
         refl, _, modalities = _inputs(root, grid, month)
         classes, confidence, attention = predict_multimodal(loaded.model, refl, modalities)
         out = MonthlyRasterStore(root, MODEL_NAME, grid, FIRST_MONTH)
-        variables: dict[str, Any] = {
-            "land_use": (("y", "x"), classes),
-            "confidence": (("y", "x"), confidence.astype(np.float32)),
-        }
-        for name, a in zip(names, attention, strict=True):
-            variables["attention_" + name.replace(":", "_")] = (("y", "x"), a.astype(np.float32))
-        out.write_month(month, xr.Dataset(variables), run_id=context.run.run_id)
+        out.write_month(month, land_use_dataset(classes, confidence, attention, names), run_id=context.run.run_id)
         labelled = classes > 0
         shares = {c.name: float((classes == c.code).sum() / max(labelled.sum(), 1)) for c in LAND_COVER_CLASSES}
         mean_attention = {n: round(float(np.nanmean(a)), 4) for n, a in zip(names, attention, strict=True)}
-        stats = {"model_id": loaded.id, "class_share": shares, "mean_attention": mean_attention}
+        shares_map = modality_shares(attention, names)  # imagery / vector / text per pixel, each pixel sums to 1
+        modality_share = {g: round(float(np.nanmean(s)), 4) for g, s in zip(MODALITY_GROUPS, shares_map, strict=True)}
+        stats = {
+            "model_id": loaded.id,
+            "class_share": shares,
+            "mean_attention": mean_attention,
+            "modality_share": modality_share,
+        }
         record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
-        png = figure_png(plot_modality_attention(attention, names, title=f"{loaded.id} {month}|{grid.tile_id}"))
+        title = f"{loaded.id} {month}|{grid.tile_id}"
+        png = figure_png(plot_modality_attention(attention, names, title=title))
+        share_png = figure_png(plot_modality_shares(shares_map, title=f"Share of attention per modality, {title}"))
         partition_metadata(
             context,
             key,
@@ -141,6 +148,10 @@ def multimodal_land_use(
                 "mean_attention": MetadataValue.json(mean_attention),
                 "attention_preview": MetadataValue.md(
                     f"![attention](data:image/png;base64,{base64.b64encode(png).decode()})"
+                ),
+                "modality_share": MetadataValue.json(modality_share),
+                "modality_share_preview": MetadataValue.md(
+                    f"![modality share](data:image/png;base64,{base64.b64encode(share_png).decode()})"
                 ),
                 "uri": out.uri,
             },

@@ -16,6 +16,7 @@ from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from assets.partitions import YEAR_BEFORE
 from memories.applications.report import Report
 from memories.applications.urban import UrbanPlanner
+from memories.applications.urban_report import PREVIEW_QUANTITIES, preview_metadata
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
 from .gis import gis_layers
@@ -48,27 +49,8 @@ def urban_report(
 def urban_preview(report: Report) -> dict[str, Any]:
     """The preview rows, alert and scalar metadata of an urban report (for ``report_result``)."""
     urban = report.summary["urban"]
-    total = urban["tile_total"]
     period = f"{urban['start_month']}..{report.month}"
     quantities = report.quantities
-    rows: list[tuple[str, object]] = [
-        ("built-up growth", quantities["built-up growth"]),
-        ("built-up growth rate", quantities["built-up growth rate"]),
-        ("new built-up patches", quantities["new built-up patches"]),
-        ("green space per inhabitant", quantities["green space per inhabitant"]),
-        ("new roads", quantities["new roads"]),
-        ("intersection density", quantities["intersection density"]),
-        ("recommendations", f"{len(urban['recommendations'])} ({period})"),
-    ]
-    return {
-        "rows": rows,
-        "alert": alert_text(report),
-        "metadata": {
-            "reference_month": urban["start_month"],
-            "builtup_growth_ha": float(total["builtup_growth_ha"]),
-            "builtup_end_ha": float(total["builtup_end_ha"]),
-            "green_ha": float(total["green_ha"]),
-            "new_road_km": float(total["new_road_km"]),
-            "recommendations": len(urban["recommendations"]),
-        },
-    }
+    rows: list[tuple[str, object]] = [(name, quantities[name]) for name in PREVIEW_QUANTITIES]
+    rows.append(("recommendations", f"{len(urban['recommendations'])} ({period})"))
+    return {"rows": rows, "alert": alert_text(report), "metadata": preview_metadata(urban)}

@@ -54,7 +54,15 @@ from memories.classes import N_CLASSES, NO_LABEL
 from memories.config import ModelSettings
 from memories.errors import ConfigError, ProcessingError
 
-__all__ = ["MultiModalLandUse", "MultiModalResult", "MultiModalSample", "predict_multimodal", "train_multimodal"]
+__all__ = [
+    "MultiModalLandUse",
+    "MultiModalResult",
+    "MultiModalSample",
+    "attention_variable",
+    "land_use_dataset",
+    "predict_multimodal",
+    "train_multimodal",
+]
 
 
 @dataclass(frozen=True)
@@ -397,3 +405,26 @@ def predict_multimodal(
         confidence[0, :h, :w].float().cpu().numpy(),
         alpha[0, :, :h, :w].float().cpu().numpy(),
     )
+
+
+def attention_variable(modality: str) -> str:
+    """The variable of a token's attention in the ``multimodal_land_use`` product: ``text:roads`` ->
+    ``attention_text_roads`` (Zarr names hold no colon)."""
+    return "attention_" + modality.replace(":", "_")
+
+
+def land_use_dataset(
+    classes: np.ndarray, confidence: np.ndarray, attention: np.ndarray, modality_names: Sequence[str]
+) -> Any:
+    """The ``xarray.Dataset`` of one tile-month of the ``multimodal_land_use`` product: ``land_use`` (uint8
+    codes), ``confidence`` (float32 0-1) and one float32 ``attention_<token>`` (0-1) per modality token,
+    all ``(y, x)`` (the outputs of :func:`predict_multimodal`)."""
+    import xarray as xr
+
+    variables: dict[str, Any] = {
+        "land_use": (("y", "x"), np.asarray(classes, dtype=np.uint8)),
+        "confidence": (("y", "x"), np.asarray(confidence, dtype=np.float32)),
+    }
+    for name, plane in zip(modality_names, attention, strict=True):
+        variables[attention_variable(name)] = (("y", "x"), np.asarray(plane, dtype=np.float32))
+    return xr.Dataset(variables)

@@ -11,7 +11,11 @@
 - :func:`occlusion_saliency`: the drop in the predicted class's probability
   (0–1) at each pixel when a ``window`` square around it is replaced by the
   band means; model-agnostic, slower.
-- :func:`plot_saliency` and :func:`plot_modality_attention` draw them as
+- :func:`modality_shares`: the share (0–1, summing to 1 per pixel) of the
+  multi-modal model's attention on imagery, on the rasterized vector layers and
+  on text, from its per-token attention weights.
+- :func:`plot_saliency`, :func:`plot_modality_attention` and
+  :func:`plot_modality_shares` draw them as
   matplotlib Figures (for reports and UI previews: ``figure_png``).
 
 Band importance over a whole scene (permutation, gradient x input) stays in
@@ -33,9 +37,15 @@ __all__ = [
     "Saliency",
     "figure_png",
     "integrated_gradients",
+    "MODALITY_GROUPS",
+    "modality_group",
+    "modality_shares",
     "occlusion_saliency",
     "plot_modality_attention",
+    "plot_modality_shares",
     "plot_saliency",
+    "preview_markdown",
+    "saliency_preview",
 ]
 
 
@@ -62,6 +72,51 @@ class Saliency:
         total = per_band.sum()
         shares = per_band / total if total > 0 else per_band
         return dict(sorted(zip(self.band_names, shares.tolist(), strict=True), key=lambda kv: -kv[1]))
+
+
+MODALITY_GROUPS: tuple[str, ...] = ("imagery", "vector", "text")
+"""The modality groups of :func:`modality_shares`: the image token; the context token (the rasterized roads,
+buildings and water); the text tokens, one per text layer."""
+
+
+def modality_group(name: str) -> str:
+    """The group of one attention token: ``image`` -> imagery, ``context`` -> vector, ``text:<layer>`` (or the
+    stored variable name ``text_<layer>``) -> text.
+
+    Raises:
+        ProcessingError: a token name of none of these (the tokens of ``MultiModalLandUse.modality_names``).
+    """
+    if name == "image":
+        return "imagery"
+    if name == "context":
+        return "vector"
+    if name.startswith(("text:", "text_")):
+        return "text"
+    raise ProcessingError(f"attention token {name!r}: expected 'image', 'context' or 'text:<layer>'")
+
+
+def modality_shares(attention: np.ndarray, modality_names: Sequence[str]) -> np.ndarray:
+    """float32 ``(3, y, x)``: the share of each pixel's attention on imagery, vector layers and text
+    (:data:`MODALITY_GROUPS` order), each in 0–1 and summing to 1 at every pixel with data; NaN where none.
+
+    The attention of the tokens of a group is added (the text layers together), then divided by the pixel's
+    total, so a map stored in bf16 or float16 still sums to 1 exactly.
+
+    Args:
+        attention: float ``(M, y, x)``, one plane per token (:func:`~memories.ai.multimodal.predict_multimodal`).
+        modality_names: The M token names (``MultiModalLandUse.modality_names``).
+    """
+    a = np.asarray(attention, dtype=np.float64)
+    if a.ndim != 3 or a.shape[0] != len(modality_names):
+        raise ProcessingError(f"attention of shape {a.shape} for {len(modality_names)} modalities; give (M, y, x)")
+    groups = [modality_group(n) for n in modality_names]
+    out = np.zeros((len(MODALITY_GROUPS), *a.shape[1:]), np.float64)
+    for plane, group in zip(np.clip(a, 0.0, None), groups, strict=True):
+        out[MODALITY_GROUPS.index(group)] += plane
+    total = out.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, out / total, np.nan)
+    return shares.astype(np.float32)
 
 
 def integrated_gradients(model: Any, reflectance: np.ndarray, *, steps: int = 16) -> Saliency:
@@ -207,6 +262,54 @@ def plot_modality_attention(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_modality_shares(shares: np.ndarray, *, title: str = "Share of attention per modality") -> Any:
+    """A Figure of :func:`modality_shares`: the three shares as one colour image (imagery red, vector green,
+    text blue: a pixel's colour is its mix) and one panel per group (0–1)."""
+    from matplotlib.figure import Figure
+
+    s = np.asarray(shares, dtype=np.float32)
+    if s.ndim != 3 or s.shape[0] != len(MODALITY_GROUPS):
+        raise ProcessingError(f"shares of shape {s.shape}; give ({len(MODALITY_GROUPS)}, y, x) from modality_shares")
+    fig = Figure(figsize=(2.8 * (len(MODALITY_GROUPS) + 1), 3.1), dpi=100)
+    axes = fig.subplots(1, len(MODALITY_GROUPS) + 1)
+    axes[0].imshow(np.nan_to_num(np.moveaxis(s, 0, -1), nan=1.0), interpolation="nearest")
+    axes[0].set_title("mix (R imagery, G vector, B text)", fontsize=8)
+    for ax, plane, name in zip(axes[1:], s, MODALITY_GROUPS, strict=True):
+        im = ax.imshow(plane, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        mean = float(np.nanmean(plane)) if np.isfinite(plane).any() else float("nan")
+        ax.set_title(f"{name}\nmean {mean:.2f}", fontsize=9)
+    fig.colorbar(im, ax=axes[-1], fraction=0.046, label="share of attention")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def preview_markdown(png_bytes: bytes, caption: str) -> str:
+    """Markdown of a PNG inline (``![caption](data:image/png;base64,...)``), for a Dagster metadata preview."""
+    import base64
+
+    return f"{caption}\n\n![{caption}](data:image/png;base64,{base64.b64encode(png_bytes).decode()})\n"
+
+
+def saliency_preview(model: Any, reflectance: np.ndarray, *, window_px: int = 128, title: str = "") -> str:
+    """Markdown preview of a land-cover model's integrated-gradients saliency on the central
+    ``window_px`` square of a scene (``(band, y, x)`` reflectance 0–1): the figure of :func:`plot_saliency`."""
+    x = np.asarray(reflectance, dtype=np.float32)
+    h, w = x.shape[1:]
+    r0, c0 = max(0, (h - window_px) // 2), max(0, (w - window_px) // 2)
+    crop = x[:, r0 : r0 + window_px, c0 : c0 + window_px]
+    sal = integrated_gradients(model, crop)
+    fig = plot_saliency(crop, sal, title=f"Land-cover saliency {title}".strip())
+    return preview_markdown(
+        figure_png(fig),
+        f"Integrated gradients (|attribution|, logit) on rows {r0}..{r0 + crop.shape[1]}, "
+        f"cols {c0}..{c0 + crop.shape[2]}",
+    )
 
 
 def figure_png(fig: Any) -> bytes:

@@ -218,6 +218,8 @@ def test_land_cover_model_registers_data_version_and_held_out_band_importance(tr
     # A model that learned anything loses accuracy when some band is shuffled.
     assert max(importance.values()) > 0.01
     assert "data:image/png;base64," in meta["band_importance_chart"].value
+    assert "Integrated gradients" in meta["saliency_preview"].value  # the land-cover saliency, previewed
+    assert "data:image/png;base64," in meta["saliency_preview"].value
 
 
 def test_report_shows_the_band_importance_of_the_model_version_used(trained_and_reported) -> None:

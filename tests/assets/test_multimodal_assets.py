@@ -79,6 +79,9 @@ def test_multimodal_model_then_map_with_attention_per_pixel(tmp_path) -> None:
     m = result.asset_materializations_for_node("multimodal_land_use")[0].metadata
     assert m["model_id"].value == "multimodal_land_use:1"
     assert m["attention_preview"].value.startswith("![attention](data:image/png;base64,")
+    assert m["modality_share_preview"].value.startswith("![modality share](data:image/png;base64,")
+    assert set(m["modality_share"].value) == {"imagery", "vector", "text"}
+    assert sum(m["modality_share"].value.values()) == pytest.approx(1.0, abs=1e-3)
     ds = MonthlyRasterStore(root, "multimodal_land_use", grid, FIRST_MONTH).read_month(month)
     names = [f"attention_{n.replace(':', '_')}" for n in meta["modalities"].value]
     assert {"land_use", "confidence", *names} <= set(ds.data_vars)
@@ -86,5 +89,10 @@ def test_multimodal_model_then_map_with_attention_per_pixel(tmp_path) -> None:
     np.testing.assert_allclose(total, 1.0, atol=1e-4)
     stored = {n: float(ds[f"attention_{n.replace(':', '_')}"].mean()) for n in meta["modalities"].value}
     assert stored == pytest.approx(m["mean_attention"].value, abs=1e-3)
+    # The metadata's modality shares are the per-pixel shares of the stored attention (imagery, vector, text).
+    planes = {n: ds[f"attention_{n.replace(':', '_')}"].values for n in meta["modalities"].value}
+    text = sum(v for n, v in planes.items() if n.startswith("text:"))
+    for group, plane in (("imagery", planes["image"]), ("vector", planes["context"]), ("text", text)):
+        assert float(np.nanmean(plane / total)) == pytest.approx(m["modality_share"].value[group], abs=1e-3)
     classes = ds["land_use"].values
     assert set(np.unique(classes)) <= set(range(1, 7))

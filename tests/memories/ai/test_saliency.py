@@ -70,3 +70,49 @@ def test_occlusion_drops_confidence_and_figures_draw(signal_model) -> None:  # t
     assert len(fig.axes) == 5  # image, two modalities, colour bar, dominant modality
     dominant = fig.axes[3].images[0].get_array()
     assert dominant[0, 0] == 1 and dominant[1, 1] == 0
+
+
+def test_modality_shares_group_the_tokens_and_sum_to_one_per_pixel() -> None:
+    from memories.ai.saliency import MODALITY_GROUPS, modality_shares, plot_modality_shares
+
+    rng = np.random.default_rng(0)
+    names = ["image", "context", "text:roads", "text:buildings", "text:places"]
+    logits = rng.normal(0, 2, (len(names), 6, 7))
+    attention = np.exp(logits) / np.exp(logits).sum(axis=0)  # a softmax over the tokens, as the model's
+    attention[:, 0, 0] = np.nan  # a pixel without data
+    attention = attention.astype(np.float16)  # stored at low precision: the shares still sum to 1
+    shares = modality_shares(attention, names)
+    assert shares.shape == (3, 6, 7) and shares.dtype == np.float32
+    assert np.isnan(shares[:, 0, 0]).all()
+    valid = np.isfinite(shares).all(axis=0)
+    assert valid.sum() == 6 * 7 - 1
+    np.testing.assert_allclose(shares.sum(axis=0)[valid], 1.0, atol=1e-6)
+    assert (shares[:, valid] >= 0).all() and (shares[:, valid] <= 1).all()
+    a = attention.astype(np.float64)
+    total = a.sum(axis=0)
+    np.testing.assert_allclose(shares[MODALITY_GROUPS.index("imagery")], a[0] / total, rtol=1e-5)
+    np.testing.assert_allclose(shares[MODALITY_GROUPS.index("vector")], a[1] / total, rtol=1e-5)
+    np.testing.assert_allclose(shares[MODALITY_GROUPS.index("text")], a[2:].sum(axis=0) / total, rtol=1e-5)
+    # Stored variable names group the same way; an unknown token is refused.
+    np.testing.assert_array_equal(
+        modality_shares(attention, ["image", "context", "text_roads", "text_b", "text_c"]), shares
+    )
+    with pytest.raises(Exception, match="attention token 'sound'"):
+        modality_shares(attention[:2], ["image", "sound"])
+    fig = plot_modality_shares(shares)
+    assert len(fig.axes) == 5 and figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"  # mix, three groups, colour bar
+
+
+def test_saliency_preview_is_markdown_of_the_central_window(signal_model) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import io
+
+    from PIL import Image
+
+    from memories.ai.saliency import saliency_preview
+
+    x, _ = _scene(4, 96)
+    md = saliency_preview(signal_model, x, window_px=32, title="land_cover:1")
+    assert "rows 32..64, cols 32..64" in md
+    data = base64.b64decode(md.split("data:image/png;base64,")[1].split(")")[0])
+    assert Image.open(io.BytesIO(data)).format == "PNG"
