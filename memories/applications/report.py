@@ -31,6 +31,7 @@ from markupsafe import Markup
 
 from memories.applications.report_index import write_index
 from memories.applications.webmap import WebMap, inline_webmap
+from memories.json_values import json_default
 from memories.store.paths import StorageRoot, new_version_id
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -155,7 +156,7 @@ class Report:
         if self.webmap is not None:
             payload.update(self.webmap.files())
         payload["report.html"] = self.html.encode()
-        payload["summary.json"] = json.dumps(self.json(), indent=2, default=_json_default).encode()
+        payload["summary.json"] = json.dumps(self.json(), indent=2, default=json_default).encode()
         now = datetime.now(UTC)
         version = new_version_id(now)
         version_files = {}
@@ -241,13 +242,3 @@ def render_html(template: str, **context: Any) -> str:
     )
     env.filters["q"] = fmt
     return env.get_template(template).render(**context)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, datetime):
-        return o.isoformat()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")
