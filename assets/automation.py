@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, AutomationCondition
 
-MODELS = ("land_cover_model", "change_model", "multimodal_model")
+from memories.products import CHANGE_MODEL, LAND_COVER_MODEL, MULTIMODAL_MODEL
+
+MODELS = (LAND_COVER_MODEL, CHANGE_MODEL, MULTIMODAL_MODEL)
 """The trained models: their new versions do not trigger the partitions that use them."""
 
 REFRESH_WITH_INPUTS = (

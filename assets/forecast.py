@@ -23,12 +23,13 @@ from dagster import (
 
 from assets._partition import record
 from assets.partitions import FIRST_MONTH, tiles_partitions
+from memories.products import NDVI_FORECAST, SPECTRAL_INDICES
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
 from .imagery import spectral_indices
 
-PRODUCT = "ndvi_forecast"
+PRODUCT = NDVI_FORECAST
 
 
 class ForecastConfig(Config):  # type: ignore[misc]
@@ -65,7 +66,7 @@ def ndvi_forecast(
     tile = context.partition_key
     grid = stac.tile(tile)
     root = storage.storage_root()
-    store = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH)
+    store = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, FIRST_MONTH)
     series = tile_index_series(store, "ndvi")["all"]
     try:
         result = forecast_series(series, config.horizon_months, step="MS", alpha=config.alpha)

@@ -22,6 +22,7 @@ from assets.partitions import MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.earth.expectations import validate_vector_layers
 from memories.earth.gis import GISProvider, geometry_report, write_geoparquet
 from memories.months import month_range
+from memories.products import GIS_LAYERS
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 
@@ -34,7 +35,7 @@ from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResou
     check_specs=[
         AssetCheckSpec(
             "vector_quality",
-            asset="gis_layers",
+            asset=GIS_LAYERS,
             blocking=True,
             description="great-expectations suite: CRS is the tile's, geometries valid and not empty, "
             "geometry types expected per layer, at least one feature",

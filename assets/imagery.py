@@ -31,6 +31,7 @@ from memories.earth.imagery import band_medians, composite_stats, load_scenes, m
 from memories.earth.indices import compute_indices
 from memories.earth.stac import items_from_table, items_table
 from memories.grid import TileGrid
+from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore
 from resources import DaskClusterResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -47,7 +48,7 @@ MIN_CLEAR_FRACTION = 0.05
     check_specs=[
         AssetCheckSpec(
             "scene_table_quality",
-            asset="stac_items",
+            asset=STAC_ITEMS,
             blocking=True,
             description="great-expectations suite: ids unique, datetime set, cloud cover 0-100 %, MGRS tile ids",
         )
@@ -81,7 +82,7 @@ def _scene_table(
     root = storage.storage_root()
     found = stac.search(grid, month, root=root)
     table = items_table(found.items)
-    uri = root.table_uri("stac_items", tile, month)
+    uri = root.table_uri(STAC_ITEMS, tile, month)
     size = write_geoparquet(root, uri, table)
     stats = {
         "scenes": len(table),
@@ -119,7 +120,7 @@ def _scene_table(
     check_specs=[
         AssetCheckSpec(
             "clear_coverage",
-            asset="surface_reflectance",
+            asset=SURFACE_REFLECTANCE,
             blocking=True,
             description=f"great-expectations suite: at least {MIN_CLEAR_FRACTION:.0%} of pixels seen clear, "
             "reflectance within -0.1..1.6, spread >= 0, 0 <= clear_count <= obs_count",
@@ -160,7 +161,7 @@ def _composite(
     """
     tile = grid.tile_id
     root = storage.storage_root()
-    items = items_from_table(read_geoparquet(root, root.table_uri("stac_items", tile, month)))
+    items = items_from_table(read_geoparquet(root, root.table_uri(STAC_ITEMS, tile, month)))
     if not items:
         raise Failure(
             description=f"no scenes for tile {tile} in {month} after the cloud filter; "
@@ -186,7 +187,7 @@ def _composite(
             metadata={"failed_assets": MetadataValue.json(fetched.failures_json())},
         )
     items = fetched.items
-    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
     scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
     store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
     # Validate exactly the version this run committed, even if another run of the month commits meanwhile.
@@ -239,8 +240,8 @@ def spectral_indices(
 
     def indices(partition: tuple[str, str, TileGrid]) -> None:
         key, month, grid = partition
-        sr = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
-        out = MonthlyRasterStore(root, "spectral_indices", grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+        sr = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
+        out = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
         out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]), run_id=context.run.run_id)
         written = out.read_month(month, snapshot=out.last_snapshot).compute()
         stats: dict[str, Any] = {

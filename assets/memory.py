@@ -14,10 +14,11 @@ from memories.errors import ProcessingError
 from memories.memory.context import ContextMemory
 from memories.memory.relationship import RelationshipMemory
 from memories.memory.spatial import SpatialMemory
+from memories.products import ENVIRONMENTAL_REPORT, GIS_LAYERS
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource, TieredStorageResource
 
 MEMORY_NAME = "default"
-GIS_ASSET = "gis_layers"
+GIS_ASSET = GIS_LAYERS
 
 
 @asset(
@@ -51,7 +52,7 @@ def spatial_index(
 
 
 @asset(
-    deps=[AssetKey(GIS_ASSET), AssetKey("environmental_report")],
+    deps=[AssetKey(GIS_ASSET), AssetKey(ENVIRONMENTAL_REPORT)],
     group_name="memory",
     kinds={"networkx", "json"},
     description="Events of every tile-month as hyperedges over the buildings, roads and parcels they touch.",

@@ -18,13 +18,14 @@ from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, M
 from assets._partition import record
 from assets.partitions import FIRST_MONTH, tiles_partitions
 from memories.earth.catalogs import COMMON_BANDS
+from memories.products import CHANGE_TREND, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
 from .imagery import surface_reflectance
 from .models import CHANGE_MODEL_NAME, change_model, land_cover_model
 
-PRODUCT = "change_trend"
+PRODUCT = CHANGE_TREND
 
 
 class ChangeTrendConfig(Config):  # type: ignore[misc]
@@ -72,7 +73,7 @@ def change_trend(
     tile = context.partition_key
     grid = stac.tile(tile)
     root = storage.storage_root()
-    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
     months = store.months()[-config.months :]
     images = {m: store.read_month(m)["reflectance"].sel(band=list(COMMON_BANDS)) for m in months}
     register_trend_model(ModelRegistry(root))

@@ -21,10 +21,12 @@ from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult,
 from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
+from memories import products
 from memories.applications.index_series import class_ndvi_summary
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet
+from memories.products import CHANGE_MAP, CHANGE_MODEL, LAND_COVER, LAND_COVER_MODEL, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
@@ -70,7 +72,7 @@ def land_cover_model(
     stale = 0
     for tile, month in chosen:
         grid = stac.tile(tile)
-        store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+        store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
         refl = store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values.astype(np.float32)
         layers = {layer: read_geoparquet(root, root.vector_uri(layer, tile, month)) for layer in GIS_LAYERS}
         labels, dropped = clean_labels(rasterize_labels(layers, grid), refl, COMMON_BANDS)
@@ -103,7 +105,7 @@ def land_cover_model(
         MODEL_NAME,
         result.model,
         result.metrics,
-        training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": "gis_layers"},
+        training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": products.GIS_LAYERS},
         training_data_version=data_version,
         extra=extra,
     )
@@ -116,7 +118,7 @@ def land_cover_model(
             "version": version.version,
             "model_id": model_id,
             "training_data_version": data_version,
-            **_scalars(result.metrics),
+            **scalar_metrics(result.metrics),
             **({"band_importance": extra["band_importance"]} if extra else {}),
         },
         version=str(version.version),
@@ -165,7 +167,9 @@ def land_cover(
     from memories.ai.manager import ModelManager
 
     root = storage.storage_root()
-    loaded = _load(ModelManager(root), model_runtime.land_cover_model, "land_cover_model", "land_cover_model")
+    loaded = load_registered_model(
+        ModelManager(root), model_runtime.land_cover_model, "land_cover_model", LAND_COVER_MODEL
+    )
     if not isinstance(loaded.model, LandCoverUNet):
         raise Failure(
             description=f"model_runtime.land_cover_model={model_runtime.land_cover_model!r} is {loaded.id}, "
@@ -191,11 +195,11 @@ def _classify(
     from memories.ai.uncertainty import UncertaintyEstimator
 
     model, version = loaded.model, loaded.version
-    refl = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH).read_month(month)
+    refl = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH).read_month(month)
     estimator = UncertaintyEstimator(model, passes=model_runtime.mc_passes, seed=model_runtime.seed)
     maps = estimator.predict(refl["reflectance"].sel(band=list(COMMON_BANDS)).values)
     classes, confidence = maps.classes, maps.confidence
-    out = MonthlyRasterStore(root, "land_cover", grid, FIRST_MONTH)
+    out = MonthlyRasterStore(root, LAND_COVER, grid, FIRST_MONTH)
     out.write_month(
         month,
         xr.Dataset(
@@ -257,7 +261,7 @@ def change_model(
         raise Failure(description="change_model trains on the sample world's event truth; use the embedded profile")
     root = storage.storage_root()
     catalog = memory.catalog()
-    have = sorted({(m.tile, m.partition) for m in catalog.current("surface_reflectance") if m.tile and m.partition})
+    have = sorted({(m.tile, m.partition) for m in catalog.current(SURFACE_REFLECTANCE) if m.tile and m.partition})
     tiles = sorted({t for t, _ in have})
     if not tiles or max(sum(1 for t, _ in have if t == tile) for tile in tiles) < 2:
         raise Failure(description="change_model needs two months of surface_reflectance on a tile; materialize them")
@@ -289,14 +293,14 @@ def change_model(
         result.metrics,
         training_data={"tiles": used, "label_source": "sample world event truth", "held_out_tile": held_out},
     )
-    record(context, catalog, uri=version.uri, stats={"version": version.version, **_scalars(result.metrics)})
+    record(context, catalog, uri=version.uri, stats={"version": version.version, **scalar_metrics(result.metrics)})
     return MaterializeResult(
         metadata={
             "version": version.version,
             "val_iou": MetadataValue.float(float(result.metrics["val_iou"])),
             "held_out_tile": held_out or "none",
             "training_pairs": len(train_pairs),
-            "metrics": MetadataValue.json(_scalars(result.metrics)),
+            "metrics": MetadataValue.json(scalar_metrics(result.metrics)),
             "uri": version.uri,
         }
     )
@@ -329,7 +333,7 @@ def change_map(
     root = storage.storage_root()
     manager = ModelManager(root)
     manager.register_loader(CHANGE_MODEL_NAME, lambda registry, mv: load_change_detector(registry.root, mv.uri))
-    loaded = _load(manager, model_runtime.change_model, "change_model", "change_model")
+    loaded = load_registered_model(manager, model_runtime.change_model, "change_model", CHANGE_MODEL)
     if not isinstance(loaded.model, ChangeDetector):
         raise Failure(
             description=f"model_runtime.change_model={model_runtime.change_model!r} is {loaded.id}, "
@@ -359,7 +363,7 @@ def _change(
     from memories.months import month_mid
 
     model, version = loaded.model, loaded.version
-    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
     earlier = [m for m in store.months() if m < month]
     if not earlier:
         # The first month in memory has nothing to compare with: materialize it as "no reference" rather than
@@ -376,7 +380,7 @@ def _change(
     baseline, score = difference_change(before, after)
     probability = predict_change(model, before, after)
     learned = np.nan_to_num(probability, nan=0.0) >= 0.5
-    out = MonthlyRasterStore(root, "change_map", grid, FIRST_MONTH)
+    out = MonthlyRasterStore(root, CHANGE_MAP, grid, FIRST_MONTH)
     out.write_month(
         month,
         xr.Dataset(
@@ -398,7 +402,7 @@ def _change(
     )
     polygons_uri = root.vector_uri("change_polygons", grid.tile_id, month)
     write_geoparquet(root, polygons_uri, polygons)
-    pixel_ha = grid.resolution**2 / 10_000
+    pixel_ha = grid.pixel_area_ha
     stats: dict[str, Any] = {
         "model_id": loaded.id,
         "model_version": version.version,
@@ -428,7 +432,7 @@ def _change(
     }
 
 
-def _load(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":
+def load_registered_model(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":
     """The model an id names, or a Failure that names the id, the registered versions and the fix."""
     from memories.errors import ConfigError, StorageError
 
@@ -454,7 +458,7 @@ def _labelled_pairs(root: Any, grid: Any, world: Any, months: list[str]) -> list
     from memories.ai.change_maps import event_truth
     from memories.months import month_mid
 
-    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
     refl = {m: _reflectance(store, m) for m in months}
     events = world.events(grid.tile_id)
     masks = {e.kind: world.event_mask(grid.tile_id, e.kind) for e in events}
@@ -484,8 +488,8 @@ def training_tile_months(catalog: Any, per_tile: int) -> tuple[list[tuple[str, s
     """
     from memories.ai.registry import training_data_version
 
-    sr_rows = {(m.tile, m.partition): m for m in catalog.current("surface_reflectance")}
-    gis_rows = {(m.tile, m.partition): m for m in catalog.current("gis_layers")}
+    sr_rows = {(m.tile, m.partition): m for m in catalog.current(SURFACE_REFLECTANCE)}
+    gis_rows = {(m.tile, m.partition): m for m in catalog.current(products.GIS_LAYERS)}
     pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
     if not pairs:
         raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
@@ -503,5 +507,6 @@ def _spread(pairs: list[tuple[str, str]], per_tile: int) -> list[tuple[str, str]
     return out
 
 
-def _scalars(d: Mapping[str, object]) -> dict[str, object]:
+def scalar_metrics(d: Mapping[str, object]) -> dict[str, object]:
+    """The entries of a metrics mapping that are plain numbers or strings (what a catalog row and the UI show)."""
     return {k: v for k, v in d.items() if isinstance(v, (int, float, str))}

@@ -18,14 +18,16 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
+from memories import products
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
+from memories.products import MULTIMODAL_MODEL, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
 from .gis import gis_layers
 from .imagery import surface_reflectance
-from .models import _load, _scalars, training_tile_months
+from .models import load_registered_model, scalar_metrics, training_tile_months
 
 MODEL_NAME = "multimodal_land_use"
 MODEL_ID = f"{MODEL_NAME}@latest"
@@ -70,11 +72,11 @@ def multimodal_model(
         MODEL_NAME,
         result.model,
         result.metrics,
-        training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": "gis_layers"},
+        training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": products.GIS_LAYERS},
         training_data_version=data_version,
     )
     model_id = f"{MODEL_NAME}:{version.version}"
-    record(context, catalog, uri=version.uri, stats={"model_id": model_id, **_scalars(result.metrics)})
+    record(context, catalog, uri=version.uri, stats={"model_id": model_id, **scalar_metrics(result.metrics)})
     return MaterializeResult(
         metadata={
             "model_id": model_id,
@@ -115,7 +117,7 @@ def multimodal_land_use(
     )
 
     root = storage.storage_root()
-    loaded = _load(ModelManager(root), MODEL_ID, "multimodal_model", "multimodal_model")
+    loaded = load_registered_model(ModelManager(root), MODEL_ID, "multimodal_model", MULTIMODAL_MODEL)
     if not isinstance(loaded.model, MultiModalLandUse):
         raise Failure(description=f"{loaded.id} is a {type(loaded.model).__name__}, not a MultiModalLandUse")
     names = loaded.model.modality_names
@@ -164,7 +166,7 @@ def _inputs(root: Any, grid: Any, month: str) -> tuple[np.ndarray, dict[str, Any
     from memories.ai.multimodal_data import modality_inputs
     from memories.earth.gis import GIS_LAYERS, read_tile_layers
 
-    store = MonthlyRasterStore(root, "surface_reflectance", grid, FIRST_MONTH)
+    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
     refl = store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values.astype(np.float32)
     layers = read_tile_layers(root, grid.tile_id, month, (*GIS_LAYERS, "places"), optional=("places",))
     return refl, layers, modality_inputs(layers, grid)

@@ -14,6 +14,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from assets._partition import partition_metadata, record, tile_months
 from assets.partitions import MONTH_TILE_BACKFILL, month_tile_partitions, tiles_partitions
+from memories.products import CLIMATE_SERIES, HISTORICAL_MAP, SOCIOECONOMIC_REGIONS
 from resources import GisSourceResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 CENSUS_NAME_COLUMN = "name"
@@ -45,7 +46,7 @@ def climate_series(
     data = EnvironmentalData.from_tmy3(gis.climate_sources())
     for key, month, grid in tile_months(context, stac):
         frame = data.monthly_series(grid, [month])
-        uri = root.table_uri("climate_series", grid.tile_id, month)
+        uri = root.table_uri(CLIMATE_SERIES, grid.tile_id, month)
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         root.write_bytes(uri, buf.getvalue())
@@ -108,8 +109,8 @@ def socioeconomic_regions(
     table = result.table[
         result.table["region_id"].isin(set(regions[CENSUS_NAME_COLUMN])) | result.table["flag_unmatched"]
     ]
-    regions_uri = root.tile_file_uri("socioeconomic_regions", grid.tile_id, "regions.parquet")
-    table_uri = root.tile_file_uri("socioeconomic_regions", grid.tile_id, "table.parquet")
+    regions_uri = root.tile_file_uri(SOCIOECONOMIC_REGIONS, grid.tile_id, "regions.parquet")
+    table_uri = root.tile_file_uri(SOCIOECONOMIC_REGIONS, grid.tile_id, "table.parquet")
     write_geoparquet(root, regions_uri, regions.to_crs(grid.crs))
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
@@ -164,10 +165,10 @@ def historical_map(
     best = maps.best_fit(gcps, crs=grid.crs)
     array, geo = georeference(image, gcps, grid, method=best.method, order=best.order)
     summary = geo.summary()
-    uri = root.tile_file_uri("historical_map", grid.tile_id, "map.tif")
+    uri = root.tile_file_uri(HISTORICAL_MAP, grid.tile_id, "map.tif")
     tags = {"georeference": json.dumps(summary), "scan": scan_path}
     root.write_bytes(uri, geotiff_bytes(array, grid, colormap=colormap, tags=tags))
-    residuals_uri = root.tile_file_uri("historical_map", grid.tile_id, "residuals.parquet")
+    residuals_uri = root.tile_file_uri(HISTORICAL_MAP, grid.tile_id, "residuals.parquet")
     buf = io.BytesIO()
     geo.residuals.to_parquet(buf, index=False)
     root.write_bytes(residuals_uri, buf.getvalue())

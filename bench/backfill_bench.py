@@ -39,10 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._sizes import add_size_flags, apply_size_flags  # noqa: E402
+from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE  # noqa: E402
 
 QUICK = {"tiles": 1, "months": 2, "size": 64}
 FULL = {"tiles": 2, "months": 12, "size": 128}
-ASSETS = ("stac_items", "surface_reflectance", "spectral_indices")
+ASSETS = (STAC_ITEMS, SURFACE_REFLECTANCE, SPECTRAL_INDICES)
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $params) {

@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 from _common import ROOT, bench_items, context, decode_limit, timed
 
+from memories.products import SURFACE_REFLECTANCE
+
 BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 SCL_CLEAR = [4, 5, 6, 7, 11]
 QUICK_SIZE = 512
@@ -135,7 +137,7 @@ def _ours(items: list[Any], grid: Any, path: Path, chunk: int) -> None:
     from memories.store.raster import MonthlyRasterStore
 
     scenes = load_scenes(items, get_profile("embedded"), grid, BANDS, chunk_px=chunk)
-    store = MonthlyRasterStore(StorageRoot(path.as_uri()), "surface_reflectance", grid, "2023-06", chunk_px=chunk)
+    store = MonthlyRasterStore(StorageRoot(path.as_uri()), SURFACE_REFLECTANCE, grid, "2023-06", chunk_px=chunk)
     store.write_month("2023-06", monthly_composite(scenes))
 
 
@@ -179,7 +181,7 @@ def _max_difference(ours: Path, plain: Path, grid: Any) -> float:
     from memories.store.paths import StorageRoot
     from memories.store.raster import MonthlyRasterStore
 
-    a = MonthlyRasterStore(StorageRoot(ours.as_uri()), "surface_reflectance", grid, "2023-06").read_month("2023-06")
+    a = MonthlyRasterStore(StorageRoot(ours.as_uri()), SURFACE_REFLECTANCE, grid, "2023-06").read_month("2023-06")
     b = xr.open_zarr(plain / "composite.zarr", consolidated=False)["reflectance"]
     d = np.abs(a["reflectance"].values - b.values.astype(np.float32))
     return float(np.nanmax(d))

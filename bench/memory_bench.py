@@ -31,7 +31,9 @@ from typing import Any
 
 from _common import ROOT, context
 
-STEPS = ("surface_reflectance", "spectral_indices")
+from memories.products import SPECTRAL_INDICES, SURFACE_REFLECTANCE
+
+STEPS = (SURFACE_REFLECTANCE, SPECTRAL_INDICES)
 QUICK_SIZES = (512,)
 
 
@@ -120,8 +122,8 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     root = StorageRoot(Path(args.store).as_uri())
     chunk = 2048
     t = time.perf_counter()
-    sr = MonthlyRasterStore(root, "surface_reflectance", grid, "2023-06", chunk_px=chunk)
-    if step == "surface_reflectance":
+    sr = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, "2023-06", chunk_px=chunk)
+    if step == SURFACE_REFLECTANCE:
         scenes = load_scenes(items, get_profile("embedded"), grid, COMMON_BANDS, chunk_px=chunk)
         sr.write_month("2023-06", monthly_composite(scenes))
         written = sr.read_month("2023-06", snapshot=sr.last_snapshot)
@@ -129,7 +131,7 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         band_medians(written["reflectance"])
         validate_composite(written)
     else:
-        ix = MonthlyRasterStore(root, "spectral_indices", grid, "2023-06", chunk_px=chunk)
+        ix = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, "2023-06", chunk_px=chunk)
         ix.write_month("2023-06", compute_indices(sr.read_month("2023-06")["reflectance"]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     return {

@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._sizes import add_size_flags, apply_size_flags  # noqa: E402
+from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE  # noqa: E402
 
 TARGET_S = 0.5
 """Issue 13's bound on the overhead of one partition, seconds."""
@@ -138,7 +139,7 @@ def measure(months: int, analysis: bool, workdir: Path) -> dict[str, Any]:
             "memory": {"config": {"path": str(second / "catalog.sqlite")}},
         }
     }
-    ingest_assets = ["stac_items", "surface_reflectance", "spectral_indices"]
+    ingest_assets = [STAC_ITEMS, SURFACE_REFLECTANCE, SPECTRAL_INDICES]
     t = time.perf_counter()
     result = defs.resolve_job_def("ingest_job").execute_in_process(
         instance=instance,

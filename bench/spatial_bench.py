@@ -47,7 +47,7 @@ def main() -> None:
     import pyogrio
     import shapely
 
-    from memories.memory.spatial import SpatialMemory, _aeqd
+    from memories.memory.spatial import SpatialMemory, aeqd
 
     rng = np.random.default_rng(args.seed)
     n_poly = args.n // 5
@@ -64,7 +64,7 @@ def main() -> None:
     t = time.perf_counter()
     mem = SpatialMemory()
     mem.add(gdf, layer="bench", tile="bench")
-    mem._get_index()
+    mem.index()
     build_s = time.perf_counter() - t
     print(f"{args.n} features ({n_poly} polygons): ours built in {build_s:.1f} s, {mem.partitions} H3 partitions")
 
@@ -84,7 +84,7 @@ def main() -> None:
     qlon = 13.2 + 1.6 * rng.random(args.queries)
 
     def refine(rows, la, lo, r_km):
-        local = shapely.transform(np.asarray(all_geoms)[rows], lambda xy: _aeqd(lo, la, xy))
+        local = shapely.transform(np.asarray(all_geoms)[rows], lambda xy: aeqd(lo, la, xy))
         return rows[shapely.distance(shapely.Point(0, 0), local) / 1000 <= r_km]
 
     def window(la, lo, r_km):
@@ -124,7 +124,7 @@ def main() -> None:
         ours = mem.query(location=(la, lo), radius_km=args.radius_km)
         lat_ms["ours_radius"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
-        ours_ids, _ = mem._radius_rows((la, lo), args.radius_km)
+        ours_ids, _ = mem.radius_rows((la, lo), args.radius_km)
         lat_ms["oursids_radius"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         brute = refine(scan(window(la, lo, args.radius_km)), la, lo, args.radius_km)
@@ -142,7 +142,7 @@ def main() -> None:
         lat_ms["ours_bbox"].append(1000 * (time.perf_counter() - t))
         qbox = shapely.box(*box)
         t = time.perf_counter()
-        ours_ids_b = mem._get_index().query(qbox, "intersects")
+        ours_ids_b = mem.index().query(qbox, "intersects")
         lat_ms["oursids_bbox"].append(1000 * (time.perf_counter() - t))
         t = time.perf_counter()
         c = scan(box)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._sizes import add_size_flags, apply_size_flags
+from memories.products import TEMPORAL_MEMORY
 
 START = datetime(2005, 1, 1, tzinfo=UTC)
 YEARS = 20
@@ -141,7 +142,7 @@ def _bulk_load(path: Path, n: int, seed: int) -> None:
     vf_s, vt_s, tf_s, tt_s = iso(vf), iso(vt), iso(tf), iso(tt)
     rows = (
         (
-            "temporal_memory",
+            TEMPORAL_MEMORY,
             f"item-{i:08d}",
             1,
             vf_s[i],

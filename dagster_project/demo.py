@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memories.config import PROJECT_ROOT
+from memories.products import ENVIRONMENTAL_REPORT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print("reports (open in a browser):")
     print(f"  index of every report: {root.report_index_uri()}")
     for tile in tiles:
-        rows = [r for r in catalog.current("environmental_report", tile=tile) if r.partition in months]
+        rows = [r for r in catalog.current(ENVIRONMENTAL_REPORT, tile=tile) if r.partition in months]
         alerts = [r for r in rows if r.stats.get("alert")]
         print(f"  {tile} latest:      {root.report_uri('environmental', tile, months[-1], 'report.html')}")
         if alerts:

@@ -20,6 +20,9 @@ from memories.errors import ConfigError
 _MGRS_RE = re.compile(r"^(\d{1,2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})$")
 _EPSG_RE = re.compile(r"^\s*(?:EPSG\s*:\s*)?(\d{4,6})\s*$", re.IGNORECASE)
 
+M2_PER_HA = 10_000.0
+"""Square metres in a hectare: the one conversion of areas the memory reports in hectares."""
+
 GRID_KEYS = ("tile_id", "epsg", "x_min", "y_max", "width", "height", "resolution")
 """The keys of a tile mapping (``TileGrid.from_dict``, ``aoi.tiles`` entries); ``resolution`` is optional."""
 
@@ -127,6 +130,11 @@ class TileGrid:
     def pixel_area_m2(self) -> float:
         """Area of one pixel in square metres."""
         return self.resolution * self.resolution
+
+    @property
+    def pixel_area_ha(self) -> float:
+        """Area of one pixel in hectares (0.01 for 10 m pixels)."""
+        return float(self.pixel_area_m2) / M2_PER_HA
 
     @cached_property
     def bbox_wgs84(self) -> tuple[float, float, float, float]:

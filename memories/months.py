@@ -1,19 +1,35 @@
 """Months and instants, the time units of the memory: ``YYYY-MM`` strings, ISO 8601 instants, their UTC ranges.
 
 The one parser of months (:func:`parse_month`) and of instants (:func:`parse_instant`,
-:func:`parse_time`) the library and the query server use. Both keep to the years
-:data:`MIN_YEAR`..:data:`MAX_YEAR` in UTC, so that a month's end (the next month's
-first instant) and any UTC offset (at most 14 h) stay inside Python's calendar
-(years 1..9999): a date at its edge is an error that says so, never an overflow.
+:func:`parse_time`, :func:`parse_period`) the library, its command lines and the query
+server use. All keep to the years :data:`MIN_YEAR`..:data:`MAX_YEAR` in UTC, so that a
+month's end (the next month's first instant) and any UTC offset (at most 14 h) stay
+inside Python's calendar (years 1..9999): a date at its edge is an error that says so,
+never an overflow.
+
+What a time means, in one place:
+
+- an instant (``2023-06-15``, ``2023-06-15T10:00:00Z``, ``...+02:00``, a datetime) is that
+  instant in UTC; a naive date-time or datetime is taken as UTC (:func:`parse_instant`);
+- a month ``YYYY-MM`` asked as a *query* (``time_point``, ``time_range``) means the whole
+  month: the interval from its first instant to its last microsecond (:func:`parse_period`);
+- where one *instant* is required, a month stands for the instant the caller states
+  (:data:`MonthInstant`): its first instant (``"start"``, the default), its 15th at
+  00:00 UTC (``"mid"``, the representative instant of :func:`month_mid`), or the first
+  instant of the next month (``"end"``, the exclusive end of its span) (:func:`parse_time`).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from memories.errors import ConfigError
+
+MonthInstant = Literal["start", "mid", "end"]
+"""The instant a month ``YYYY-MM`` stands for where one instant is required: its first instant,
+its 15th at 00:00 UTC, or the first instant of the next month (its exclusive end)."""
 
 MIN_YEAR = 1
 """First year (UTC) a month or an instant of the memory may have."""
@@ -89,11 +105,18 @@ def parse_instant(value: str | datetime, what: str = "time") -> datetime:
     return d
 
 
-def parse_time(value: str | datetime, what: str = "time", *, end: bool = False) -> datetime:
-    """The first instant (UTC) of a valid time: a month ``YYYY-MM`` (its whole span) or an instant.
+def parse_time(
+    value: str | datetime, what: str = "time", *, month_at: MonthInstant = "start", end: bool = False
+) -> datetime:
+    """The instant (UTC) of a valid time: an instant is itself; a month ``YYYY-MM`` is the instant ``month_at`` names.
 
-    With ``end``, the instant its period ends: a month ends where the next begins
-    (exclusive); an instant is its own end.
+    Args:
+        value: ``YYYY-MM``, an ISO 8601 date or date-time, or a datetime (naive: UTC).
+        what: its name in the error message.
+        month_at: which instant a month stands for (:data:`MonthInstant`): ``"start"`` its first
+            instant, ``"mid"`` its 15th at 00:00 UTC, ``"end"`` the next month's first instant.
+        end: ``month_at="end"``: the instant the value's period ends (a month ends where the next
+            begins, exclusive; an instant is its own end).
 
     Raises:
         ConfigError: neither a month nor an ISO 8601 instant, or at the calendar's edge
@@ -101,7 +124,10 @@ def parse_time(value: str | datetime, what: str = "time", *, end: bool = False) 
     """
     if isinstance(value, str) and is_month(value.strip()):
         start = parse_month(value.strip(), what)
-        return add_months(start, 1) if end else start
+        at = "end" if end else month_at
+        if at == "end":
+            return add_months(start, 1)
+        return start.replace(day=15) if at == "mid" else start
     try:
         return parse_instant(value, what)
     except ConfigError as e:
@@ -111,6 +137,21 @@ def parse_time(value: str | datetime, what: str = "time", *, end: bool = False) 
             f"{what} {shown(value)} is not YYYY-MM (a month), YYYY-MM-DD or an ISO 8601 date-time; "
             "e.g. 2023-06, 2023-06-15 or 2023-06-15T10:00:00Z"
         ) from None
+
+
+def parse_period(value: str | datetime, what: str = "time") -> tuple[datetime, datetime]:
+    """``[start, end]`` (UTC, both inclusive) of a valid time asked as a query.
+
+    A month ``YYYY-MM`` is its whole span, from its first instant to its last microsecond
+    (:func:`month_range`); an instant is the one-instant interval ``[t, t]``.
+
+    Raises:
+        ConfigError: as :func:`parse_time`.
+    """
+    if isinstance(value, str) and is_month(value.strip()):
+        return month_range(value.strip(), what)
+    start = parse_time(value, what)
+    return start, start
 
 
 def is_month(text: str) -> bool:
@@ -144,9 +185,9 @@ def check_month(value: Any, key: str) -> str:
     return str(value)
 
 
-def month_range(month: str) -> tuple[datetime, datetime]:
+def month_range(month: str, what: str = "month") -> tuple[datetime, datetime]:
     """[start, end] of a month in UTC; end is the last microsecond of the month."""
-    start = parse_month(month)
+    start = parse_month(month, what)
     return start, add_months(start, 1) - timedelta(microseconds=1)
 
 
@@ -175,5 +216,5 @@ def months_between(first: str, last: str) -> list[str]:
 
 
 def month_mid(month: str) -> datetime:
-    """The 15th of the month at 00:00 UTC, the month's representative instant."""
+    """The 15th of the month at 00:00 UTC, the month's representative instant (``parse_time(month_at="mid")``)."""
     return parse_month(month).replace(day=15)

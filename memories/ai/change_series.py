@@ -31,8 +31,9 @@ import pandas as pd
 import torch
 
 from memories.ai.change import ChangeDetector, drop_small_patches
+from memories.ai.mc_dropout import dropout_active
 from memories.ai.tiling import tiled_inference
-from memories.earth.catalogs import _S2_BAND_NUMBER_KEYS as S2_BAND_KEYS
+from memories.earth.catalogs import S2_BAND_NUMBER_KEYS
 from memories.errors import ConfigError, ProcessingError
 
 __all__ = ["ChangeSeries", "ChangeStep", "ChangeUncertainty", "analyze_changes", "plot_changes"]
@@ -183,7 +184,7 @@ def image_bands(data: Any, band_names: Sequence[str], n_bands: int) -> np.ndarra
 
 def common_band_name(name: str) -> str:
     """The common name of a Sentinel-2 band: ``B4``, ``B04`` and ``red`` are all ``red``."""
-    by_number = {v: k for k, v in S2_BAND_KEYS.items()}
+    by_number = {v: k for k, v in S2_BAND_NUMBER_KEYS.items()}
     text = name.strip()
     if text.upper().startswith("B") and text[1:].isdigit():
         return by_number.get(f"B{int(text[1:]):02d}", text)
@@ -264,8 +265,6 @@ def _ordered(imagery: Sequence[Any]) -> list[tuple[datetime | None, Any]]:
 def _sample(
     model: ChangeDetector, a: np.ndarray, b: np.ndarray, threshold: float, samples: int, seed: int, tiles: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from memories.ai.uncertainty import dropout_active
-
     def fn(x: torch.Tensor) -> torch.Tensor:
         dropout_active(model, samples > 1)
         try:

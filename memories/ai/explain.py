@@ -195,9 +195,9 @@ def _accuracy(pred: np.ndarray, labels: np.ndarray, scored: np.ndarray) -> float
 def _gradient_x_input(model: Any, x: np.ndarray, scored: np.ndarray) -> list[float]:
     import torch
 
-    from memories.ai.split import _pad_to_multiple
+    from memories.ai.split import pad_to_multiple
 
-    padded = _pad_to_multiple(x, np.nan)
+    padded = pad_to_multiple(x, np.nan)
     h, w = x.shape[1:]
     device = next(model.parameters()).device
     was_training = model.training

@@ -7,19 +7,22 @@
 - :class:`~memories.ai.land_cover.LandCoverUNet`: input ``reflectance`` ``(C, H, W)``; output ``classes``.
 
 :func:`run_model` (behind ``UncertaintyEstimator.estimate``) returns a result and
-its uncertainty; :func:`predict` (behind ``LoadedModel.predict`` and pipelines)
-returns the named outputs of one deterministic pass. :class:`memories.ai.pipeline.ModelPipeline`
-runs models in order on these names.
+its uncertainty (Monte-Carlo dropout: :mod:`memories.ai.mc_dropout`); :func:`predict`
+(behind ``LoadedModel.predict`` and pipelines) returns the named outputs of one
+deterministic pass. :class:`memories.ai.pipeline.ModelPipeline` runs models in order
+on these names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from memories.ai.registry import ModelVersion
 from memories.errors import ConfigError
 
-__all__ = ["check_params", "input_names", "output_name", "predict", "run_model", "unwrap"]
+__all__ = ["LoadedModel", "check_params", "input_names", "output_name", "predict", "run_model", "unwrap"]
 
 _SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "ChangeDetector": (("imagery",), ("threshold", "min_area"), "changes"),
@@ -30,6 +33,49 @@ _SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
 
 DEFAULT_THRESHOLD = 0.5
 """Probability of change at which a pixel has changed when no ``threshold`` is given."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference, the registered version it came from, and how it runs."""
+
+    model: Any
+    version: ModelVersion
+    device: str = "cpu"
+    """Where the model's weights are (``"cpu"``, ``"cuda"``)."""
+    batch_size: int | None = None
+    """Tiles per forward pass at inference; the model's default if None."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Defaults of the model's parameters given to ``load_model`` (``threshold``, ``confidence_level``...)."""
+
+    @property
+    def id(self) -> str:
+        """``name:version``, the exact id to record in metadata."""
+        return f"{self.version.name}:{self.version.version}"
+
+    def predict(self, **inputs: Any) -> dict[str, Any]:
+        """Named outputs of the model on named inputs (see :mod:`memories.ai.inference`)."""
+        return predict(self, inputs)
+
+    def visualize(
+        self,
+        changes: Any,
+        uncertainty: Any = None,
+        base_imagery: Any = None,
+        color_map: str = "viridis",
+        overlay_opacity: float = 0.7,
+        step: int = -1,
+    ) -> Any:
+        """A matplotlib Figure of changes over ``base_imagery`` (:func:`memories.ai.change_series.plot_changes`)."""
+        from memories.ai.change_series import ChangeSeries, plot_changes
+
+        if not isinstance(changes, ChangeSeries):
+            raise ConfigError(
+                f"visualize() draws the changes a change model found; got {type(changes).__name__} from {self.id}"
+            )
+        return plot_changes(
+            changes, uncertainty, base_imagery, step=step, color_map=color_map, overlay_opacity=overlay_opacity
+        )
 
 
 def check_params(model: Any, params: Mapping[str, Any], where: str) -> None:
@@ -93,10 +139,12 @@ def run_model(
             horizon=p.get("horizon"),
         )
         return result, result.intervals()
-    from memories.ai.uncertainty import UncertaintyEstimator
+    from memories.ai.mc_dropout import DEFAULT_BATCH_PX, land_cover_uncertainty
 
     tiles = batch or (estimator.tiles_per_batch if estimator is not None else 4)
-    maps = UncertaintyEstimator(inner, passes=samples, seed=seed, tiles_per_batch=tiles).predict(inputs["reflectance"])
+    maps = land_cover_uncertainty(
+        inner, inputs["reflectance"], passes=samples, seed=seed, batch_px=DEFAULT_BATCH_PX, tiles_per_batch=tiles
+    )
     return maps.classes, maps
 
 
@@ -130,8 +178,6 @@ def output_name(model: Any) -> str:
 
 def unwrap(model: Any) -> tuple[Any, dict[str, Any], int | None]:
     """(bare model, default parameters, batch size) of a LoadedModel or a bare model."""
-    from memories.ai.manager import LoadedModel
-
     if isinstance(model, LoadedModel):
         return model.model, dict(model.params), model.batch_size
     return model, {}, None

@@ -37,10 +37,10 @@ from memories.ai.layers import conv_block, float_list
 from memories.ai.split import (
     DOWNSAMPLING,
     SceneSplit,
-    _band_statistics,
-    _check_samples,
-    _TrainPatches,
-    _ValidationBlocks,
+    TrainPatches,
+    ValidationBlocks,
+    band_statistics,
+    check_samples,
     spatial_split,
     split_scenes,
 )
@@ -50,10 +50,12 @@ from memories.config import ModelSettings
 from memories.errors import ConfigError, ProcessingError
 
 __all__ = [
+    "ENCODER_PARTS",
     "LandCoverUNet",
     "SceneSplit",
     "TrainingResult",
     "confusion_metrics",
+    "initial_model",
     "predict_land_cover",
     "spatial_split",
     "split_scenes",
@@ -350,16 +352,14 @@ def train_land_cover(
         settings = config.model
     epochs = int(max_epochs if max_epochs is not None else settings.max_epochs)
     names = [str(n) for n in band_names]
-    images, labels = _check_samples(samples, names)
+    images, labels = check_samples(samples, names)
     split = split_scenes(labels, patch_px=settings.patch_px, val_fraction=val_fraction, seed=settings.seed)
 
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    mean, std = _band_statistics(images, split.val_masks)
-    from memories.ai.transfer import initial_model
-
+    mean, std = band_statistics(images, split.val_masks)
     model = initial_model(names, settings.width, mean, std, init_from=init_from, freeze=freeze, lr=lr)
-    train_data = _TrainPatches(images, labels, split, settings.patches_per_scene, settings.seed)
-    val_data = _ValidationBlocks(images, labels, split)
+    train_data = TrainPatches(images, labels, split, settings.patches_per_scene, settings.seed)
+    val_data = ValidationBlocks(images, labels, split)
     generator = torch.Generator().manual_seed(settings.seed)
     # ModelSettings has no batch size yet; honour one if the settings grow it.
     batch_size = int(getattr(settings, "batch_size", BATCH_SIZE))
@@ -383,6 +383,60 @@ def train_land_cover(
         seconds=round(seconds, 3),
     )
     return TrainingResult(model=model, metrics=metrics, band_names=names)
+
+
+ENCODER_PARTS: tuple[str, ...] = ("enc1", "enc2", "enc3", "bottleneck")
+"""The modules ``freeze="encoder"`` keeps fixed."""
+
+
+def initial_model(
+    names: list[str],
+    width: int,
+    mean: list[float],
+    std: list[float],
+    *,
+    init_from: LandCoverUNet | None,
+    freeze: Freeze,
+    lr: float | None,
+) -> LandCoverUNet:
+    """A fresh model, or a copy of ``init_from`` with this data's normalization and the frozen parts fixed."""
+    if freeze not in ("none", "encoder"):
+        raise ConfigError(f"freeze={freeze!r}; use 'encoder' (train decoder and head) or 'none'")
+    if init_from is None:
+        if freeze != "none":
+            raise ConfigError("freeze='encoder' needs init_from=<a trained LandCoverUNet> to take the encoder from")
+        fresh = LandCoverUNet(len(names), width=width, band_mean=mean, band_std=std, band_names=names)
+        if lr is not None:
+            fresh.hparams["lr"] = float(lr)  # read by configure_optimizers, saved with the checkpoint
+        return fresh
+    hp: dict[str, Any] = dict(init_from.hparams)
+    if hp["in_channels"] != len(names):
+        raise ConfigError(
+            f"init_from has {hp['in_channels']} bands {hp.get('band_names')}, the samples {len(names)} {names}; "
+            "fine-tune on the same bands in the same order"
+        )
+    hp.update(band_mean=mean, band_std=std, band_names=names)
+    if lr is not None:
+        hp["lr"] = float(lr)
+    model = LandCoverUNet(**hp)
+    state = {k: v for k, v in init_from.state_dict().items() if k not in ("band_mean", "band_std")}
+    model.load_state_dict(state, strict=False)
+    if freeze == "encoder":
+        for part in ENCODER_PARTS:
+            module = getattr(model, part)
+            module.requires_grad_(False)
+            _keep_eval(module)
+    return model
+
+
+def _keep_eval(module: nn.Module) -> None:
+    """Put ``module`` in eval mode for good: ``model.train()`` leaves it (and its batch-norm statistics) alone."""
+    module.eval()
+
+    def train(mode: bool = True) -> nn.Module:
+        return module
+
+    module.train = train  # type: ignore[method-assign]
 
 
 def confusion_metrics(confusion: np.ndarray) -> dict[str, float]:

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from memories.ai.devices import default_device
+from memories.ai.inference import LoadedModel, check_params
 from memories.ai.pipeline import ModelPipeline
 from memories.ai.registry import ModelNotFoundError, ModelRegistry, ModelVersion
 from memories.errors import ConfigError
+from memories.grid import M2_PER_HA
 from memories.store.paths import StorageRoot
 
 __all__ = [
@@ -56,51 +57,6 @@ SEED_MODEL_NAMES: Mapping[str, str] = MappingProxyType(
     {"satellite_change_detection": "change", "time_series_trend_analyzer": "ndvi_trend"}
 )
 """The seed's model names and the registry names they stand for: the one place of these aliases."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready for inference, the registered version it came from, and how it runs."""
-
-    model: Any
-    version: ModelVersion
-    device: str = "cpu"
-    """Where the model's weights are (``"cpu"``, ``"cuda"``)."""
-    batch_size: int | None = None
-    """Tiles per forward pass at inference; the model's default if None."""
-    params: dict[str, Any] = field(default_factory=dict)
-    """Defaults of the model's parameters given to ``load_model`` (``threshold``, ``confidence_level``...)."""
-
-    @property
-    def id(self) -> str:
-        """``name:version``, the exact id to record in metadata."""
-        return f"{self.version.name}:{self.version.version}"
-
-    def predict(self, **inputs: Any) -> dict[str, Any]:
-        """Named outputs of the model on named inputs (see :mod:`memories.ai.inference`)."""
-        from memories.ai.inference import predict
-
-        return predict(self, inputs)
-
-    def visualize(
-        self,
-        changes: Any,
-        uncertainty: Any = None,
-        base_imagery: Any = None,
-        color_map: str = "viridis",
-        overlay_opacity: float = 0.7,
-        step: int = -1,
-    ) -> Any:
-        """A matplotlib Figure of changes over ``base_imagery`` (:func:`memories.ai.change_series.plot_changes`)."""
-        from memories.ai.change_series import ChangeSeries, plot_changes
-
-        if not isinstance(changes, ChangeSeries):
-            raise ConfigError(
-                f"visualize() draws the changes a change model found; got {type(changes).__name__} from {self.id}"
-            )
-        return plot_changes(
-            changes, uncertainty, base_imagery, step=step, color_map=color_map, overlay_opacity=overlay_opacity
-        )
 
 
 def parse_model_id(model_id: str) -> tuple[str, int | str | None, str | None]:
@@ -188,8 +144,6 @@ class ModelManager:
             ModelNotFoundError: the id does not resolve (the message lists what is registered).
             ConfigError: a device that is not here, a bad batch size, a parameter the model does not take.
         """
-        from memories.ai.inference import check_params
-
         mv = self.resolve(model_id)
         dev = _device(device or self.map_location or default_device())
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -326,7 +280,7 @@ def class_area_summary(classes: np.ndarray, pixel_area_m2: float = 100.0) -> dic
     codes, counts = np.unique(np.asarray(classes), return_counts=True)
     names: Mapping[int, Any] = CLASS_BY_CODE
     return {
-        (names[int(c)].name if int(c) in names else f"class_{int(c)}"): float(n) * pixel_area_m2 / 10_000.0
+        (names[int(c)].name if int(c) in names else f"class_{int(c)}"): float(n) * pixel_area_m2 / M2_PER_HA
         for c, n in zip(codes, counts, strict=True)
         if int(c) != 0
     }

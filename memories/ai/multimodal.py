@@ -49,7 +49,7 @@ from memories.ai.land_cover import LandCoverUNet, confusion_metrics
 from memories.ai.layers import conv_block, float_list
 from memories.ai.multimodal_batches import Blocks, Patches, collate, context_statistics, patch_item
 from memories.ai.multimodal_data import N_BUCKETS, TEXT_RADIUS_M, ModalityInputs, gram_matrix
-from memories.ai.split import DOWNSAMPLING, _band_statistics, _check_samples, split_scenes
+from memories.ai.split import DOWNSAMPLING, band_statistics, check_samples, split_scenes
 from memories.classes import N_CLASSES, NO_LABEL
 from memories.config import ModelSettings
 from memories.errors import ConfigError, ProcessingError
@@ -325,10 +325,10 @@ def train_multimodal(
                 f"{first.context_names} and {first.text_layers}; build every sample with the same layers"
             )
     names = [str(n) for n in band_names]
-    images, labels = _check_samples([(s.reflectance, s.labels) for s in samples], names)
+    images, labels = check_samples([(s.reflectance, s.labels) for s in samples], names)
     split = split_scenes(labels, patch_px=settings.patch_px, val_fraction=val_fraction, seed=settings.seed)
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    mean, std = _band_statistics(images, split.val_masks)
+    mean, std = band_statistics(images, split.val_masks)
     ctx_mean, ctx_std = context_statistics([s.modalities.context for s in samples], split.val_masks)
     model = MultiModalLandUse(
         len(names),

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from memories.ai.multimodal_data import MAX_GRAMS, TEXT_RADIUS_M, ModalityInputs
-from memories.ai.split import _pad_to_multiple
+from memories.ai.split import pad_to_multiple
 from memories.classes import NO_LABEL
 from memories.config import ModelSettings
 from memories.errors import ProcessingError
@@ -67,8 +67,8 @@ def patch_item(
     lab = y[None, r0:r1, c0:c1]
     fills = [np.nan, 0.0, m.text_distance.max(initial=TEXT_RADIUS_M)]
     if window is None:
-        parts = [_pad_to_multiple(p, f) for p, f in zip(parts, fills, strict=True)]
-        ids, lab = _pad_to_multiple(ids, -1), _pad_to_multiple(lab, NO_LABEL)
+        parts = [pad_to_multiple(p, f) for p, f in zip(parts, fills, strict=True)]
+        ids, lab = pad_to_multiple(ids, -1), pad_to_multiple(lab, NO_LABEL)
     arrays = [*parts, ids, lab]
     arrays = [np.rot90(a, k, axes=(1, 2)) for a in arrays]
     if flip:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memories.errors import StorageError
+from memories.json_values import dumps
 from memories.store.paths import StorageRoot
 
 __all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion", "training_data_version"]
@@ -135,9 +136,9 @@ class ModelRegistry:
         }
         try:
             if training_data_version is None:
-                canonical = json.dumps(training_data, sort_keys=True, default=_jsonable, allow_nan=False)
+                canonical = dumps(training_data, nan="raise", lenient=True, sort_keys=True)
                 sidecar["training_data_version"] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-            data = json.dumps(sidecar, indent=2, default=_jsonable, allow_nan=False).encode()
+            data = dumps(sidecar, nan="raise", lenient=True, indent=2).encode()
         except ValueError as e:
             raise StorageError(
                 f"training_data or extra of model {name!r} cannot be written as JSON ({e}); pass plain values, no NaN"
@@ -340,17 +341,6 @@ def _check_name(name: str) -> None:
 def _number(v: Any) -> float | None:
     f = float(v)
     return None if math.isnan(f) or math.isinf(f) else f
-
-
-def _jsonable(o: Any) -> Any:
-    """numpy scalars and arrays, dates and paths in sidecars."""
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, datetime):
-        return o.isoformat()
-    if isinstance(o, set | frozenset):
-        return list(o)
-    return str(o)
 
 
 def _git_describe() -> str | None:

@@ -129,7 +129,7 @@ def integrated_gradients(model: Any, reflectance: np.ndarray, *, steps: int = 16
     """
     import torch
 
-    from memories.ai.split import _pad_to_multiple
+    from memories.ai.split import pad_to_multiple
 
     x, names = _check(model, reflectance)
     if steps < 1:
@@ -137,7 +137,7 @@ def integrated_gradients(model: Any, reflectance: np.ndarray, *, steps: int = 16
     h, w = x.shape[1:]
     device = next(model.parameters()).device
     mean = model.band_mean.to(device)
-    inp = torch.from_numpy(_pad_to_multiple(x, np.nan))[None].to(device)
+    inp = torch.from_numpy(pad_to_multiple(x, np.nan))[None].to(device)
     inp = torch.where(torch.isnan(inp), mean.expand_as(inp[0])[None], inp)
     was_training = model.training
     model.eval()
@@ -335,7 +335,7 @@ def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     """float32 ``(n_classes - 1, y, x)`` softmax probabilities of codes 1.. on the model's device."""
     import torch
 
-    from memories.ai.split import _pad_to_multiple
+    from memories.ai.split import pad_to_multiple
 
     device = next(model.parameters()).device
     h, w = x.shape[1:]
@@ -343,7 +343,7 @@ def _probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     model.eval()
     try:
         with torch.inference_mode():
-            p = model.class_probabilities(torch.from_numpy(_pad_to_multiple(x, np.nan))[None].to(device))
+            p = model.class_probabilities(torch.from_numpy(pad_to_multiple(x, np.nan))[None].to(device))
     finally:
         model.train(was_training)
     return np.asarray(p[0, :, :h, :w].float().cpu().numpy())

@@ -28,7 +28,13 @@ from memories.classes import N_CLASSES, NO_LABEL
 from memories.errors import ConfigError, ProcessingError
 
 __all__ = [
+    "DOWNSAMPLING",
     "SceneSplit",
+    "TrainPatches",
+    "ValidationBlocks",
+    "band_statistics",
+    "check_samples",
+    "pad_to_multiple",
     "spatial_split",
     "split_scenes",
 ]
@@ -137,10 +143,10 @@ def split_scenes(
     )
 
 
-# -- helpers ------------------------------------------------------------------------
+# -- the datasets and their checks ---------------------------------------------
 
 
-def _check_samples(
+def check_samples(
     samples: Sequence[tuple[np.ndarray, np.ndarray]], band_names: list[str]
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Validated float32 reflectance and int64 labels, with no-data pixels unlabelled."""
@@ -172,25 +178,7 @@ def _check_samples(
     return images, labels
 
 
-def _windows(allowed: np.ndarray, labelled: np.ndarray, patch: int) -> np.ndarray:
-    """Top-left corners of ``patch`` windows wholly ``allowed`` with at least one ``labelled`` pixel."""
-    rows, cols = allowed.shape
-    if rows < patch or cols < patch:
-        return np.zeros((0, 2), dtype=np.int32)
-    bad = _window_sums(~allowed, patch)
-    lab = _window_sums(labelled, patch)
-    r, c = np.nonzero((bad == 0) & (lab > 0))
-    return np.stack([r, c], axis=1).astype(np.int32)
-
-
-def _window_sums(mask: np.ndarray, patch: int) -> np.ndarray:
-    """Sum of ``mask`` over every ``patch`` x ``patch`` window, indexed by its top-left corner."""
-    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-    integral[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
-    return integral[patch:, patch:] - integral[:-patch, patch:] - integral[patch:, :-patch] + integral[:-patch, :-patch]
-
-
-def _band_statistics(images: list[np.ndarray], val_masks: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
+def band_statistics(images: list[np.ndarray], val_masks: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
     """Per-band mean and standard deviation of reflectance with data in the training region."""
     n_bands = images[0].shape[0]
     total = np.zeros(n_bands)
@@ -212,7 +200,7 @@ def _band_statistics(images: list[np.ndarray], val_masks: Sequence[np.ndarray]) 
     return mean.tolist(), std.tolist()
 
 
-class _TrainPatches(Dataset[tuple[Tensor, Tensor]]):
+class TrainPatches(Dataset[tuple[Tensor, Tensor]]):
     """``patches_per_scene`` random patches per scene and epoch, flipped and rotated at random.
 
     Draws come from one seeded generator in the order the loader asks, so a run
@@ -254,15 +242,15 @@ class _TrainPatches(Dataset[tuple[Tensor, Tensor]]):
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
-class _ValidationBlocks(Dataset[tuple[Tensor, Tensor]]):
+class ValidationBlocks(Dataset[tuple[Tensor, Tensor]]):
     """Each validation block whole, padded to multiples of 8 (NaN reflectance, label 0)."""
 
     def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], split: SceneSplit) -> None:
         self.items: list[tuple[Tensor, Tensor]] = []
         for x, y, boxes in zip(images, labels, split.val_boxes, strict=True):
             for r0, r1, c0, c1 in boxes:
-                xb = _pad_to_multiple(x[:, r0:r1, c0:c1], np.nan)
-                yb = _pad_to_multiple(y[None, r0:r1, c0:c1], NO_LABEL)[0]
+                xb = pad_to_multiple(x[:, r0:r1, c0:c1], np.nan)
+                yb = pad_to_multiple(y[None, r0:r1, c0:c1], NO_LABEL)[0]
                 self.items.append((torch.from_numpy(xb), torch.from_numpy(yb)))
 
     def __len__(self) -> int:
@@ -272,10 +260,31 @@ class _ValidationBlocks(Dataset[tuple[Tensor, Tensor]]):
         return self.items[index]
 
 
-def _pad_to_multiple(a: np.ndarray, fill: float) -> np.ndarray:
+def pad_to_multiple(a: np.ndarray, fill: float) -> np.ndarray:
     """``a`` ``(C, H, W)`` padded at the bottom and right to multiples of 8."""
     pad_r = -a.shape[1] % DOWNSAMPLING
     pad_c = -a.shape[2] % DOWNSAMPLING
     if not pad_r and not pad_c:
         return np.ascontiguousarray(a)
     return np.pad(a, ((0, 0), (0, pad_r), (0, pad_c)), constant_values=fill)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _windows(allowed: np.ndarray, labelled: np.ndarray, patch: int) -> np.ndarray:
+    """Top-left corners of ``patch`` windows wholly ``allowed`` with at least one ``labelled`` pixel."""
+    rows, cols = allowed.shape
+    if rows < patch or cols < patch:
+        return np.zeros((0, 2), dtype=np.int32)
+    bad = _window_sums(~allowed, patch)
+    lab = _window_sums(labelled, patch)
+    r, c = np.nonzero((bad == 0) & (lab > 0))
+    return np.stack([r, c], axis=1).astype(np.int32)
+
+
+def _window_sums(mask: np.ndarray, patch: int) -> np.ndarray:
+    """Sum of ``mask`` over every ``patch`` x ``patch`` window, indexed by its top-left corner."""
+    integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    integral[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    return integral[patch:, patch:] - integral[:-patch, patch:] - integral[patch:, :-patch] + integral[:-patch, :-patch]

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from torch import nn
 
-from memories.ai.land_cover import Freeze, LandCoverUNet, TrainingResult, train_land_cover
+from memories.ai.land_cover import ENCODER_PARTS, Freeze, LandCoverUNet, TrainingResult, initial_model, train_land_cover
 from memories.config import ModelSettings
 from memories.errors import ConfigError
 
@@ -91,57 +89,3 @@ def fine_tune_land_cover(
     frozen = stage(parent, "encoder", frozen_epochs, None)
     full = stage(frozen.model, "none", full_epochs, full_lr) if full_epochs else None
     return TransferResult(frozen, full)
-
-
-ENCODER_PARTS: tuple[str, ...] = ("enc1", "enc2", "enc3", "bottleneck")
-"""The modules ``freeze="encoder"`` keeps fixed."""
-
-
-def initial_model(
-    names: list[str],
-    width: int,
-    mean: list[float],
-    std: list[float],
-    *,
-    init_from: LandCoverUNet | None,
-    freeze: Freeze,
-    lr: float | None,
-) -> LandCoverUNet:
-    """A fresh model, or a copy of ``init_from`` with this data's normalization and the frozen parts fixed."""
-    if freeze not in ("none", "encoder"):
-        raise ConfigError(f"freeze={freeze!r}; use 'encoder' (train decoder and head) or 'none'")
-    if init_from is None:
-        if freeze != "none":
-            raise ConfigError("freeze='encoder' needs init_from=<a trained LandCoverUNet> to take the encoder from")
-        fresh = LandCoverUNet(len(names), width=width, band_mean=mean, band_std=std, band_names=names)
-        if lr is not None:
-            fresh.hparams["lr"] = float(lr)  # read by configure_optimizers, saved with the checkpoint
-        return fresh
-    hp: dict[str, Any] = dict(init_from.hparams)
-    if hp["in_channels"] != len(names):
-        raise ConfigError(
-            f"init_from has {hp['in_channels']} bands {hp.get('band_names')}, the samples {len(names)} {names}; "
-            "fine-tune on the same bands in the same order"
-        )
-    hp.update(band_mean=mean, band_std=std, band_names=names)
-    if lr is not None:
-        hp["lr"] = float(lr)
-    model = LandCoverUNet(**hp)
-    state = {k: v for k, v in init_from.state_dict().items() if k not in ("band_mean", "band_std")}
-    model.load_state_dict(state, strict=False)
-    if freeze == "encoder":
-        for part in ENCODER_PARTS:
-            module = getattr(model, part)
-            module.requires_grad_(False)
-            _keep_eval(module)
-    return model
-
-
-def _keep_eval(module: nn.Module) -> None:
-    """Put ``module`` in eval mode for good: ``model.train()`` leaves it (and its batch-norm statistics) alone."""
-    module.eval()
-
-    def train(mode: bool = True) -> nn.Module:
-        return module
-
-    module.train = train  # type: ignore[method-assign]

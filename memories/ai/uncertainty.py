@@ -35,36 +35,16 @@ for a land-cover model, :meth:`UncertaintyEstimator.predict` on ``inputs["reflec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor, nn
 
+from memories.ai.inference import run_model
 from memories.ai.land_cover import LandCoverUNet
-from memories.ai.tiling import check_input, tiled_inference
-from memories.classes import NO_LABEL
+from memories.ai.mc_dropout import DEFAULT_BATCH_PX, UncertaintyMaps, land_cover_uncertainty
 from memories.errors import ConfigError
 
 __all__ = ["UncertaintyEstimator", "UncertaintyMaps"]
-
-
-@dataclass(frozen=True)
-class UncertaintyMaps:
-    """The per-pixel outputs of :meth:`UncertaintyEstimator.predict` (NaN where there is no data)."""
-
-    probabilities: np.ndarray
-    """float32 ``(n_classes - 1, H, W)``: mean probability of class codes 1.., 0–1."""
-    classes: np.ndarray
-    """uint8 ``(H, W)``: predicted class code, 0 where all bands are no data."""
-    confidence: np.ndarray
-    """float32 ``(H, W)``: mean probability of the predicted class, 0–1."""
-    variance: np.ndarray
-    """float32 ``(H, W)``: variance over passes of the predicted class's probability."""
-    entropy: np.ndarray
-    """float32 ``(H, W)``: predictive entropy of the mean probabilities, nats."""
-    passes: int
 
 
 METHODS = ("monte_carlo_dropout",)
@@ -97,7 +77,7 @@ class UncertaintyEstimator:
         method: str = "monte_carlo_dropout",
         samples: int | None = None,
         seed: int = 0,
-        batch_px: int = 512,
+        batch_px: int = DEFAULT_BATCH_PX,
         tiles_per_batch: int = 4,
     ) -> None:
         if method not in METHODS:
@@ -127,48 +107,16 @@ class UncertaintyEstimator:
             raise ConfigError(
                 "this estimator has no model: build UncertaintyEstimator(model) or call estimate(model=...)"
             )
-        check_input(model, reflectance)
-        n_probs = int(model.hparams["n_classes"]) - 1
-        passes = self.passes
-
-        def sample(x: Tensor) -> Tensor:
-            _dropout_train(model, passes > 1)  # one pass: the plain prediction, as for change
-            try:
-                runs = torch.stack([model.class_probabilities(x).float() for _ in range(passes)])
-            finally:
-                _dropout_train(model, False)
-            mean = runs.mean(dim=0)
-            confidence, index = mean.max(dim=1, keepdim=True)
-            chosen = runs.gather(2, index.unsqueeze(0).expand(passes, -1, -1, -1, -1))
-            variance = chosen.var(dim=0, unbiased=False) if passes > 1 else torch.zeros_like(confidence)
-            entropy = -(mean * torch.log(mean.clamp_min(1e-12))).sum(dim=1, keepdim=True)
-            classes = (index + 1).float()
-            out = torch.cat([mean, classes, confidence, variance, entropy], dim=1)
-            nodata_px = torch.isnan(x).all(dim=1, keepdim=True)
-            return out.masked_fill(nodata_px, float("nan"))
-
-        devices = [model.device] if model.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
-            out = tiled_inference(
-                model,
-                sample,
-                reflectance,
-                n_out=n_probs + 4,
-                batch_px=self.batch_px,
-                scale=scale,
-                offset=offset,
-                nodata=nodata,
-                tiles_per_batch=self.tiles_per_batch,
-            )
-        classes = np.nan_to_num(out[n_probs], nan=NO_LABEL).astype(np.uint8)
-        return UncertaintyMaps(
-            probabilities=out[:n_probs],
-            classes=classes,
-            confidence=out[n_probs + 1],
-            variance=out[n_probs + 2],
-            entropy=out[n_probs + 3],
-            passes=passes,
+        return land_cover_uncertainty(
+            model,
+            reflectance,
+            passes=self.passes,
+            seed=self.seed,
+            batch_px=self.batch_px,
+            tiles_per_batch=self.tiles_per_batch,
+            scale=scale,
+            offset=offset,
+            nodata=nodata,
         )
 
     def estimate(
@@ -192,18 +140,4 @@ class UncertaintyEstimator:
         Raises:
             ConfigError: an input or parameter the model does not take (the message lists those it does).
         """
-        from memories.ai.inference import run_model
-
         return run_model(model, inputs, params or {}, samples=self.passes, seed=self.seed, estimator=self)
-
-
-def dropout_active(model: nn.Module, active: bool) -> None:
-    """Dropout layers in train mode (``active``) or eval mode; every other layer is left alone."""
-    _dropout_train(model, active)
-
-
-def _dropout_train(model: nn.Module, active: bool) -> None:
-    """Dropout layers in train mode (``active``) or eval mode; every other layer is left alone."""
-    for m in model.modules():
-        if isinstance(m, nn.Dropout | nn.Dropout2d):
-            m.train(active)

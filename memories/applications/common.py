@@ -22,7 +22,7 @@ from memories.classes import LAND_COVER_CLASSES
 from memories.earth.vegetation import patch_count
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
-from memories.months import is_month, month_mid, month_range, parse_time
+from memories.months import month_range, parse_time
 
 __all__ = [
     "RadiusWindow",
@@ -49,7 +49,7 @@ EIGHT_NEIGHBOURS = np.ones((3, 3))
 # -- masks and polygons on the tile grid -------------------------------------------------------------
 def pixel_ha(grid: TileGrid) -> float:
     """Area of one pixel of ``grid``, hectares."""
-    return float(grid.pixel_area_m2) / 10_000.0
+    return grid.pixel_area_ha
 
 
 def sieve(mask: np.ndarray, min_px: int) -> np.ndarray:
@@ -167,9 +167,7 @@ def as_instant(value: str | datetime) -> datetime:
     Raises:
         ConfigError: the text is none of these.
     """
-    if isinstance(value, str) and is_month(value.strip()):
-        return month_mid(value.strip())  # parse_month raises with what is wrong
-    return parse_time(value, "date")
+    return parse_time(value, "date", month_at="mid")  # a month stands for its 15th (memories.months)
 
 
 def span(months: list[str]) -> str:

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from memories.applications.render import TEMPLATES, fmt, render_html
 from memories.applications.report_index import write_index
 from memories.applications.webmap import WebMap, inline_webmap
+from memories.json_values import json_default
 from memories.store.paths import StorageRoot, new_version_id
 
 __all__ = [
@@ -150,7 +151,7 @@ class Report:
         if self.webmap is not None:
             payload.update(self.webmap.files())
         payload["report.html"] = self.html.encode()
-        payload["summary.json"] = json.dumps(self.json(), indent=2, default=_json_default).encode()
+        payload["summary.json"] = json.dumps(self.json(), indent=2, default=json_default).encode()
         now = datetime.now(UTC)
         version = new_version_id(now)
         version_files = {}
@@ -224,13 +225,3 @@ def km_extent(grid: Any) -> tuple[float, float, float, float]:
     """``imshow`` extent of a tile in km from its south-west corner."""
     x0, y0, x1, y1 = grid.bounds
     return (0.0, (x1 - x0) / 1000, 0.0, (y1 - y0) / 1000)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, datetime):
-        return o.isoformat()
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")

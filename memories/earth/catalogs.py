@@ -211,7 +211,7 @@ def _fits(profile: CatalogProfile, bands: Iterable[str], assets: Mapping[str, An
 
 _S2_COMMON_KEYS = MappingProxyType({b: b for b in (*COMMON_BANDS, "scl")})
 """Earth Search v1 (and the embedded world): asset keys are the common names."""
-_S2_BAND_NUMBER_KEYS = MappingProxyType(
+S2_BAND_NUMBER_KEYS = MappingProxyType(
     {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08", "swir16": "B11", "swir22": "B12", "scl": "SCL"}
 )
 """Planetary Computer and Earth Search v0: asset keys are Sentinel-2 band numbers."""
@@ -250,10 +250,10 @@ PROFILES: Mapping[str, CatalogProfile] = MappingProxyType(
             "earth-search-v0",
             "https://earth-search.aws.element84.com/v0",
             "sentinel-s2-l2a-cogs",
-            _S2_BAND_NUMBER_KEYS,
+            S2_BAND_NUMBER_KEYS,
         ),
         "planetary-computer": CatalogProfile(
-            "planetary-computer", _PLANETARY, "sentinel-2-l2a", _S2_BAND_NUMBER_KEYS, **_PC_SIGNING
+            "planetary-computer", _PLANETARY, "sentinel-2-l2a", S2_BAND_NUMBER_KEYS, **_PC_SIGNING
         ),
         "planetary-computer-landsat": _landsat("planetary-computer-landsat", _PLANETARY, **_PC_SIGNING),
         # DEM profiles: no cloud mask; the terrain asset reads their ``elevation`` band (memories.earth.dem).

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from memories.errors import ProcessingError
+from memories.products import STAC_ITEMS
 
 MGRS_TILE_REGEX = r"^\d{1,2}[C-HJ-NP-X][A-HJ-NP-Z]{2}$"
 """An MGRS tile id: UTM zone, latitude band, 100 km square."""
@@ -120,7 +121,7 @@ def validate_stac_items(table: Any) -> SuiteResult:
     if "tile" in cols:
         frame["tile"] = frame["tile"].astype("string")
         suite.append(exp.ExpectColumnValuesToMatchRegex(column="tile", regex=MGRS_TILE_REGEX))
-    return _run("stac_items", frame, suite)
+    return _run(STAC_ITEMS, frame, suite)
 
 
 def validate_composite(

@@ -1,6 +1,6 @@
 """GIS features within a radius of a point: the seed's ``GISProvider.get_features``.
 
-``features_near`` reads each asked layer of a vector source (``gis.read_layer``,
+``features_near`` reads each asked layer of a vector source (``vector.read_layer``,
 only the features touching the circle's box), keeps those that intersect the
 circle, measured in an azimuthal equidistant projection centred on the point (so
 the radius is true in every direction, at any latitude), and returns them in one
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from memories.earth.gis import read_layer, source_layers
+from memories.earth.vector import read_layer, source_layers
 from memories.errors import ConfigError, DataSourceError
 
 FEATURE_TYPES: dict[str, str] = {
@@ -67,7 +67,7 @@ def features_near(
         include_attributes: keep every column of the source; False keeps ``BASE_COLUMNS``.
         simplify_tolerance: Douglas-Peucker tolerance in degrees of EPSG:4326 (topology preserving;
             1e-4 degrees is about 11 m of latitude); None or 0 keeps every vertex.
-        source_crs, layer_map: as ``gis.read_layer``.
+        source_crs, layer_map: as ``vector.read_layer``.
         as_of: leave out features whose ``start_date`` is after this instant (not built yet).
 
     Returns:

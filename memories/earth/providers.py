@@ -227,7 +227,7 @@ class GISDataProvider(DataProvider):
     def _layer_info(self, layer: str) -> dict[str, Any]:
         import pyogrio
 
-        from memories.earth.gis import source_format, source_layers
+        from memories.earth.vector import source_format, source_layers
 
         offered = source_layers(self.gis.source, self.gis.layer_map)
         if layer not in offered:

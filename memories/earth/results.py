@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from memories.json_values import json_default_or_str
+
 DEFAULT_TTL_S = 24 * 3600.0
 """A day, seconds: how long a provider's cached result stays valid."""
 
@@ -42,7 +44,9 @@ class ResultCache:
     def get_or_make(self, name: str, files: Sequence[str], request: Mapping[str, Any], make: Callable[[], Any]) -> Any:
         """The cached frame of this request, or ``make()``'s, stored."""
         stamp = [(str(f), *_stat(f)) for f in files]
-        key = json.dumps({"provider": name, "files": stamp, "request": request}, sort_keys=True, default=str)
+        key = json.dumps(
+            {"provider": name, "files": stamp, "request": request}, sort_keys=True, default=json_default_or_str
+        )
         hit = self.cache.get(key)
         if hit is not None:
             self.hits += 1
@@ -77,7 +81,7 @@ def _encode(frame: Any) -> bytes:
     buf = io.BytesIO()
     geo = hasattr(frame, "geometry") and hasattr(frame, "crs")
     frame.to_parquet(buf, index=False)
-    attrs = json.dumps(dict(frame.attrs), default=str).encode()
+    attrs = json.dumps(dict(frame.attrs), default=json_default_or_str).encode()
     return (b"G" if geo else b"D") + len(attrs).to_bytes(8, "big") + attrs + buf.getvalue()
 
 

@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memories.errors import ConfigError
+from memories.products import TERRAIN
 
 Conditioning = Literal["fill", "none"]
 
@@ -408,7 +409,7 @@ def _solve_exits(
 
 
 # -- storage -------------------------------------------------------------------------------------
-TERRAIN_PRODUCT = "terrain"
+TERRAIN_PRODUCT = TERRAIN
 """The raster product (and asset) name of a tile's terrain."""
 TERRAIN_EPOCH = "2000-01"
 """The one time slice of a terrain store. A DEM has no month: its store is a monthly raster store (so it

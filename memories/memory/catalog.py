@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from memories.errors import ConfigError, StorageError
+from memories.json_values import json_default_or_str
 
 _COLUMNS = """
     asset TEXT NOT NULL,
@@ -441,11 +442,8 @@ def _iso(d: datetime) -> str:
 
 
 def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if isinstance(o, datetime):
-        return _iso(o)
-    return str(o)
+    """The library's encoder (``memories.json_values``), with the catalog's own form of instants (UTC, µs)."""
+    return _iso(o) if isinstance(o, datetime) else json_default_or_str(o)
 
 
 def _row(r: Any) -> Materialization:

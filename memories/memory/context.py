@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from memories.errors import ConfigError
+from memories.json_values import json_default_or_str
 from memories.store.paths import StorageRoot
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class ContextMemory:
 
         uri = root.memory_uri(MEMORY_KIND, f"{name}.json")
         data = nx.node_link_data(self.graph, edges="edges")
-        root.write_bytes(uri, json.dumps(data, default=str).encode())
+        root.write_bytes(uri, json.dumps(data, default=json_default_or_str).encode())
         return uri
 
     @classmethod

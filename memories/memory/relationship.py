@@ -25,6 +25,7 @@ import numpy as np
 
 from memories.errors import ConfigError
 from memories.months import month_range
+from memories.products import SPECTRAL_INDICES
 from memories.store.paths import StorageRoot
 
 if TYPE_CHECKING:
@@ -313,7 +314,7 @@ def detect_events(
     if origin_month is not None:
         from memories.store.raster import MonthlyRasterStore
 
-        store = MonthlyRasterStore(root, "spectral_indices", grid, origin_month)
+        store = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, origin_month)
         months = store.months() if store.exists() else []
         earlier = [m for m in months if m < month]
         if month in months and earlier:

@@ -63,7 +63,7 @@ class SpatialMemory:
         self.h3_resolution = h3_resolution
         self._parts: list[gpd.GeoDataFrame] = []
         self._frame: gpd.GeoDataFrame | None = None
-        self._index: _PartitionedIndex | None = None
+        self._index: PartitionedIndex | None = None
 
     # -- filling ------------------------------------------------------------
     def add(self, gdf: gpd.GeoDataFrame, *, layer: str | None = None, tile: str | None = None) -> int:
@@ -147,7 +147,7 @@ class SpatialMemory:
     @property
     def partitions(self) -> int:
         """Number of H3 partitions holding features."""
-        return self._get_index().n_partitions
+        return self.index().n_partitions
 
     # -- queries ------------------------------------------------------------
     def query(
@@ -186,24 +186,31 @@ class SpatialMemory:
                 "give exactly one of location=(lat, lon) with radius_km=..., bbox=(w, s, e, n) or polygon=geometry"
             )
         if location is not None:
-            rows, dist = self._radius_rows(location, radius_km)
+            rows, dist = self.radius_rows(location, radius_km)
             out = self.frame.iloc[rows].copy()
             out[DISTANCE_KM] = dist
             out = _apply_filter(out, filter)
             return out.sort_values(DISTANCE_KM, kind="stable")
         if bbox is not None:
             geom = _bbox_geometry(bbox, crs)
-            rows = self._get_index().query(geom, "intersects")
+            rows = self.index().query(geom, "intersects")
         else:
             geom = _to_wgs84(polygon, crs)
             if predicate not in ("intersects", "within", "contains"):
                 raise ConfigError(f"predicate {predicate!r} is not supported; use intersects, within or contains")
             # STRtree's predicate reads "tree geometry <pred> query" reversed: within == query contains feature
             tree_pred = {"intersects": "intersects", "within": "contains", "contains": "within"}[predicate]
-            rows = self._get_index().query(geom, tree_pred)
+            rows = self.index().query(geom, tree_pred)
         return _apply_filter(self.frame.iloc[np.sort(rows)].copy(), filter)
 
-    def _radius_rows(self, location: tuple[float, float], radius_km: float | None) -> tuple[np.ndarray, np.ndarray]:
+    def radius_rows(self, location: tuple[float, float], radius_km: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``frame`` within ``radius_km`` (geodesic) of ``location`` (lat, lon) and their distances in km.
+
+        The ids-only core of ``query(location=..., radius_km=...)``: unsorted, unfiltered, no frame copy.
+
+        Raises:
+            ConfigError: a radius that is not a positive number or a location off the globe.
+        """
         import shapely
         from shapely.geometry import box
 
@@ -216,11 +223,11 @@ class SpatialMemory:
         lat_far = min(89.999, abs(lat) + dlat)
         dlon = min(180.0, dlat / max(np.cos(np.radians(lat_far)), 1e-6))
         window = box(lon - dlon, max(-90.0, lat - dlat), lon + dlon, min(90.0, lat + dlat))
-        rows = self._get_index().query(window, "intersects")
+        rows = self.index().query(window, "intersects")
         if len(rows) == 0:
             return rows, np.zeros(0)
-        geoms = self._get_index().geometries[rows]
-        local = shapely.transform(geoms, lambda xy: _aeqd(lon, lat, xy))
+        geoms = self.index().geometries[rows]
+        local = shapely.transform(geoms, lambda xy: aeqd(lon, lat, xy))
         dist_km = shapely.distance(shapely.Point(0.0, 0.0), local) / 1000.0
         keep = dist_km <= radius_km
         return rows[keep], dist_km[keep]
@@ -253,12 +260,13 @@ class SpatialMemory:
         cells = gdf[CELL].dropna()
         mem = cls(int(_h3_resolution(cells.iloc[0])) if len(cells) else DEFAULT_RESOLUTION)
         mem._parts = [gdf.drop(columns=[c for c in ("bbox",) if c in gdf.columns])]
-        mem._get_index()
+        mem.index()
         return mem
 
-    def _get_index(self) -> _PartitionedIndex:
+    def index(self) -> PartitionedIndex:
+        """The H3-partitioned STRtree over ``frame``'s geometries, built on first use (and after ``add``)."""
         if self._index is None:
-            self._index = _PartitionedIndex(self.frame.geometry.values, self.frame[CELL].to_numpy())
+            self._index = PartitionedIndex(self.frame.geometry.values, self.frame[CELL].to_numpy())
         return self._index
 
 
@@ -279,7 +287,7 @@ class _Partition:
     tree: Any
 
 
-class _PartitionedIndex:
+class PartitionedIndex:
     """An STRtree of partition extents over one STRtree per H3 partition."""
 
     def __init__(self, geometries: Any, cells: np.ndarray) -> None:
@@ -315,7 +323,7 @@ class _PartitionedIndex:
         return np.concatenate(hits) if hits else np.zeros(0, dtype=np.int64)
 
 
-def _aeqd(lon0: float, lat0: float, xy: np.ndarray) -> np.ndarray:
+def aeqd(lon0: float, lat0: float, xy: np.ndarray) -> np.ndarray:
     """Azimuthal equidistant coordinates (metres) of lon/lat points around (lon0, lat0) on WGS84.
 
     From the geodesic azimuth and distance of each point, which is how the ellipsoidal

@@ -37,14 +37,15 @@ from memories.errors import ConfigError, StorageError
 from memories.memory.catalog import Materialization, MemoryCatalog, configured_location
 from memories.memory.interval_index import OPEN_END, IntervalIndex, to_microseconds
 from memories.memory.user_data import jsonable, read_user_data, write_user_data
-from memories.months import is_month, month_range, parse_time
+from memories.months import parse_instant, parse_period
+from memories.products import TEMPORAL_MEMORY
 from memories.store.atomic import is_temporary
 from memories.store.paths import StorageRoot
 
 TimeLike = datetime | str
 """An instant: a datetime (UTC if naive), ``YYYY-MM`` (the whole month) or an ISO date/time string."""
 
-USER_ASSET = "temporal_memory"
+USER_ASSET = TEMPORAL_MEMORY
 """The catalog's asset name of data stored with :meth:`TemporalMemory.store` (one partition per item)."""
 
 INDEX_SHARE = 0.25
@@ -387,8 +388,7 @@ def _microseconds(d: datetime) -> int:
 
 
 def _as_dt(iso: str) -> datetime:
-    d = datetime.fromisoformat(iso)
-    return d if d.tzinfo else d.replace(tzinfo=UTC)
+    return parse_instant(iso, "catalog time")
 
 
 def _opt_dt(iso: str | None) -> datetime | None:
@@ -400,18 +400,9 @@ def _layers_at(root: StorageRoot, pattern: str) -> list[str]:
     return sorted(str(p).split("/vectors/")[1].split("/")[0] for p in root.fs.glob(root.path(pattern)))
 
 
-def _parse(t: TimeLike) -> tuple[datetime, datetime]:
-    """[start, end] of an instant or a month (UTC)."""
-    text = t if isinstance(t, datetime) else str(t).strip()
-    if isinstance(text, str) and is_month(text):
-        return month_range(text)
-    start = parse_time(text)  # one parser of instants: ConfigError at the calendar's edge, never an overflow
-    return start, start
-
-
 def _start(t: TimeLike) -> datetime:
-    return _parse(t)[0]
+    return parse_period(t if isinstance(t, datetime) else str(t))[0]
 
 
 def _end(t: TimeLike) -> datetime:
-    return _parse(t)[1]
+    return parse_period(t if isinstance(t, datetime) else str(t))[1]

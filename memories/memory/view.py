@@ -25,6 +25,7 @@ from memories.grid import TileGrid
 from memories.memory.catalog import Materialization
 from memories.memory.temporal import TemporalMemory
 from memories.months import parse_instant
+from memories.products import GIS_LAYERS, SPECTRAL_INDICES
 
 
 class MemoryView:
@@ -49,7 +50,7 @@ class MemoryView:
         """Records of an asset in force at ``as_of``, sorted by tile and partition."""
         return self.memory.catalog.query(asset, tile=tile, as_of=self.as_of)
 
-    def tiles(self, asset: str = "spectral_indices") -> list[str]:
+    def tiles(self, asset: str = SPECTRAL_INDICES) -> list[str]:
         """Tiles with at least one record of ``asset``."""
         return sorted({r.tile for r in self.records(asset) if r.tile})
 
@@ -82,7 +83,7 @@ class MemoryView:
         """The ``xarray.Dataset`` of one month of a raster product, loaded into memory."""
         return self._load(self.record(asset, tile, month).id, None)
 
-    def grid(self, tile: str, asset: str = "spectral_indices") -> TileGrid:
+    def grid(self, tile: str, asset: str = SPECTRAL_INDICES) -> TileGrid:
         """The tile's grid, as its raster product records it."""
         month = self.months(asset, tile)
         if not month:
@@ -96,7 +97,7 @@ class MemoryView:
 
     def layers(self, tile: str, month: str, names: list[str] | None = None) -> dict[str, Any]:
         """GIS layers (name -> GeoDataFrame in the tile CRS) of one tile-month, at their recorded versions."""
-        rec = self.record("gis_layers", tile, month)
+        rec = self.record(GIS_LAYERS, tile, month)
         if names is None:
             return dict(self._load(rec.id, None))
         return {n: self._load(rec.id, n) for n in names}

@@ -13,10 +13,9 @@ and tests measure accuracy, not just shapes::
         print(server.url)  # a STAC API on 127.0.0.1
 """
 
-from memories.sample.generate import generate_world
 from memories.sample.server import StacServer
 from memories.sample.spec import Event, SampleWorldSpec
 from memories.sample.spectra import BANDS
-from memories.sample.world import SampleWorld
+from memories.sample.world import SampleWorld, generate_world
 
 __all__ = ["BANDS", "Event", "SampleWorld", "SampleWorldSpec", "StacServer", "generate_world"]

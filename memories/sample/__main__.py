@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generate(spec: SampleWorldSpec, root: str) -> int:
-    from memories.sample.generate import generate_world
+    from memories.sample.world import generate_world
 
     started = time.perf_counter()
     world = generate_world(spec, root)

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +40,10 @@ from memories.sample.spec import SampleWorldSpec, isoformat_utc
 from memories.sample.spectra import BAND_INFO, BANDS
 from memories.store.atomic import atomic_write_file
 
-if TYPE_CHECKING:
-    from memories.sample.world import SampleWorld
-
 log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+"""The manifest under ``truth/``: spec, tiles, months and events; written last, so its presence means a whole world."""
 
 GENERATOR_VERSION = 3
 """Bumped whenever the same spec would give a different world; a world on disk
@@ -57,8 +57,8 @@ OWNED_FOLDERS = ("cogs", "stac", "gis", "truth", "climate", "census", "historica
 """Subfolders of the root that generation replaces; nothing else is touched."""
 
 
-def generate_world(spec: SampleWorldSpec, root: str | Path, workers: int | None = None) -> SampleWorld:
-    """Generate the world of ``spec`` under ``root`` and open it.
+def write_world(spec: SampleWorldSpec, root: str | Path, workers: int | None = None) -> Path:
+    """Write the world of ``spec`` under ``root``; returns the root, absolute (open it with ``SampleWorld.open``).
 
     Replaces the folders of ``OWNED_FOLDERS`` under ``root`` (nothing else).
     Deterministic: the same spec gives the same arrays.
@@ -68,8 +68,6 @@ def generate_world(spec: SampleWorldSpec, root: str | Path, workers: int | None 
         root: local folder; created if missing.
         workers: processes rendering and writing scenes; default: one per CPU core.
     """
-    from memories.sample.world import MANIFEST_NAME, SampleWorld
-
     root = Path(root).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     (root / "truth" / MANIFEST_NAME).unlink(missing_ok=True)
@@ -109,7 +107,7 @@ def generate_world(spec: SampleWorldSpec, root: str | Path, workers: int | None 
     manifest = _manifest(spec, landscapes, len(items))
     _write_json(root / "truth" / MANIFEST_NAME, manifest)
     log.info("generated sample world %s: %d items in %.1f s", root, len(items), time.perf_counter() - started)
-    return SampleWorld.open(root)
+    return root
 
 
 def _render_scenes(spec: SampleWorldSpec, root: Path, workers: int) -> list[dict[str, Any]]:

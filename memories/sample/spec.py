@@ -16,7 +16,7 @@ import numpy as np
 
 from memories.errors import ConfigError
 from memories.grid import TileGrid
-from memories.months import add_months, month_key, parse_month
+from memories.months import add_months, month_key, parse_instant, parse_month
 
 if TYPE_CHECKING:
     import shapely
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from memories.config import SampleSettings
 
 EventKind = Literal["clear_cut", "new_district", "flood"]
-EVENT_KINDS: tuple[EventKind, ...] = ("clear_cut", "new_district", "flood")
 
 # (tile id, EPSG, x_min, y_max): the catalogue of sample tiles, in the order they
 # are used. The index of a tile here seeds its landscape, so a world of 2 tiles
@@ -96,8 +95,8 @@ class Event:
             kind=d["kind"],
             tile_id=d["tile_id"],
             geometry=shapely.from_wkt(d["wkt"]),
-            start=parse_utc(d["start"]),
-            end=parse_utc(d["end"]) if d.get("end") else None,
+            start=parse_instant(d["start"], "event start"),
+            end=parse_instant(d["end"], "event end") if d.get("end") else None,
         )
 
 
@@ -213,12 +212,6 @@ class SampleWorldSpec:
         """MGRS ids of the tiles of this world."""
         return [t for t, *_ in TILE_CATALOGUE[: self.n_tiles]]
 
-    def events(self, tile_id: str) -> list[Event]:
-        """The scripted events of a tile, oldest first (builds its landscape)."""
-        from memories.sample.landscape import build_landscape
-
-        return list(build_landscape(self, tile_id).events)
-
     def rng(self, *key: int) -> np.random.Generator:
         """A random generator for one purpose, independent of any other key."""
         return np.random.default_rng([self.seed, *key])
@@ -236,8 +229,3 @@ def isoformat_utc(d: datetime) -> str:
     if d.microsecond:
         return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
     return d.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_utc(s: str) -> datetime:
-    """A timezone-aware UTC datetime of an ISO 8601 string (``Z`` or an offset)."""
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)

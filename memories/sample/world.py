@@ -9,7 +9,7 @@ recomputed from the spec, deterministically, rather than read back.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, cast
@@ -18,12 +18,28 @@ import numpy as np
 
 from memories.errors import ConfigError, DataSourceError
 from memories.grid import TileGrid
+from memories.months import parse_instant
+from memories.sample.generate import GENERATOR_VERSION, MANIFEST_NAME, write_world
 from memories.sample.landscape import Landscape, build_landscape
 from memories.sample.scenes import clear_sky, repeat_to_10m
 from memories.sample.spec import Event, EventKind, SampleWorldSpec
 from memories.sample.spectra import BAND_INFO, REFLECTANCE_BANDS
 
-MANIFEST_NAME = "manifest.json"
+__all__ = ["MANIFEST_NAME", "SampleWorld", "generate_world"]
+
+
+def generate_world(spec: SampleWorldSpec, root: str | Path, workers: int | None = None) -> SampleWorld:
+    """Generate the world of ``spec`` under ``root`` and open it (``write_world``, then ``SampleWorld.open``).
+
+    Replaces the folders of ``memories.sample.generate.OWNED_FOLDERS`` under ``root`` (nothing else).
+    Deterministic: the same spec gives the same arrays.
+
+    Args:
+        spec: size and seed of the world.
+        root: local folder; created if missing.
+        workers: processes rendering and writing scenes; default: one per CPU core.
+    """
+    return SampleWorld.open(write_world(spec, root, workers))
 
 
 class SampleWorld:
@@ -64,8 +80,6 @@ class SampleWorld:
         manifest is missing, was written for another spec or by another generator
         version. Safe to call from several processes at once (a file lock)."""
         from filelock import FileLock
-
-        from memories.sample.generate import GENERATOR_VERSION, generate_world
 
         root = Path(root).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -213,7 +227,7 @@ class SampleWorld:
     def landcover_truth(self, tile_id: str, when: datetime) -> np.ndarray:
         """uint8 land-cover codes on the tile grid at ``when``: the base land cover
         with the events active at that instant (naive datetimes are read as UTC)."""
-        return self._landscape(tile_id).landcover_at(_utc(when))
+        return self._landscape(tile_id).landcover_at(parse_instant(when, "when"))
 
     def event_mask(self, tile_id: str, kind: EventKind) -> np.ndarray:
         """bool on the tile grid: the pixels an event changes."""
@@ -226,7 +240,7 @@ class SampleWorld:
         read at 10 m gives it."""
         if band not in REFLECTANCE_BANDS:
             raise ConfigError(f"band {band!r} has no reflectance; choose one of {list(REFLECTANCE_BANDS)}")
-        r = clear_sky(self._landscape(tile_id), _utc(when), band)
+        r = clear_sky(self._landscape(tile_id), parse_instant(when, "when"), band)
         return repeat_to_10m(r) if BAND_INFO[band].resolution == 20 else r
 
     def _landscape(self, tile_id: str) -> Landscape:
@@ -235,8 +249,3 @@ class SampleWorld:
 
     def __repr__(self) -> str:
         return f"SampleWorld({str(self.root)!r}, {self.spec})"
-
-
-def _utc(when: datetime) -> datetime:
-    """``when`` as an aware UTC datetime; naive ones are taken to be UTC."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -11,7 +11,7 @@ from memories._lazy import lazy_exports
 _EXPORTS = {
     "MemoriesServer": "memories.server.app",
     "create_app": "memories.server.app",
-    "TOKEN_ENV": "memories.server.app",
+    "TOKEN_ENV": "memories.server.guard",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -35,6 +35,7 @@ __all__ = [
     "AnalysisQueue",
     "MemoryBudget",
     "estimate_analysis_bytes",
+    "worker_memory_bytes",
 ]
 
 T = TypeVar("T")
@@ -163,3 +164,8 @@ class MemoryBudget:
 def estimate_analysis_bytes(pixels: int) -> int:
     """Memory an analysis of a tile of ``pixels`` pixels takes, bytes (:data:`ANALYSIS_BYTES_PER_PIXEL`)."""
     return int(pixels) * ANALYSIS_BYTES_PER_PIXEL
+
+
+def worker_memory_bytes(max_memory_gb: float | None, workers: int) -> int | None:
+    """One worker's share of the server's ``max_memory_gb``, bytes; None without a budget."""
+    return None if max_memory_gb is None else int(max_memory_gb * 1024**3 / workers)

@@ -23,6 +23,7 @@ annotations at runtime, and some name objects local to :func:`create_app`.
 """
 
 import ipaddress
+import json
 import logging
 import os
 import threading
@@ -40,18 +41,17 @@ from memories.applications import APPLICATIONS
 from memories.errors import ConfigError, MemoriesError, MissingDataError
 from memories.memory.temporal import TemporalMemory
 from memories.memory.view import MemoryView
-from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue, MemoryBudget
+from memories.server.admission import DEFAULT_MAX_WAITING, AnalysisQueue, MemoryBudget, worker_memory_bytes
 from memories.server.docs import add_docs
-from memories.server.guard import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, RedactingFilter, RequestGuard
+from memories.server.guard import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, BodyTooLarge, RedactingFilter, RequestGuard
 from memories.server.models import ERRORS, Health, ViewFactory
 from memories.server.routes_memory import memory_routes
 from memories.server.routes_reports import report_routes
 from memories.server.serialize import PrivateLocations, error_response, validation_detail
+from memories.server.workers import OPTIONS_ENV, WorkerPool
 
 logger = logging.getLogger(__name__)
 
-TOKEN_ENV = "MEMORIES_API_TOKEN"
-"""Environment variable holding the API token."""
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
@@ -121,8 +121,6 @@ class MemoriesServer:
         self._options = {"max_body_bytes": max_body_bytes, "max_queued_analyses": max_queued_analyses}
         self._pool: Any = None
         if workers > 1:
-            from memories.server.workers import WorkerPool
-
             self._pool = WorkerPool(memory, host=host, workers=workers, max_memory_gb=max_memory_gb, **self._options)
         self.app = create_app(
             self.view_factory,
@@ -317,11 +315,6 @@ def _error_handlers(app: FastAPI, private: PrivateLocations) -> None:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def worker_memory_bytes(max_memory_gb: float | None, workers: int) -> int | None:
-    """One worker's share of the server's ``max_memory_gb``, bytes; None without a budget."""
-    return None if max_memory_gb is None else int(max_memory_gb * 1024**3 / workers)
-
-
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (``127.0.0.0/8``, ``::1``) or ``localhost``."""
     if host == "localhost":
@@ -348,11 +341,36 @@ def _view_factory(memory: TemporalMemory | MemoryView | ViewFactory | None) -> V
     )
 
 
+def app_from_env() -> Any:
+    """uvicorn's app factory in a worker: the server app described by :data:`memories.server.workers.OPTIONS_ENV`."""
+    from memories.logs import configure
+    from memories.memory.catalog import MemoryCatalog, configured_location
+
+    spec = json.loads(os.environ[OPTIONS_ENV])
+    configure(spec.get("log_level") or "info")
+    token = os.environ.get(TOKEN_ENV) or None
+    for name in ("uvicorn.access", "uvicorn.error"):  # lines uvicorn writes itself never hold a token
+        logging.getLogger(name).addFilter(RedactingFilter(token))
+    catalog = MemoryCatalog.open(spec["catalog"] or configured_location())
+    memory = TemporalMemory(catalog, spec["root"], s3_endpoint_url=spec["s3_endpoint_url"])
+    budget = spec["max_memory_bytes"]
+    server = MemoriesServer(
+        memory,
+        token=token,
+        host="127.0.0.1",  # the host was checked by the process that started the workers
+        max_body_bytes=spec["max_body_bytes"],
+        max_queued_analyses=spec["max_queued_analyses"],
+        max_memory_gb=None if budget is None else budget / 1024**3,  # this worker's share, already divided
+    )
+    return server.app
+
+
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "TOKEN_ENV",
     "MemoriesServer",
+    "app_from_env",
     "create_app",
     "is_loopback",
     "worker_memory_bytes",

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "SECRET_PARAMS",
+    "TOKEN_ENV",
     "BodyTooLarge",
     "RedactingFilter",
     "RequestGuard",
@@ -42,6 +43,9 @@ __all__ = [
 
 logger = logging.getLogger("memories.server.app")
 """The access log: the server's own logger, one line per request."""
+
+TOKEN_ENV = "MEMORIES_API_TOKEN"
+"""Environment variable holding the API token (read by the server and by each of its worker processes)."""
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 """Largest request body accepted, bytes (1 MiB: an analysis request is under 1 kB)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import Query
@@ -100,10 +100,8 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
 
 
 def utc(t: datetime | None) -> datetime | None:
-    """A datetime in UTC (naive ones are taken as UTC)."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    """A transaction time in UTC (naive ones are taken as UTC; ``memories.months.parse_instant``), or None."""
+    return None if t is None else parse_instant(t, "as_of")
 
 
 Tile = Annotated[str, Field(pattern=TILE_PATTERN, description="MGRS tile id, e.g. 33TVM", examples=["33TVM"])]

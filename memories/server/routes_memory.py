@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query
 
 from memories.errors import MissingDataError, StorageError
 from memories.memory.catalog import Materialization
+from memories.products import EVENT_HYPERGRAPH, SPATIAL_INDEX
 from memories.server.models import (
     BBOX,
     TILE_PATTERN,
@@ -43,8 +44,8 @@ from memories.store.paths import StorageRoot
 
 MAX_FEATURES = 10_000
 """Most features one answer of ``/v1/features`` holds (``limit``)."""
-SPATIAL_ASSET = "spatial_index"
-EVENTS_ASSET = "event_hypergraph"
+SPATIAL_ASSET = SPATIAL_INDEX
+EVENTS_ASSET = EVENT_HYPERGRAPH
 
 
 def memory_routes(view_factory: ViewFactory) -> APIRouter:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from fastapi.responses import JSONResponse, Response
 
+from memories.json_values import dumps, json_default_or_str
 from memories.memory.catalog import Materialization
 
 __all__ = [
@@ -79,7 +78,7 @@ def event_feature(edge: Any) -> dict[str, Any]:
 def json_response(payload: Any) -> Response:
     """A JSON answer of anything the applications return (numpy scalars and arrays, datetimes, tuples);
     NaN and infinities become ``null`` (strict JSON has no such numbers)."""
-    text = json.dumps(_finite(payload), default=_json_default, allow_nan=False)
+    text = dumps(payload, nan="null")
     return Response(text, media_type="application/json")
 
 
@@ -138,14 +137,16 @@ def validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
     for error in jsonable_encoder(list(errors)):
         error = dict(error)
         if "input" in error:
-            text = json.dumps(error["input"], default=str)
+            text = json.dumps(error["input"], default=json_default_or_str)
             if len(text) > ECHO_CHARS:
                 error["input"] = _cut(text, ECHO_CHARS)
         if isinstance(error.get("msg"), str):
             error["msg"] = _cut(error["msg"], MESSAGE_CHARS)
         ctx = error.get("ctx")
         if isinstance(ctx, dict):
-            error["ctx"] = {k: v for k, v in ctx.items() if len(json.dumps(v, default=str)) <= ECHO_CHARS}
+            error["ctx"] = {
+                k: v for k, v in ctx.items() if len(json.dumps(v, default=json_default_or_str)) <= ECHO_CHARS
+            }
         out.append(error)
     return out
 
@@ -157,25 +158,3 @@ def _cut(text: str, limit: int) -> str:
 def iso(t: datetime | None) -> str | None:
     """ISO 8601 of a datetime, ``None`` stays ``None``."""
     return t.isoformat() if t else None
-
-
-def _finite(o: Any) -> Any:
-    if isinstance(o, float | np.floating):
-        return float(o) if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    return o
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, datetime):
-        return o.isoformat()
-    if isinstance(o, set | frozenset):
-        return sorted(o, key=str)
-    raise TypeError(f"{type(o).__name__} is not JSON serializable")

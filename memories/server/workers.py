@@ -5,7 +5,7 @@ the listening socket (uvicorn's ``workers``: a supervisor starts them, restarts 
 that dies, and stops them all on SIGTERM). A worker cannot be handed Python objects,
 so it rebuilds the server from a description in the environment variable
 :data:`OPTIONS_ENV` (catalog location, storage root, limits, its memory budget):
-:func:`app_from_env` is uvicorn's app factory. The token stays in ``MEMORIES_API_TOKEN``
+:func:`memories.server.app.app_from_env` is uvicorn's app factory. The token stays in ``MEMORIES_API_TOKEN``
 and a PostgreSQL catalog's URL in ``MEMORIES_CATALOG_URL``, never on a command line.
 
 - :meth:`WorkerPool.serve` runs the supervisor in this process (the command line,
@@ -34,7 +34,7 @@ from typing import Any
 
 from memories.errors import ConfigError
 
-__all__ = ["OPTIONS_ENV", "WorkerPool", "app_from_env"]
+__all__ = ["OPTIONS_ENV", "WorkerPool"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class WorkerPool:
         max_queued_analyses: int,
     ) -> None:
         from memories.memory.temporal import TemporalMemory
-        from memories.server.app import worker_memory_bytes
+        from memories.server.admission import worker_memory_bytes
 
         self.host, self.workers = host, workers
         catalog_url = None
@@ -119,7 +119,7 @@ class WorkerPool:
             raise ConfigError("this server is started already; stop() it first")
         port = port or _free_port(self.host)
         env = {**os.environ, OPTIONS_ENV: json.dumps(self.spec)}
-        from memories.server.app import TOKEN_ENV
+        from memories.server.guard import TOKEN_ENV
 
         if token:
             env[TOKEN_ENV] = token
@@ -169,33 +169,6 @@ class WorkerPool:
         return self._process.pid if self._process is not None else None
 
 
-def app_from_env() -> Any:
-    """uvicorn's app factory in a worker: the server app described by :data:`OPTIONS_ENV`."""
-    from memories.logs import configure
-    from memories.memory.catalog import MemoryCatalog, configured_location
-    from memories.memory.temporal import TemporalMemory
-    from memories.server.app import TOKEN_ENV, MemoriesServer
-    from memories.server.guard import RedactingFilter
-
-    spec = json.loads(os.environ[OPTIONS_ENV])
-    configure(spec.get("log_level") or "info")
-    token = os.environ.get(TOKEN_ENV) or None
-    for name in ("uvicorn.access", "uvicorn.error"):  # lines uvicorn writes itself never hold a token
-        logging.getLogger(name).addFilter(RedactingFilter(token))
-    catalog = MemoryCatalog.open(spec["catalog"] or configured_location())
-    memory = TemporalMemory(catalog, spec["root"], s3_endpoint_url=spec["s3_endpoint_url"])
-    budget = spec["max_memory_bytes"]
-    server = MemoriesServer(
-        memory,
-        token=token,
-        host="127.0.0.1",  # the host was checked by the process that started the workers
-        max_body_bytes=spec["max_body_bytes"],
-        max_queued_analyses=spec["max_queued_analyses"],
-        max_memory_gb=None if budget is None else budget / 1024**3,  # this worker's share, already divided
-    )
-    return server.app
-
-
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
@@ -220,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervise(host: str, port: int, workers: int) -> None:
-    """uvicorn's supervisor of ``workers`` processes, each building its app with :func:`app_from_env`."""
+    """uvicorn's supervisor of ``workers`` processes, each building its app with ``app.app_from_env``."""
     import uvicorn
 
     uvicorn.run(
-        "memories.server.workers:app_from_env",
+        "memories.server.app:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -18,7 +18,8 @@ import argparse
 import sys
 from datetime import datetime
 
-from memories.errors import MemoriesError
+from memories.errors import ConfigError, MemoriesError
+from memories.months import parse_instant
 from memories.store.paths import StorageRoot
 
 
@@ -82,12 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _instant(text: str) -> datetime:
+    """``--as-of``: an ISO 8601 instant, naive ones UTC (``memories.months.parse_instant``)."""
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time; write e.g. 2024-05-01T12:00:00+00:00"
-        ) from None
+        return parse_instant(text, "--as-of")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 if __name__ == "__main__":

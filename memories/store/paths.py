@@ -297,17 +297,6 @@ class StorageRoot:
             raise StorageError(f"{uri} is not local; read it through StorageRoot.fs")
         return self.path(uri)
 
-    def zarr_store(self, uri: str) -> Any:
-        """A zarr v3 store for a URI."""
-        import zarr.storage
-
-        if self.is_local:
-            return zarr.storage.LocalStore(self.path(uri))
-        return zarr.storage.FsspecStore.from_url(
-            uri,
-            storage_options=({"client_kwargs": {"endpoint_url": self.s3_endpoint_url}} if self.s3_endpoint_url else {}),
-        )
-
     def icechunk_storage(self, uri: str) -> Any:
         """The Icechunk storage of a versioned store at ``uri`` (a local folder or an S3 prefix).
 

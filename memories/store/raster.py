@@ -34,7 +34,7 @@ import xarray as xr
 
 from memories.errors import ProcessingError, StorageError
 from memories.grid import TileGrid
-from memories.months import add_months, month_index, month_key, parse_month
+from memories.months import add_months, month_index, month_key, parse_instant, parse_month
 from memories.store.cf import GRID_MAPPING, georeference, product_attrs, text_array
 from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
@@ -451,7 +451,7 @@ def raster_versions(root: StorageRoot, uri: str) -> list[RasterVersion]:
 
 def snapshot_at_time(versions: list[RasterVersion], as_of: datetime) -> str | None:
     """The id of the newest of ``versions`` (newest first) committed at or before ``as_of`` (UTC if naive)."""
-    t = _utc(as_of)
+    t = parse_instant(as_of, "as_of")
     return next((v.snapshot_id for v in versions if v.written_at <= t), None)
 
 
@@ -480,10 +480,6 @@ def _has_layout(store: Any) -> bool:
     except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
         return False
     return WRITTEN in group
-
-
-def _utc(d: datetime) -> datetime:
-    return (d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def nodata_value(dtype: np.dtype) -> Any:

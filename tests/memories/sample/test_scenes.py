@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from memories.months import parse_instant
 from memories.sample import BANDS, SampleWorld, generate_world
-from memories.sample.spec import parse_utc
 
 CLEAR_SCL = (4, 5, 6)
 CLOUD_SCL = (8, 9)
@@ -70,7 +70,7 @@ def test_clear_pixels_round_trip_to_clear_sky_reflectance(tiny_world: SampleWorl
     n_checked = 0
     for tile in tiny_world.tiles:
         for item in tiny_world.items(tile.tile_id):
-            when = parse_utc(item["properties"]["datetime"])
+            when = parse_instant(item["properties"]["datetime"])
             clear = np.isin(scl_10m(item), CLEAR_SCL)
             if clear.mean() < 0.2:
                 continue
@@ -101,7 +101,7 @@ def test_scl_marks_cloud_where_reflectance_is_cloud_bright(tiny_world: SampleWor
 def test_scl_clear_classes_follow_the_land_cover(tiny_world: SampleWorld) -> None:
     for tile in tiny_world.tiles:
         item = min(tiny_world.items(tile.tile_id), key=lambda i: i["properties"]["eo:cloud_cover"])
-        truth = tiny_world.landcover_truth(tile.tile_id, parse_utc(item["properties"]["datetime"]))[::2, ::2]
+        truth = tiny_world.landcover_truth(tile.tile_id, parse_instant(item["properties"]["datetime"]))[::2, ::2]
         scl = read(item, "scl")
         assert (scl[truth == 1] == 6).mean() > 0.9  # water
         assert (scl[truth == 2] == 4).mean() > 0.9  # summer forest is vegetation
@@ -116,7 +116,7 @@ def test_shadows_darken_and_nodata_is_zero_everywhere(tiny_world: SampleWorld) -
             scl = scl_10m(item)
             nir = reflectance(item, "nir")
             if (scl == 3).sum() > 50:
-                when = parse_utc(item["properties"]["datetime"])
+                when = parse_instant(item["properties"]["datetime"])
                 ratio = nir[scl == 3] / tiny_world.clear_sky_reflectance(tile.tile_id, when, "nir")[scl == 3]
                 assert 0.2 < np.median(ratio) < 0.4, item["id"]
                 shadows += 1
