@@ -125,27 +125,14 @@ def read_layer(
     if simplify_m and grid is None:
         raise ConfigError(f"simplify_m={simplify_m} needs a tile grid: the tolerance is in metres of the tile CRS")
     fmt = source_format(source)
-    offered = source_layers(source, layer_map)
-    if layer not in offered:
-        raise DataSourceError(
-            f"{source} has no layer {layer!r}; its layers are {sorted(offered)}. Read one of those, or say which "
-            f"layer of the file holds {layer!r} with layer_map={{{layer!r}: '<layer of the file>'}}"
-        )
-    gdf, unreadable = _read_source(source, fmt, offered[layer], grid, source_crs, bbox_wgs84)
+    gdf, unreadable = _read_source(source, fmt, _file_layer(source, layer, layer_map), grid, source_crs, bbox_wgs84)
     n_read = len(gdf) + unreadable
     if as_of is not None and "start_date" in gdf.columns:
         start = gdf["start_date"].astype("string")
-        keep = start.isna() | (start <= as_of.strftime("%Y-%m-%d"))
-        gdf = gdf[keep.to_numpy(dtype=bool)]
+        gdf = gdf[(start.isna() | (start <= as_of.strftime("%Y-%m-%d"))).to_numpy(dtype=bool)]
     if grid is not None:
         gdf = gdf.to_crs(grid.crs)
-    geoms = gdf.geometry.to_numpy()
-    invalid = ~shapely.is_valid(geoms)
-    if invalid.any():
-        families = [_FAMILIES.get(g.geom_type) for g in geoms[invalid]]
-        repaired = shapely.make_valid(geoms[invalid])
-        geoms = geoms.copy()
-        geoms[invalid] = [_keep_family(g, f) for g, f in zip(repaired, families)]
+    geoms, invalid = _repaired(gdf.geometry.to_numpy())
     if simplify_m:
         geoms = shapely.simplify(geoms, simplify_m, preserve_topology=True)
     gdf = gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=list(geoms), crs=gdf.crs)
@@ -165,6 +152,30 @@ def read_layer(
         in_source=True,
     )
     return gdf
+
+
+def _file_layer(source: str, layer: str, layer_map: Mapping[str, str] | None) -> str:
+    """What of ``source`` holds our ``layer`` (``source_layers``); ``DataSourceError`` naming the layers offered."""
+    offered = source_layers(source, layer_map)
+    if layer not in offered:
+        raise DataSourceError(
+            f"{source} has no layer {layer!r}; its layers are {sorted(offered)}. Read one of those, or say which "
+            f"layer of the file holds {layer!r} with layer_map={{{layer!r}: '<layer of the file>'}}"
+        )
+    return offered[layer]
+
+
+def _repaired(geoms: Any) -> tuple[Any, Any]:
+    """The geometries with each invalid one made valid (keeping the parts of its own kind), and the invalid mask."""
+    import shapely
+
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        families = [_FAMILIES.get(g.geom_type) for g in geoms[invalid]]
+        repaired = shapely.make_valid(geoms[invalid])
+        geoms = geoms.copy()
+        geoms[invalid] = [_keep_family(g, f) for g, f in zip(repaired, families)]
+    return geoms, invalid
 
 
 def _gdal_layers(source: str) -> list[str]:
