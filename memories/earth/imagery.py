@@ -301,10 +301,14 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
     """
     refl = composite["reflectance"]
     blocks = list(row_blocks(refl))
+    # Each block's valid mask, read once (6 band reads) and kept packed at 1 bit a pixel (a few MB on a whole
+    # tile), not re-read for each band's median passes below: on a lazy composite every read is a compute.
+    masks: list[np.ndarray] = []
     pixels = n_valid = obs = clear = 0
     for y0, y1 in blocks:  # one row block at a time: a lazy composite is never held whole
         rows = {"y": slice(y0, y1)}
         valid = valid_rows(refl, y0, y1)
+        masks.append(np.packbits(valid))
         pixels += int(valid.size)
         n_valid += int(valid.sum())
         obs += int(np.asarray(composite["obs_count"].isel(rows).values, dtype=np.int64).sum())
@@ -323,8 +327,9 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
         bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else range(spread.shape[0])
 
         def valid_spread(i: int) -> Iterator[np.ndarray]:
-            for y0, y1 in blocks:
-                valid = valid_rows(refl, y0, y1)
+            width = refl.sizes["x"]
+            for (y0, y1), packed in zip(blocks, masks, strict=True):
+                valid = np.unpackbits(packed, count=(y1 - y0) * width).reshape(y1 - y0, width).view(bool)
                 yield np.asarray(spread.isel(band=i, y=slice(y0, y1)).values)[valid]
 
         out["median_spread"] = {
