@@ -32,7 +32,7 @@ from memories.earth.indices import compute_indices
 from memories.earth.stac import items_from_table, items_table
 from memories.grid import TileGrid
 from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE
-from memories.store.raster import MonthlyRasterStore
+from memories.store.raster import MonthlyRasterStore, in_memory_if_small
 from resources import DaskClusterResource, MemoryCatalogResource, StacCatalogResource, StorageResource
 
 MIN_CLEAR_FRACTION = 0.05
@@ -191,8 +191,8 @@ def _composite(
     scenes = load_scenes(items, stac.catalog_profile(), grid, COMMON_BANDS, chunk_px=dask_cluster.chunk_px)
     store.write_month(month, monthly_composite(scenes), run_id=context.run.run_id)
     # Validate exactly the version this run committed, even if another run of the month commits meanwhile.
-    # lazy: the statistics and the suite read it one block of chunk rows at a time (bounded memory)
-    written = store.read_month(month, snapshot=store.last_snapshot)
+    # lazy when large: the statistics and the suite read it one block of chunk rows at a time (bounded memory)
+    written = in_memory_if_small(store.read_month(month, snapshot=store.last_snapshot))
     quality = composite_stats(written)
     clear = float(quality["valid_fraction"])
     stats: dict[str, Any] = {
@@ -242,7 +242,8 @@ def spectral_indices(
         key, month, grid = partition
         sr = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
         out = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, FIRST_MONTH, chunk_px=dask_cluster.chunk_px)
-        out.write_month(month, compute_indices(sr.read_month(month)["reflectance"]), run_id=context.run.run_id)
+        reflectance = in_memory_if_small(sr.read_month(month))["reflectance"]
+        out.write_month(month, compute_indices(reflectance), run_id=context.run.run_id)
         written = out.read_month(month, snapshot=out.last_snapshot).compute()
         stats: dict[str, Any] = {
             str(name): {

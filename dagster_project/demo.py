@@ -4,6 +4,8 @@ Runs every partition through Dagster itself (a persistent instance under
 ``$DAGSTER_HOME``, default ``.dagster_home``): ingest each tile-month, train the
 land-cover and change models, then land cover, change and the environmental report of
 each tile-month, the per-tile sources and forecasts, and the memory's graphs and tiers.
+Ingest and analysis run a year of one tile per run (``MAX_PARTITIONS_PER_RUN`` months, as a
+backfill does), so resources start once per run, not once per tile-month.
 Afterwards ``dagster dev`` shows the same runs, materializations and reports.
 """
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-    from assets.partitions import TILES, months_partitions, partition_key
+    from assets.partitions import MAX_PARTITIONS_PER_RUN, TILES, months_partitions, partition_key
     from dagster_project.definitions import defs
     from memories.config import config
 
@@ -73,25 +75,43 @@ def main(argv: list[str] | None = None) -> int:
 
     failed: list[str] = []
 
-    def run(job_name: str, key: str | None) -> None:
+    def run(job_name: str, key: str | None, last: str | None = None) -> None:
+        """One run of ``job_name``: of partition ``key``, or of the key range ``key``..``last``."""
         job = defs.resolve_job_def(job_name)
         t = time.perf_counter()
-        result = job.execute_in_process(instance=instance, partition_key=key, raise_on_error=False, run_config=quiet)
-        label = f"{job_name} {key or ''}".strip()
+        if last is None or last == key:
+            result = job.execute_in_process(
+                instance=instance, partition_key=key, raise_on_error=False, run_config=quiet
+            )
+            label = f"{job_name} {key or ''}".strip()
+        else:
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config=quiet,
+                tags={"dagster/asset_partition_range_start": str(key), "dagster/asset_partition_range_end": str(last)},
+            )
+            label = f"{job_name} {key}..{last}"
         print(f"  {label:40s} {'ok' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)", flush=True)
         if not result.success:
             failed.append(label)
 
-    print(f"ingest: {len(months)} months x {len(tiles)} tiles", flush=True)
-    for month in months:
-        for tile in tiles:
-            run("ingest_job", partition_key(month, tile))
+    # Month ranges of one tile per run, as a backfill with the assets' BackfillPolicy launches them: each run
+    # starts its resources once and computes its tile-months in order (change and the reports read earlier months).
+    ranges = [
+        (partition_key(chunk[0], tile), partition_key(chunk[-1], tile))
+        for start in range(0, len(months), MAX_PARTITIONS_PER_RUN)
+        for chunk in [months[start : start + MAX_PARTITIONS_PER_RUN]]
+        for tile in tiles
+    ]
+    print(f"ingest: {len(months)} months x {len(tiles)} tiles in {len(ranges)} runs", flush=True)
+    for first, last in ranges:
+        run("ingest_job", first, last)
     print("train the land-cover model", flush=True)
     run("train_job", None)
     print("land cover and reports", flush=True)
-    for month in months:
-        for tile in tiles:
-            run("analysis_job", partition_key(month, tile))
+    for first, last in ranges:
+        run("analysis_job", first, last)
 
     print("per-tile sources and forecasts", flush=True)
     for tile in tiles:

@@ -7,6 +7,8 @@ the run; the pipeline then reaches it through pystac-client like any other API.
 
 from __future__ import annotations
 
+import atexit
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,19 +88,20 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[StacCatalogResource]:
-        """Serve the embedded world on 127.0.0.1 for the run when no URL is configured."""
+        """Serve the embedded world on 127.0.0.1 for the run when no URL is configured.
+
+        The server (a ``rustac serve`` process) is started once per process and world files and
+        serves every later run of the process (the demo's, a bench's); it stops when the process exits.
+        """
         if self.profile != "embedded" or self.url:
             self._url = self.url or get_profile(self.profile).url
             yield self
             return
-        from memories.sample import StacServer
-
-        world = self.sample_world.ensure()
-        with StacServer(world) as server:
-            self._url = server.url
-            if context.log:
-                context.log.info(f"embedded STAC API serving the sample world at {server.url}")
-            yield self
+        server = _embedded_server(self.sample_world.ensure())
+        self._url = server.url
+        if context.log:
+            context.log.info(f"embedded STAC API serving the sample world at {server.url}")
+        yield self
 
     # -- what assets and sensors call ---------------------------------------
     @property
@@ -143,7 +146,7 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
     def client(self, root: Any = None) -> Any:
         """A pystac-client Client with this resource's timeouts, retries and STAC answer cache.
 
-        The embedded server gets no cache: it is started on a new port each run.
+        The embedded server gets no cache: it is started on a new port in each process.
         """
         embedded = self.profile == "embedded" and not self.url
         return open_client(
@@ -189,6 +192,31 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
         if self.asset_s3_endpoint_url:
             options["client_kwargs"] = {"endpoint_url": self.asset_s3_endpoint_url}
         return options
+
+
+_SERVERS: dict[tuple[str, int, int], Any] = {}
+"""(items file, its mtime in ns, its size) -> the process's running StacServer of that world."""
+_SERVERS_LOCK = threading.Lock()
+
+
+def _embedded_server(world: Any) -> Any:
+    """The process's running StacServer of ``world`` (a SampleWorld), started on first use.
+
+    Keyed by the items file and its modification time and size, so a regenerated world gets a
+    new server (the old one is stopped); a server that died is started again. Stopped at exit.
+    """
+    from memories.sample import StacServer
+
+    stat = Path(world.items_path).stat()
+    key = (str(world.items_path), stat.st_mtime_ns, stat.st_size)
+    with _SERVERS_LOCK:
+        server = _SERVERS.get(key)
+        if server is None or not server.running:
+            for old_key in [k for k in _SERVERS if k[0] == key[0]]:
+                _SERVERS.pop(old_key).stop()
+            server = _SERVERS[key] = StacServer(world).start()
+            atexit.register(server.stop)
+        return server
 
 
 def _is_local(href: str) -> bool:

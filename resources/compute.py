@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -19,8 +21,9 @@ R = TypeVar("R")
 class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
     """A Dask client for the run: joins ``scheduler_address`` or starts a local cluster.
 
-    The local cluster runs in-process with threads (raster math releases the GIL),
-    so it starts in about a second and shares memory with the run.
+    The local cluster runs in-process with threads (raster math releases the GIL) and shares
+    memory with the run; it starts once per process and size (about a second) and serves every
+    later run of the process, and closes when the process exits.
     """
 
     scheduler_address: str | None = Field(
@@ -41,25 +44,18 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[DaskClusterResource]:
         """Start or join the cluster for the run, and close it after."""
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         if self.scheduler_address:
             with Client(self.scheduler_address, set_as_default=False) as client:
                 self._client = client
                 yield self
             return
-        with (
-            LocalCluster(
-                n_workers=1,
-                threads_per_worker=self.n_threads,
-                processes=False,
-                memory_limit=self.memory_limit,
-                dashboard_address=None,
-            ) as cluster,
-            Client(cluster, set_as_default=False) as client,
-        ):
-            self._client = client
+        self._client = _local_client(self.n_threads, self.memory_limit)
+        try:
             yield self
+        finally:
+            self._client = None
 
     def each(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """``fn`` of every item (a run's tile-months), ``partitions_at_once`` at a time, with this cluster
@@ -84,6 +80,40 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
 
             with dask.config.set(scheduler=self._client):
                 yield self._client
+
+
+_LOCAL: dict[tuple[int, str], Any] = {}
+"""(threads, memory limit) -> the process's client of its in-process LocalCluster."""
+_LOCAL_LOCK = threading.Lock()
+
+
+def _local_client(n_threads: int, memory_limit: str) -> Any:
+    """The process's client of an in-process LocalCluster of this size, started on first use."""
+    from distributed import Client, LocalCluster
+
+    key = (n_threads, memory_limit)
+    with _LOCAL_LOCK:
+        client = _LOCAL.get(key)
+        if client is None or client.status != "running":
+            cluster = LocalCluster(
+                n_workers=1,
+                threads_per_worker=n_threads,
+                processes=False,
+                memory_limit=memory_limit,
+                dashboard_address=None,
+            )
+            client = _LOCAL[key] = Client(cluster, set_as_default=False)
+            atexit.register(_close, client, cluster)
+        return client
+
+
+def _close(client: Any, cluster: Any) -> None:
+    """Close a client and its cluster (at exit); errors of an interpreter shutting down are ignored."""
+    for part in (client, cluster):
+        try:
+            part.close()
+        except Exception:  # noqa: S112 - best effort at exit
+            continue
 
 
 class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]

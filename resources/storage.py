@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -45,5 +48,21 @@ class MemoryCatalogResource(ConfigurableResource):  # type: ignore[misc]
         return self.url or self.path
 
     def catalog(self) -> MemoryCatalog:
-        """The catalog of this run."""
-        return MemoryCatalog.open(self.location())
+        """The catalog of this run: one ``MemoryCatalog`` per location and process.
+
+        Opening a catalog checks and migrates its schema (a few statements, each on its own
+        connection); every asset asks for the catalog once per partition, so it is opened once and
+        reused (each operation still takes its own connection, so threads may share it). A SQLite
+        file removed meanwhile is opened anew.
+        """
+        location = self.location()
+        with _CATALOGS_LOCK:
+            catalog = _CATALOGS.get(location)
+            if catalog is None or (catalog.path is not None and not Path(catalog.path).is_file()):
+                catalog = _CATALOGS[location] = MemoryCatalog.open(location)
+            return catalog
+
+
+_CATALOGS: dict[str, MemoryCatalog] = {}
+"""Location -> the process's open catalog there."""
+_CATALOGS_LOCK = threading.Lock()

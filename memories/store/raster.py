@@ -52,6 +52,20 @@ GROW_MONTHS = 12
 WRITE_TRIES = 5
 """How often a write is redone when it raced a layout change of another writer."""
 
+IN_MEMORY_BYTES = 128 * 2**20
+"""A month slice up to this size is read whole by :func:`in_memory_if_small` (a 512 px composite is 14 MB)."""
+
+
+def in_memory_if_small(ds: xr.Dataset, max_bytes: int = IN_MEMORY_BYTES) -> xr.Dataset:
+    """``ds`` loaded into memory (one read of each chunk) when it holds at most ``max_bytes``, else as it is.
+
+    The statistics and quality suites of a lazy slice read it one row block and band at a time, each
+    read a new dask computation of the store's chunks: bounded memory at 10980 px, but at a few
+    hundred pixels a partition's hundred small computations cost seconds where one read costs
+    milliseconds. The values are the same either way; a larger slice stays lazy.
+    """
+    return ds.load() if ds.nbytes <= max_bytes else ds
+
 
 @dataclass(frozen=True)
 class RasterVersion:
