@@ -17,6 +17,14 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 from assets._report import REPORT_ASSET, ReportConfig, alert_text, run_report
 from assets.partitions import YEAR_BEFORE
 from memories.applications.disaster import DisasterAnalyzer
+from memories.applications.disaster_report import (
+    AFFECTED_BUILDINGS,
+    AREA_IN_MONTH_KEY,
+    SUMMARY_KEY,
+    VISIBLE,
+    area_label,
+    road_length_label,
+)
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -47,17 +55,21 @@ def disaster_report(
 def disaster_preview(report: Report) -> dict[str, Any]:
     """``rows``, ``alert`` and ``metadata`` of a disaster report for :func:`report_result`."""
     s = report.summary
-    a = s["disaster"]
+    a = s[SUMMARY_KEY]
     event = a.get("event_month")
     quantities = report.quantities
-    rows: list[tuple[str, object]] = [("event month", event or f"no flood up to {report.month}")]
+    area, roads = area_label(a["hazard"]), road_length_label(a["hazard"])
+    rows: list[tuple[str, object]] = [("event month", event or f"no {a['hazard']} up to {report.month}")]
     if event:
         rows += [
-            ("flooded area", quantities["flooded area"]),
-            ("visible in the monthly median", quantities["visible in the monthly median"]),
-            ("affected buildings", quantities["affected buildings"]),
-            ("road length flooded", quantities["road length flooded"]),
-            ("still under water", f"{s['area_in_month_ha']:.2f} ha ({report.month})"),
+            (area, quantities[area]),
+            (VISIBLE, quantities[VISIBLE]),
+            (AFFECTED_BUILDINGS, quantities[AFFECTED_BUILDINGS]),
+            (roads, quantities[roads]),
+            (
+                "still under water" if a["hazard"] == "flood" else "still burned",
+                f"{s[AREA_IN_MONTH_KEY]:.2f} ha ({report.month})",
+            ),
         ]
     return {
         "rows": rows,
@@ -68,7 +80,7 @@ def disaster_preview(report: Report) -> dict[str, Any]:
             "flooded_area_uncertainty_ha": float(a["during"]["area_uncertainty_ha"]) if event else 0.0,
             "affected_buildings": int(a["buildings"]["count"]),
             "flooded_road_km": float(a["roads"]["km"]),
-            "area_in_month_ha": float(s["area_in_month_ha"]),
+            "area_in_month_ha": float(s[AREA_IN_MONTH_KEY]),
             **_terrain_metadata(a.get("terrain") or {}),
         },
     }

@@ -15,6 +15,14 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets._report import REPORT_ASSET, ReportConfig, run_report
 from memories.applications.historical import HistoricalReconstructor
+from memories.applications.historical_report import (
+    AGREEMENT,
+    BUILT_UP_GAINED,
+    CHANGED_AREA,
+    GEOREFERENCING_RMSE,
+    SUMMARY_KEY,
+    VALIDATION_ACCURACY,
+)
 from memories.applications.report import Report
 from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
@@ -51,16 +59,14 @@ def historical_report(
 
 def historical_preview(report: Report) -> dict[str, Any]:
     """The preview rows and scalar metadata of a historical report (for ``report_result``)."""
-    sections = {s["title"]: s for s in report.summary["sections"]}
-    h = report.summary["historical"]
+    quantities = report.quantities
+    h = report.summary[SUMMARY_KEY]
     date = h["date"][:10]
-    changes = next(s for t, s in sections.items() if t.startswith("What changed"))["quantities"]
-    uncertainty = sections["Uncertainty of each source"]["quantities"]
     rows: list[tuple[str, object]] = [
         ("reconstructed date", f"{date} (land cover of {h['land_cover_month']})"),
-        ("built-up gained", changes["built-up gained"]),
-        ("changed area", changes["changed area"]),
-        ("land-cover validation accuracy", uncertainty["land-cover validation accuracy"]),
+        (BUILT_UP_GAINED, quantities[BUILT_UP_GAINED]),
+        (CHANGED_AREA, quantities[CHANGED_AREA]),
+        (VALIDATION_ACCURACY, quantities[VALIDATION_ACCURACY]),
     ]
     metadata: dict[str, object] = {
         "reconstructed_date": date,
@@ -69,10 +75,9 @@ def historical_preview(report: Report) -> dict[str, Any]:
     }
     hist = h["historical_map"]
     if hist is not None and hist["agreement"]["overall"] is not None:
-        agreement = sections["Historical map against the memory"]["quantities"]
         rows += [
-            ("historical map agreement", agreement["agreement"]),
-            ("georeferencing RMSE", uncertainty["georeferencing RMSE"]),
+            ("historical map agreement", quantities[AGREEMENT]),
+            (GEOREFERENCING_RMSE, quantities[GEOREFERENCING_RMSE]),
         ]
         metadata["map_agreement"] = float(hist["agreement"]["overall"])
         metadata["georeferencing_rmse_m"] = float(hist["georeference"]["rmse_m"])

@@ -39,55 +39,49 @@ drops NBR just like a fire: the index cannot tell them apart.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import dilate, erode, nanmedian, patch_count, pixel_ha, plain, polygonize, sieve, text
-from memories.applications.disaster_figures import build_report
+from memories.applications.disaster_analysis import (
+    HAZARD_INDEX,
+    HAZARDS,
+    REPORT_KIND,
+    AffectedBuilding,
+    AffectedBuildings,
+    AffectedRoads,
+    AfterMonth,
+    Before,
+    Coverage,
+    DisasterAnalysis,
+    DisasterMasks,
+    DisasterThresholds,
+    During,
+    EventCandidate,
+    EventLayers,
+    Hazard,
+    MapBases,
+)
+from memories.applications.disaster_report import build_report
+from memories.applications.maps import basemap
 from memories.applications.report import Report
+from memories.applications.terrain_exposure import flood_terrain, read_terrain
 from memories.errors import ConfigError, MissingDataError
 from memories.grid import TileGrid
-from memories.memory.view import MemoryView
+from memories.memory.view import MemoryView, describe
+from memories.products import GIS_LAYERS, SPECTRAL_INDICES, SURFACE_REFLECTANCE
 
-REPORT_KIND = "disaster"
-Hazard = Literal["flood", "burn"]
-HAZARDS: tuple[str, ...] = ("flood", "burn")
-_INDEX = {"flood": "ndwi", "burn": "nbr"}
-
-
-@dataclass(frozen=True)
-class DisasterThresholds:
-    """Thresholds of the disaster analysis (indices dimensionless, reflectance 0-1, areas ha)."""
-
-    water_ndwi: float = 0.0
-    """NDWI (McFeeters) above this in a monthly composite: open water."""
-    rise_ndwi: float = 0.15
-    """NDWI rise above the pixel's baseline median that marks water in part of the month's observations."""
-    spread_nir: float = 0.05
-    """NIR interquartile range of the composite (reflectance) above this, and ``spread_ratio`` times the
-    baseline's, marks a month that mixed water and land observations."""
-    spread_ratio: float = 5.0
-    burn_dnbr: float = 0.27
-    """NBR drop (dNBR) above this: burned (USGS moderate severity); the core of a burn footprint."""
-    burn_dnbr_low: float = 0.1
-    """NBR drop above this, connected to the core: the rest of the burn footprint (USGS low severity)."""
-    baseline_months: int = 6
-    """Months before the event that form the baseline (open water, index median)."""
-    min_patch_px: int = 10
-    """Footprint patches smaller than this (pixels) are noise."""
-    min_event_ha: float = 1.0
-    """An event month needs at least this much new footprint (ha)."""
-    alert_ha: float = 5.0
-    """Area under the hazard in the report's month above this (ha) raises the alert."""
-    unobserved_ring_px: int = 3
-    """Pixels without clear observation within this distance of the footprint count in its uncertainty."""
-    harvest_ndvi_drop: float = 0.3
-    """Partial evidence on a pixel whose NDVI median fell by more than this below the baseline's, without open
-    water, is a harvest, not a hidden flood (0: off). Without it, fields cut in the flood month that touch the
-    flood join it: 134 ha against a 19.7 ha flood in the test world (flood in August); with it 19.6 ha."""
+__all__ = [
+    "HAZARDS",
+    "REPORT_KIND",
+    "DisasterAnalysis",
+    "DisasterAnalyzer",
+    "DisasterThresholds",
+    "Hazard",
+]
 
 
 class DisasterAnalyzer(AwaitableReport):
@@ -124,59 +118,106 @@ class DisasterAnalyzer(AwaitableReport):
         self.thresholds = replace(thresholds or DisasterThresholds(), **overrides)
 
     # -- the analysis --------------------------------------------------------------------------
-    def analyze(self, tile: str, event_month: str | None = None, until: str | None = None) -> dict[str, Any]:
+    def analyze(
+        self, tile: str, event_month: str | None = None, until: str | None = None, *, maps: bool = False
+    ) -> DisasterAnalysis:
         """The event's extent before, during and after, and what it touched.
 
         Args:
             tile: MGRS tile id.
             event_month: ``YYYY-MM`` of the event; None: the month with the largest new
-                footprint above ``min_event_ha`` (others are listed under ``candidates``).
+                footprint above ``min_event_ha`` (the others are in ``others``).
             until: last month (``YYYY-MM``) read; None: every month the memory holds.
+            maps: also read the true-colour bases of the report's maps (``bases``).
 
         Returns:
-            A dict: ``hazard``, ``tile``, ``crs``, ``event_month`` (None: no event found),
-            ``candidates`` (month, area_ha of every month above the minimum), ``baseline_months``,
-            ``before`` / ``during`` (areas in ha with ``*_uncertainty_ha``, clear coverage) /
-            ``after`` (per month), ``buildings`` (count, by_type, list), ``roads`` (km, by_highway),
-            and, not JSON-able, ``footprint`` (shapely geometry in the tile CRS, or None) and
-            ``masks`` (name -> bool array on the tile grid: baseline, footprint, visible, last).
+            The :class:`~memories.applications.disaster_analysis.DisasterAnalysis` (``event_month``
+            None: no event found; then ``during`` is None and nothing is affected).
 
         Raises:
             MissingDataError: the memory holds no ``spectral_indices`` for the tile (up to ``until``),
                 or not for ``event_month``.
         """
-        th = self.thresholds
-        months = self.view.months("spectral_indices", tile, until=until)
+        months = self._months(tile, until)
+        grid = self.view.grid(tile)
+        stack = self.view.stack(SPECTRAL_INDICES, tile, HAZARD_INDEX[self.hazard], months)
+        ndwi = stack if self.hazard == "flood" else self.view.stack(SPECTRAL_INDICES, tile, "ndwi", months)
+        candidates = self._candidates(stack, ndwi, months, pixel_ha(grid))
+        if event_month is None:
+            if not candidates:
+                return self._no_event(tile, months, stack, grid, candidates, maps)
+            event_month = max(candidates, key=lambda c: c.area_ha).month
+        i = self._event_index(tile, months, event_month, until)
+        base_idx = list(range(max(0, i - self.thresholds.baseline_months), i))
+        masks, during = self._during(tile, months, stack, ndwi, i, base_idx, grid)
+        after, last = self._after(tile, months, stack, ndwi, i, base_idx, masks.footprint, during.area_ha, grid)
+        masks = replace(masks, last=last)
+        shapes = polygonize(masks.footprint, grid)
+        layers, gis_missing = self._event_layers(tile, event_month, shapes)
+        analysis = DisasterAnalysis(
+            hazard=self.hazard,
+            index=HAZARD_INDEX[self.hazard],
+            tile=tile,
+            crs=grid.crs,
+            grid=grid,
+            months=months,
+            thresholds=self.thresholds,
+            candidates=candidates,
+            before=Before(
+                float(masks.baseline.sum() * pixel_ha(grid)),
+                nanmedian(np.nanmedian(stack[base_idx], axis=0)[masks.footprint]),
+            ),
+            masks=masks,
+            sources=self._sources(tile, months, [event_month, *(x.month for x in after)]),
+            as_of=self.view.as_of.isoformat() if self.view.as_of else None,
+            event_month=event_month,
+            others=[c for c in candidates if c.month != event_month],
+            baseline_months=[months[j] for j in base_idx],
+            during=during,
+            after=after,
+            **affected(layers, shapes),
+            gis_missing=gis_missing,
+            terrain=self._terrain(tile, masks.footprint, layers, grid),
+            footprint=shapes,
+            event_layers=layers,
+        )
+        return replace(analysis, bases=self._bases(analysis)) if maps else analysis
+
+    async def aanalyze(self, tile: str, event_month: str | None = None, until: str | None = None) -> DisasterAnalysis:
+        """:meth:`analyze`, awaitable (run in a worker thread)."""
+        return await asyncio.to_thread(self.analyze, tile, event_month, until)
+
+    def report(self, tile: str, month: str) -> Report:
+        """The disaster report of ``tile`` for ``month``: the largest event up to that month, and its recovery.
+
+        Raises:
+            MissingDataError: the memory holds no spectral indices of ``month`` for ``tile``.
+        """
+        self.view.record(SPECTRAL_INDICES, tile, month)  # the month itself must be in memory
+        return build_report(self.analyze(tile, until=month, maps=True), month)
+
+    # -- the steps of the analysis ----------------------------------------------------------------
+    def _months(self, tile: str, until: str | None) -> list[str]:
+        months = self.view.months(SPECTRAL_INDICES, tile, until=until)
         if not months:
-            self.view.record("spectral_indices", tile)  # raises with the fix
+            self.view.record(SPECTRAL_INDICES, tile)  # raises with the fix
             raise MissingDataError(
                 f"the memory holds no spectral_indices for {tile} up to {until}; materialize spectral_indices "
                 "for those months or ask for a later month"
             )
-        grid = self.view.grid(tile)
-        px_ha = pixel_ha(grid)
-        stack = self.view.stack("spectral_indices", tile, _INDEX[self.hazard], months)
-        ndwi = stack if self.hazard == "flood" else self.view.stack("spectral_indices", tile, "ndwi", months)
+        return months
 
-        candidates: list[dict[str, Any]] = []
+    def _candidates(self, stack: np.ndarray, ndwi: np.ndarray, months: list[str], px_ha: float) -> list[EventCandidate]:
+        """Every month (but the first) whose new footprint in the median reaches ``min_event_ha``."""
+        out = []
         for i in range(1, len(months)):
             core = self._core(stack, ndwi, i)
-            if core.sum() * px_ha >= th.min_event_ha:
-                candidates.append({"month": months[i], "area_ha": float(core.sum() * px_ha)})
-        result: dict[str, Any] = {
-            "hazard": self.hazard,
-            "index": _INDEX[self.hazard],
-            "tile": tile,
-            "crs": grid.crs,
-            "months": months,
-            "thresholds": asdict(th),
-            "candidates": candidates,
-        }
-        if event_month is None:
-            if not candidates:
-                return {**result, **self._no_event(tile, months, stack, grid)}
-            event_month = str(max(candidates, key=lambda c: float(c["area_ha"]))["month"])
-        elif event_month not in months:
+            if core.sum() * px_ha >= self.thresholds.min_event_ha:
+                out.append(EventCandidate(months[i], float(core.sum() * px_ha)))
+        return out
+
+    def _event_index(self, tile: str, months: list[str], event_month: str, until: str | None) -> int:
+        if event_month not in months:
             raise MissingDataError(
                 f"the memory holds no spectral_indices for {event_month}|{tile} (it holds {months[0]}..{months[-1]}"
                 f"{f' up to {until}' if until else ''}); materialize that month or pass another event_month"
@@ -187,75 +228,94 @@ class DisasterAnalyzer(AwaitableReport):
                 f"{event_month} is the first month the memory holds for {tile}: no month before it to form a "
                 "baseline; materialize earlier months of spectral_indices"
             )
-        result["event_month"] = event_month
-        result["others"] = [c for c in candidates if c["month"] != event_month]
-        base_idx = list(range(max(0, i - th.baseline_months), i))
-        result["baseline_months"] = [months[j] for j in base_idx]
+        return i
 
+    def _during(
+        self,
+        tile: str,
+        months: list[str],
+        stack: np.ndarray,
+        ndwi: np.ndarray,
+        i: int,
+        base_idx: list[int],
+        grid: TileGrid,
+    ) -> tuple[DisasterMasks, During]:
+        """The masks and the footprint's numbers in the event month ``months[i]``."""
+        px_ha = pixel_ha(grid)
         baseline = self._baseline_mask(stack, ndwi, base_idx)
         visible = self._core(stack, ndwi, i)
         footprint = self._grow(tile, months, stack, ndwi, i, visible, baseline)
-        coverage = self._coverage(tile, event_month, stack[i], footprint)
-        ring = dilate(footprint, th.unobserved_ring_px) & ~baseline
-        unobserved = ring & coverage.pop("_unclear")
+        coverage, unclear = self._coverage(tile, months[i], stack[i], footprint)
+        ring = dilate(footprint, self.thresholds.unobserved_ring_px) & ~baseline
+        unobserved = ring & unclear
         edge = footprint & ~erode(footprint)
-        area = float(footprint.sum() * px_ha)
-        unc = float((0.5 * edge.sum() + unobserved.sum()) * px_ha)
-        result["before"] = {
-            "baseline_water_ha" if self.hazard == "flood" else "baseline_burned_ha": float(baseline.sum() * px_ha),
-            "baseline_index_median": nanmedian(np.nanmedian(stack[base_idx], axis=0)[footprint]),
-        }
-        result["during"] = {
-            "month": event_month,
-            "area_ha": area,
-            "area_uncertainty_ha": unc,
-            "visible_ha": float((visible & footprint).sum() * px_ha),
-            "partly_visible_ha": float((footprint & ~visible).sum() * px_ha),
-            "edge_ha": float(edge.sum() * px_ha),
-            "unobserved_ha": float(unobserved.sum() * px_ha),
-            "patches": patch_count(footprint),
-            **coverage,
-        }
-        after = []
-        last = footprint
+        during = During(
+            month=months[i],
+            area_ha=float(footprint.sum() * px_ha),
+            area_uncertainty_ha=float((0.5 * edge.sum() + unobserved.sum()) * px_ha),
+            visible_ha=float((visible & footprint).sum() * px_ha),
+            partly_visible_ha=float((footprint & ~visible).sum() * px_ha),
+            edge_ha=float(edge.sum() * px_ha),
+            unobserved_ha=float(unobserved.sum() * px_ha),
+            patches=patch_count(footprint),
+            coverage=coverage,
+        )
+        return DisasterMasks(baseline, footprint, visible & footprint, footprint), during
+
+    def _after(
+        self,
+        tile: str,
+        months: list[str],
+        stack: np.ndarray,
+        ndwi: np.ndarray,
+        i: int,
+        base_idx: list[int],
+        footprint: np.ndarray,
+        area: float,
+        grid: TileGrid,
+    ) -> tuple[list[AfterMonth], np.ndarray]:
+        """Each month after the event: the part of the footprint still hit; and the last month's mask."""
+        px_ha = pixel_ha(grid)
+        after, last = [], footprint
         base_median = np.nanmedian(stack[base_idx], axis=0)
         for j in range(i + 1, len(months)):
             still = footprint & self._still(stack[j], ndwi[j], base_median)
-            cov = self._coverage(tile, months[j], stack[j], footprint)
-            unseen = footprint & cov.pop("_unclear")
+            cov, unclear = self._coverage(tile, months[j], stack[j], footprint)
+            unseen = footprint & unclear
             still_ha = float(still.sum() * px_ha)
             after.append(
-                {
-                    "month": months[j],
-                    "still_ha": still_ha,
-                    "still_uncertainty_ha": float((unseen & ~still).sum() * px_ha),
-                    "recovered_fraction": 1.0 - still_ha / area if area else None,
-                    **cov,
-                }
+                AfterMonth(
+                    month=months[j],
+                    still_ha=still_ha,
+                    still_uncertainty_ha=float((unseen & ~still).sum() * px_ha),
+                    recovered_fraction=1.0 - still_ha / area if area else None,
+                    coverage=cov,
+                )
             )
             last = still
-        result["after"] = after
-        shapes = polygonize(footprint, grid)
-        result.update(self._affected(tile, event_month, shapes))
-        result["terrain"] = self._terrain(tile, event_month, footprint, shapes, grid)
-        result["footprint"] = shapes
-        result["masks"] = {"baseline": baseline, "footprint": footprint, "visible": visible & footprint, "last": last}
-        return result
+        return after, last
 
-    async def aanalyze(self, tile: str, event_month: str | None = None, until: str | None = None) -> dict[str, Any]:
-        """:meth:`analyze`, awaitable (run in a worker thread)."""
-        return await asyncio.to_thread(self.analyze, tile, event_month, until)
+    def _sources(self, tile: str, months: list[str], event_months: list[str]) -> dict[str, str]:
+        """Input -> record: the spectral indices read, and the composites and GIS layers of the event months."""
+        sources = {f"spectral_indices {m}": describe(self.view.record(SPECTRAL_INDICES, tile, m)) for m in months}
+        for m in event_months:
+            for asset in (SURFACE_REFLECTANCE, GIS_LAYERS):
+                try:
+                    sources[f"{asset} {m}"] = describe(self.view.record(asset, tile, m))
+                except MissingDataError:
+                    pass
+        return sources
 
-    def report(self, tile: str, month: str) -> Report:
-        """The disaster report of ``tile`` for ``month``: the largest event up to that month, and its recovery.
-
-        Raises:
-            MissingDataError: the memory holds no spectral indices of ``month`` for ``tile``.
-        """
-        self.view.record("spectral_indices", tile, month)  # the month itself must be in memory
-        a = self.analyze(tile, until=month)
-        grid = self.view.grid(tile)
-        return build_report(self, a, grid, tile, month)
+    def _bases(self, a: DisasterAnalysis) -> MapBases:
+        """The true-colour bases of the report's maps: before, during and after the event (or the last month)."""
+        if a.event_month is None:
+            return MapBases(month=basemap(self.view, a.tile, a.months[-1], a.grid))
+        last = a.after[-1].month if a.after else a.event_month
+        return MapBases(
+            before=basemap(self.view, a.tile, a.baseline_months[-1], a.grid),
+            during=basemap(self.view, a.tile, a.event_month, a.grid),
+            after=basemap(self.view, a.tile, last, a.grid),
+        )
 
     # -- detection --------------------------------------------------------------------------------
     def _is_water(self, ndwi: np.ndarray) -> np.ndarray:
@@ -315,7 +375,7 @@ class DisasterAnalyzer(AwaitableReport):
             if th.harvest_ndvi_drop > 0:
                 # A field cut during the month: its median is bare soil (NDVI fell, no water), not a hidden flood,
                 # whose dry observations keep the land's NDVI.
-                ndvi = self.view.stack("spectral_indices", tile, "ndvi", [months[i], *(months[j] for j in base_idx)])
+                ndvi = self.view.stack(SPECTRAL_INDICES, tile, "ndvi", [months[i], *(months[j] for j in base_idx)])
                 with np.errstate(invalid="ignore"):
                     cut = ((np.nanmedian(ndvi[1:], axis=0) - ndvi[0]) > th.harvest_ndvi_drop) & ~self._is_water(ndwi[i])
                 partial &= ~cut
@@ -343,7 +403,7 @@ class DisasterAnalyzer(AwaitableReport):
         out = []
         for m in months:
             try:
-                ds = self.view.raster("surface_reflectance", tile, m)
+                ds = self.view.raster(SURFACE_REFLECTANCE, tile, m)
             except MissingDataError:
                 return None
             if "spread" not in ds or "nir" not in [str(b) for b in ds["band"].values]:
@@ -351,10 +411,11 @@ class DisasterAnalyzer(AwaitableReport):
             out.append(np.asarray(ds["spread"].sel(band="nir").values, dtype=np.float32))
         return np.stack(out)
 
-    def _coverage(self, tile: str, month: str, index: np.ndarray, footprint: np.ndarray) -> dict[str, Any]:
-        """Clear-sky coverage of one month: tile share with a clear observation, clear share over the footprint."""
+    def _coverage(self, tile: str, month: str, index: np.ndarray, footprint: np.ndarray) -> tuple[Coverage, np.ndarray]:
+        """Clear-sky coverage of one month (tile share with a clear observation, clear share over the
+        footprint), and the mask of pixels without a clear observation."""
         try:
-            ds = self.view.raster("surface_reflectance", tile, month)
+            ds = self.view.raster(SURFACE_REFLECTANCE, tile, month)
             clear = np.asarray(ds["clear_count"].values)
             obs = np.asarray(ds["obs_count"].values)
             unclear = (clear == 0) | ~np.isfinite(index)
@@ -367,99 +428,108 @@ class DisasterAnalyzer(AwaitableReport):
             unclear = ~np.isfinite(index)
             source = "finite index pixels (no surface_reflectance record)"
             clear_obs = mean_clear = None
-        return {
-            "clear_coverage": float(1.0 - unclear.mean()),
-            "footprint_clear_coverage": float(1.0 - unclear[footprint].mean()) if footprint.any() else None,
-            "footprint_clear_obs_share": clear_obs,
-            "footprint_mean_clear_obs": mean_clear,
-            "coverage_source": source,
-            "_unclear": unclear,
-        }
+        coverage = Coverage(
+            clear_coverage=float(1.0 - unclear.mean()),
+            footprint_clear_coverage=float(1.0 - unclear[footprint].mean()) if footprint.any() else None,
+            footprint_clear_obs_share=clear_obs,
+            footprint_mean_clear_obs=mean_clear,
+            coverage_source=source,
+        )
+        return coverage, unclear
 
-    def _no_event(self, tile: str, months: list[str], stack: np.ndarray, grid: TileGrid) -> dict[str, Any]:
+    def _no_event(
+        self,
+        tile: str,
+        months: list[str],
+        stack: np.ndarray,
+        grid: TileGrid,
+        candidates: list[EventCandidate],
+        maps: bool,
+    ) -> DisasterAnalysis:
         th = self.thresholds
         base_idx = list(range(max(0, len(months) - 1 - th.baseline_months), len(months) - 1)) or [0]
-        ndwi = stack if self.hazard == "flood" else self.view.stack("spectral_indices", tile, "ndwi", months)
+        ndwi = stack if self.hazard == "flood" else self.view.stack(SPECTRAL_INDICES, tile, "ndwi", months)
         baseline = self._baseline_mask(stack, ndwi, base_idx)
         empty = np.zeros(grid.shape, dtype=bool)
-        px_ha = pixel_ha(grid)
-        key = "baseline_water_ha" if self.hazard == "flood" else "baseline_burned_ha"
-        return {
-            "event_month": None,
-            "others": [],
-            "baseline_months": [months[j] for j in base_idx],
-            "before": {key: float(baseline.sum() * px_ha), "baseline_index_median": None},
-            "during": None,
-            "after": [],
-            "buildings": {"count": 0, "by_type": {}, "list": []},
-            "roads": {"km": 0.0, "by_highway": {}, "segments": 0},
-            "footprint": None,
-            "masks": {"baseline": baseline, "footprint": empty, "visible": empty, "last": empty},
-        }
+        analysis = DisasterAnalysis(
+            hazard=self.hazard,
+            index=HAZARD_INDEX[self.hazard],
+            tile=tile,
+            crs=grid.crs,
+            grid=grid,
+            months=months,
+            thresholds=th,
+            candidates=candidates,
+            before=Before(float(baseline.sum() * pixel_ha(grid)), None),
+            masks=DisasterMasks(baseline, empty, empty, empty),
+            sources=self._sources(tile, months, []),
+            as_of=self.view.as_of.isoformat() if self.view.as_of else None,
+            baseline_months=[months[j] for j in base_idx],
+        )
+        return replace(analysis, bases=self._bases(analysis)) if maps else analysis
 
-    def _terrain(self, tile: str, month: str, mask: np.ndarray, footprint: Any, grid: TileGrid) -> dict[str, Any]:
+    def _event_layers(self, tile: str, month: str, footprint: Any) -> tuple[EventLayers | None, str | None]:
+        """The event month's buildings and roads against the footprint; (None, why) when the memory holds no
+        layers of that month; (None, None) without footprint."""
+        if footprint is None or footprint.is_empty:
+            return None, None
+        try:
+            layers = self.view.layers(tile, month, ["buildings", "roads"])
+        except MissingDataError as e:
+            return None, str(e)
+        import geopandas as gpd
+        import shapely
+
+        b, r = layers["buildings"], layers["roads"]
+        hit = np.asarray(shapely.intersects(footprint, b.geometry.values), dtype=bool) if len(b) else np.zeros(0, bool)
+        inside = gpd.GeoSeries(shapely.intersection(r.geometry.values, footprint), crs=r.crs) if len(r) else r.geometry
+        inside = inside[~inside.is_empty] if len(inside) else inside
+        return EventLayers(b, hit, r, inside), None
+
+    def _terrain(self, tile: str, mask: np.ndarray, layers: EventLayers | None, grid: TileGrid) -> dict[str, Any]:
         """HAND of the footprint against the tile and the affected buildings' flow paths (``terrain_exposure``);
         ``{"missing": why}`` when the memory holds no terrain of the tile."""
-        from memories.applications.terrain_exposure import flood_terrain, read_terrain
-
         terrain, source = read_terrain(self.view, tile)
         if terrain is None:
             return {"missing": source}
         hit = None
-        if footprint is not None and not footprint.is_empty:
-            import shapely
-
-            try:
-                b = self.view.layers(tile, month, ["buildings"])["buildings"]
-                hit = b[shapely.intersects(footprint, b.geometry.values)] if len(b) else None
-            except MissingDataError:
-                hit = None
+        if layers is not None and len(layers.buildings):
+            hit = layers.buildings[layers.hit]
         return {**flood_terrain(terrain, mask, hit, grid), "source": source}
 
-    def _affected(self, tile: str, month: str, footprint: Any) -> dict[str, Any]:
-        """Buildings intersecting the footprint and the road length inside it, from the month's GIS layers."""
-        out: dict[str, Any] = {
-            "buildings": {"count": 0, "by_type": {}, "list": []},
-            "roads": {"km": 0.0, "by_highway": {}, "segments": 0},
-        }
-        if footprint is None or footprint.is_empty:
-            return out
-        try:
-            layers = self.view.layers(tile, month, ["buildings", "roads"])
-        except MissingDataError as e:
-            out["gis_missing"] = str(e)
-            return out
-        import shapely
 
-        shapely.prepare(footprint)
-        b = layers["buildings"]
-        if len(b):
-            hit = b[shapely.intersects(footprint, b.geometry.values)]
-            kinds = hit["building"].fillna("yes").astype(str) if "building" in hit else None
-            rows = []
-            for k, (_, r) in enumerate(hit.iterrows()):
-                street, number = r.get("addr:street"), r.get("addr:housenumber")
-                rows.append(
-                    {
-                        "osm_id": plain(r.get("osm_id")),
-                        "building": str(kinds.iloc[k]) if kinds is not None else "yes",
-                        "name": text(r.get("name")),
-                        "address": f"{street} {number}".strip() if text(street) else None,
-                    }
+def affected(layers: EventLayers | None, footprint: Any) -> dict[str, Any]:
+    """``buildings`` (:class:`AffectedBuildings`) intersecting the footprint and ``roads``
+    (:class:`AffectedRoads`, the length inside it) from the event month's layers."""
+    if layers is None:
+        return {"buildings": AffectedBuildings(), "roads": AffectedRoads()}
+    import shapely
+
+    out: dict[str, Any] = {"buildings": AffectedBuildings(), "roads": AffectedRoads()}
+    b = layers.buildings
+    if len(b):
+        hit = b[layers.hit]
+        kinds = hit["building"].fillna("yes").astype(str) if "building" in hit else None
+        rows = []
+        for k, (_, r) in enumerate(hit.iterrows()):
+            street, number = r.get("addr:street"), r.get("addr:housenumber")
+            rows.append(
+                AffectedBuilding(
+                    osm_id=plain(r.get("osm_id")),
+                    building=str(kinds.iloc[k]) if kinds is not None else "yes",
+                    name=text(r.get("name")),
+                    address=f"{street} {number}".strip() if text(street) else None,
                 )
-            out["buildings"] = {
-                "count": len(hit),
-                "by_type": {str(k): int(v) for k, v in kinds.value_counts().items()} if kinds is not None else {},
-                "list": rows,
-            }
-        r = layers["roads"]
-        if len(r):
-            inside = shapely.intersection(r.geometry.values, footprint)
-            length = shapely.length(inside)
-            hit = length > 0
-            kinds = r["highway"].fillna("road").astype(str).to_numpy() if "highway" in r else np.full(len(r), "road")
-            by: dict[str, float] = {}
-            for k, km in zip(kinds[hit], length[hit] / 1000.0, strict=True):
-                by[str(k)] = by.get(str(k), 0.0) + float(km)
-            out["roads"] = {"km": float(length.sum() / 1000.0), "by_highway": by, "segments": int(hit.sum())}
-        return out
+            )
+        by_type = {str(k): int(v) for k, v in kinds.value_counts().items()} if kinds is not None else {}
+        out["buildings"] = AffectedBuildings(len(hit), by_type, rows)
+    r = layers.roads
+    if len(r):
+        length = shapely.length(shapely.intersection(r.geometry.values, footprint))
+        on = length > 0
+        kinds_r = r["highway"].fillna("road").astype(str).to_numpy() if "highway" in r else np.full(len(r), "road")
+        by: dict[str, float] = {}
+        for k, km in zip(kinds_r[on], length[on] / 1000.0, strict=True):
+            by[str(k)] = by.get(str(k), 0.0) + float(km)
+        out["roads"] = AffectedRoads(float(length.sum() / 1000.0), by, int(on.sum()))
+    return out

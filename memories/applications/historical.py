@@ -33,21 +33,41 @@ import numpy as np
 
 from memories.applications.awaitable import AwaitableReport
 from memories.applications.common import as_instant, pixel_ha, plain
-from memories.applications.historical_figures import build_report
+from memories.applications.historical_analysis import (
+    REPORT_KIND,
+    ClassAgreement,
+    GisState,
+    HistoricalAnalysis,
+    HistoricalMap,
+    HistoricalState,
+    IndexMeans,
+    LandCoverUncertainty,
+    MapAgreement,
+    ModelAccuracy,
+)
+from memories.applications.historical_report import build_report
+from memories.applications.maps import basemap
 from memories.applications.report import Report, quantity
+from memories.applications.webmap import add_gis_layers
 from memories.classes import LAND_COVER_CLASSES
 from memories.errors import ConfigError, MissingDataError, ProcessingError
 from memories.grid import TileGrid
 from memories.memory.view import MemoryView, describe
 from memories.months import month_index, month_key, month_mid
+from memories.products import GIS_LAYERS, HISTORICAL_MAP, LAND_COVER, SPECTRAL_INDICES
 
-__all__ = ["HistoricalReconstructor", "as_instant", "class_areas", "gis_at"]
+__all__ = [
+    "REPORT_KIND",
+    "HistoricalAnalysis",
+    "HistoricalMap",
+    "HistoricalReconstructor",
+    "HistoricalState",
+    "MapAgreement",
+    "as_instant",
+    "class_areas",
+    "gis_at",
+]
 
-REPORT_KIND = "historical"
-LAND_COVER = "land_cover"
-GIS_LAYERS = "gis_layers"
-INDICES = "spectral_indices"
-HISTORICAL_MAP = "historical_map"
 TRUTH_MODEL_ID = "truth"
 """``model_id`` of land cover rasterized from ground truth (test memories): exact by construction."""
 
@@ -64,6 +84,8 @@ class HistoricalReconstructor(AwaitableReport):
             record used for it; beyond it ``reconstruct`` raises instead of guessing.
     """
 
+    kind = REPORT_KIND
+
     def __init__(
         self, view: MemoryView | None = None, *, date: str | datetime | None = None, max_gap_months: int = 6
     ) -> None:
@@ -74,7 +96,7 @@ class HistoricalReconstructor(AwaitableReport):
         self.max_gap_months = max_gap_months
 
     # -- the reconstruction -------------------------------------------------------------------
-    def reconstruct(self, tile: str, date: str | datetime, *, as_of: datetime | str | None = None) -> dict[str, Any]:
+    def reconstruct(self, tile: str, date: str | datetime, *, as_of: datetime | str | None = None) -> HistoricalState:
         """The state of ``tile`` at ``date`` as the memory knew it at ``as_of``.
 
         Args:
@@ -83,13 +105,9 @@ class HistoricalReconstructor(AwaitableReport):
             as_of: transaction time; ``None``: the view's own.
 
         Returns:
-            a dict: ``date`` (ISO), ``land_cover`` (uint8 ``(y, x)`` class codes), ``confidence``
-            (float32 0-1 or None), ``land_cover_month`` and ``land_cover_gap_months``,
-            ``land_cover_uncertainty`` (model id, validation accuracy 0-1 overall and per class,
-            mean MC-dropout confidence), ``class_area_ha`` (class name -> quantity, ha),
-            ``layers`` (GIS layer -> GeoDataFrame in the tile CRS, features started after the date
-            left out), ``gis`` (counts, lengths, areas, the date filter), ``indices`` (mean NDVI,
-            NDWI of the composite), ``grid`` (TileGrid), ``sources`` (input -> record).
+            The :class:`~memories.applications.historical_analysis.HistoricalState`: land cover of the
+            nearest month with its uncertainty and class areas, the GIS layers at the date, the
+            composite's mean indices, and the records read.
 
         Raises:
             MissingDataError: the memory holds no land cover within ``max_gap_months`` of the date.
@@ -107,71 +125,41 @@ class HistoricalReconstructor(AwaitableReport):
         confidence = np.asarray(ds["confidence"].values, dtype=np.float32) if "confidence" in ds else None
         sources[f"land cover ({lc_month})"] = describe(lc_record)
         model = self._model_accuracy(view, lc_record.stats.get("model_id"))
-        period = when.date().isoformat()
         gap_note = f"from {lc_month}, {lc_gap} month(s) from {month}" if lc_gap else f"from {lc_month}"
-        areas = class_areas(classes, grid, confidence=confidence, period=period, note=gap_note)
+        areas = class_areas(classes, grid, confidence=confidence, period=when.date().isoformat(), note=gap_note)
 
         gis_month, gis_gap = self._nearest(view, GIS_LAYERS, tile, month)
-        gis_record = view.record(GIS_LAYERS, tile, gis_month)
-        sources[f"GIS layers ({gis_month})"] = describe(gis_record)
+        sources[f"GIS layers ({gis_month})"] = describe(view.record(GIS_LAYERS, tile, gis_month))
         layers, gis = gis_at(view.layers(tile, gis_month), when)
-        gis.update(month=gis_month, gap_months=gis_gap)
+        indices = self._indices(view, tile, month, sources)
+        mean_confidence = (
+            float(np.nanmean(confidence[classes > 0])) if confidence is not None and (classes > 0).any() else None
+        )
+        return HistoricalState(
+            tile=tile,
+            date=when.isoformat(),
+            as_of=view.as_of.isoformat() if view.as_of else None,
+            grid=grid,
+            land_cover=classes,
+            confidence=confidence,
+            land_cover_month=lc_month,
+            land_cover_gap_months=lc_gap,
+            land_cover_version=lc_record.version,
+            land_cover_uncertainty=LandCoverUncertainty(model, mean_confidence, lc_gap),
+            class_area_ha=areas,
+            layers=layers,
+            gis=GisState(**gis, month=gis_month, gap_months=gis_gap),
+            indices=indices,
+            sources=sources,
+        )
 
-        indices: dict[str, Any] = {}
-        try:
-            idx_month, idx_gap = self._nearest(view, INDICES, tile, month)
-        except MissingDataError:
-            idx_month, idx_gap = None, None
-        if idx_month is not None:
-            sources[f"spectral indices ({idx_month})"] = describe(view.record(INDICES, tile, idx_month))
-            ids = view.raster(INDICES, tile, idx_month)
-            for name in ("ndvi", "ndwi"):
-                if name in ids:
-                    values = np.asarray(ids[name].values, dtype=np.float32)
-                    ok = np.isfinite(values)
-                    indices[name] = quantity(
-                        float(values[ok].mean()) if ok.any() else None,
-                        "1",
-                        period=idx_month,
-                        uncertainty=float(values[ok].std()) if ok.any() else None,
-                        note=f"tile mean ± spatial std; {idx_gap} month(s) from {month}"
-                        if idx_gap
-                        else "tile mean ± spatial std",
-                    )
-            indices.update(month=idx_month, gap_months=idx_gap)
-
-        return {
-            "tile": tile,
-            "date": when.isoformat(),
-            "as_of": view.as_of.isoformat() if view.as_of else None,
-            "grid": grid,
-            "land_cover": classes,
-            "confidence": confidence,
-            "land_cover_month": lc_month,
-            "land_cover_gap_months": lc_gap,
-            "land_cover_version": lc_record.version,
-            "land_cover_uncertainty": {
-                **model,
-                "mean_confidence": float(np.nanmean(confidence[classes > 0]))
-                if confidence is not None and (classes > 0).any()
-                else None,
-                "gap_months": lc_gap,
-            },
-            "class_area_ha": areas,
-            "layers": layers,
-            "gis": gis,
-            "indices": indices,
-            "sources": sources,
-        }
-
-    def historical_map(self, tile: str, *, view: MemoryView | None = None) -> dict[str, Any]:
+    def historical_map(self, tile: str, *, view: MemoryView | None = None) -> HistoricalMap:
         """The tile's georeferenced historical map and its positional uncertainty.
 
         Returns:
-            ``classes`` (uint8 ``(y, x)`` on the tile grid, 0 = not mapped), ``grid``,
-            ``georeference`` (method, order, GCPs, ``rmse_m``, ``loo_rmse_m``, ``max_residual_m``),
-            ``uncertainty`` (quantities: RMSE and LOO RMSE in m and px), ``mapped_fraction`` (0-1),
-            ``residuals`` (per-GCP rows, metres; empty if the table is missing), ``source``.
+            The :class:`~memories.applications.historical_analysis.HistoricalMap`: classes on the tile
+            grid (0 = not mapped), the georeferencing record, its uncertainty (RMSE and LOO RMSE in m and
+            px), the mapped share of the tile, the per-GCP residuals (metres) and the record read.
 
         Raises:
             MissingDataError: the memory holds no historical map of the tile.
@@ -205,40 +193,32 @@ class HistoricalReconstructor(AwaitableReport):
         geo = dict(rec.stats) if rec.stats.get("rmse_m") is not None else json.loads(tags.get("georeference", "{}"))
         if geo.get("rmse_m") is None:
             raise ProcessingError(f"historical map {rec.uri} records no georeferencing error; re-materialize it")
-        res = grid.resolution
-        rmse, loo = float(geo["rmse_m"]), float(geo.get("loo_rmse_m", math.nan))
-        uncertainty = {
-            "georeferencing RMSE": quantity(rmse, "m", note=f"{geo.get('gcps')} GCPs, {geo.get('method')}"),
-            "leave-one-out RMSE": quantity(loo, "m", note="each GCP predicted by a fit without it"),
-            "georeferencing RMSE (pixels)": quantity(rmse / res, "px", note=f"{res:g} m pixels"),
-            "leave-one-out RMSE (pixels)": quantity(loo / res, "px", note=f"{res:g} m pixels"),
-        }
-        return {
-            "classes": classes,
-            "grid": grid,
-            "georeference": geo,
-            "uncertainty": uncertainty,
-            "mapped_fraction": float((classes > 0).mean()),
-            "residuals": _residuals(view, tile),
-            "source": describe(rec),
-        }
+        return HistoricalMap(
+            classes=classes,
+            grid=grid,
+            georeference=geo,
+            uncertainty=_positional_uncertainty(geo, grid.resolution),
+            mapped_fraction=float((classes > 0).mean()),
+            residuals=_residuals(view, tile),
+            source=describe(rec),
+        )
 
-    def compare_with_map(self, tile: str, land_cover: np.ndarray, hist: dict[str, Any]) -> dict[str, Any]:
+    def compare_with_map(self, tile: str, land_cover: np.ndarray, hist: HistoricalMap) -> MapAgreement:
         """Agreement of the historical map with a land-cover raster, per class (pixels both label).
 
         Returns:
-            ``overall`` (0-1), ``overall_away_from_edges`` (0-1: pixels farther than the LOO RMSE,
-            rounded up to whole pixels, from a class edge of the map), ``edge_px``,
-            ``per_class`` (name -> producer's agreement of the map's class, 0-1, and its area, ha),
-            ``confusion_ha`` (rows: memory class, columns: map class, ha), ``compared_ha``.
+            The :class:`~memories.applications.historical_analysis.MapAgreement`: overall (0-1), away from
+            edges (0-1: pixels farther than the LOO RMSE, rounded up to whole pixels, from a class edge of
+            the map), the producer's agreement of each map class (0-1) and its area (ha), the confusion
+            matrix (rows: memory class, columns: map class, ha) and the area compared (ha).
         """
-        classes = hist["classes"]
+        classes = hist.classes
         if classes.shape != land_cover.shape:
             raise ProcessingError(
                 f"historical map of {tile} is {classes.shape} px, the land cover {land_cover.shape}; "
                 "re-materialize historical_map on the tile's grid"
             )
-        px_ha = pixel_ha(hist["grid"])
+        px_ha = pixel_ha(hist.grid)
         both = (classes > 0) & (land_cover > 0)
         codes = [c.code for c in LAND_COVER_CLASSES]
         confusion = np.zeros((len(codes), len(codes)))
@@ -247,37 +227,39 @@ class HistoricalReconstructor(AwaitableReport):
             for j, b in enumerate(codes):
                 confusion[i, j] = float((row & (classes == b)).sum())
         agree = both & (classes == land_cover)
-        loo = hist["georeference"].get("loo_rmse_m") or hist["georeference"]["rmse_m"]
-        edge_px = max(1, math.ceil(float(loo) / hist["grid"].resolution))
+        loo = hist.georeference.get("loo_rmse_m") or hist.georeference["rmse_m"]
+        edge_px = max(1, math.ceil(float(loo) / hist.grid.resolution))
         interior = both & ~_class_edges(classes, edge_px)
         per_class = {}
         for j, c in enumerate(LAND_COVER_CLASSES):
             n = confusion[:, j].sum()
-            per_class[c.name] = {
-                "agreement": float(confusion[j, j] / n) if n else None,
-                "map_area_ha": float(n * px_ha),
-            }
-        return {
-            "overall": float(agree.sum() / both.sum()) if both.any() else None,
-            "overall_away_from_edges": float((agree & interior).sum() / interior.sum()) if interior.any() else None,
-            "edge_px": edge_px,
-            "per_class": per_class,
-            "confusion_ha": (confusion * px_ha).tolist(),
-            "classes": [c.name for c in LAND_COVER_CLASSES],
-            "compared_ha": float(both.sum() * px_ha),
-        }
+            per_class[c.name] = ClassAgreement(float(confusion[j, j] / n) if n else None, float(n * px_ha))
+        return MapAgreement(
+            overall=float(agree.sum() / both.sum()) if both.any() else None,
+            overall_away_from_edges=float((agree & interior).sum() / interior.sum()) if interior.any() else None,
+            edge_px=edge_px,
+            per_class=per_class,
+            confusion_ha=(confusion * px_ha).tolist(),
+            classes=[c.name for c in LAND_COVER_CLASSES],
+            compared_ha=float(both.sum() * px_ha),
+        )
 
     # -- the report ---------------------------------------------------------------------------
     async def areconstruct(
         self, tile: str, date: str | datetime, *, as_of: datetime | str | None = None
-    ) -> dict[str, Any]:
+    ) -> HistoricalState:
         """:meth:`reconstruct`, awaitable (run in a worker thread)."""
         return await asyncio.to_thread(self.reconstruct, tile, date, as_of=as_of)
 
-    def report(self, tile: str, month: str) -> Report:
-        """The historical report of ``tile`` for ``month`` (``YYYY-MM``): the state at the reconstructed
-        date (the ``date`` option, default the earliest month of land cover), the historical map and
-        its agreement with the memory, and what changed between the date and ``month``."""
+    def analyze(self, tile: str, month: str) -> HistoricalAnalysis:
+        """What the historical report of ``tile`` for ``month`` (``YYYY-MM``) states: the state at the
+        reconstructed date (the ``date`` option, default the earliest month of land cover) and in ``month``,
+        the historical map and its agreement with the memory, the class areas of every month, the map base.
+
+        Raises:
+            MissingDataError: the memory holds no land cover up to ``month``.
+            ConfigError: the date is after ``month``.
+        """
         view = self.view
         lc_months = view.months(LAND_COVER, tile, until=month)
         if not lc_months:
@@ -287,29 +269,35 @@ class HistoricalReconstructor(AwaitableReport):
             raise ConfigError(f"date {when.date()} is after the report month {month}; pick a date on or before it")
         then = self.reconstruct(tile, when)
         now = self.reconstruct(tile, month_mid(month))
-        date_txt = when.date().isoformat()
-
-        hist: dict[str, Any] | None
+        hist: HistoricalMap | None
         try:
             hist = self.historical_map(tile)
         except MissingDataError:
             hist = None
         earliest = self.reconstruct(tile, month_mid(lc_months[0])) if hist is not None else None
-        agreement = self.compare_with_map(tile, earliest["land_cover"], hist) if hist and earliest else None
-        timeline = self._timeline(tile, lc_months)
-        return build_report(
-            kind=REPORT_KIND,
-            view=view,
+        agreement = self.compare_with_map(tile, earliest.land_cover, hist) if hist and earliest else None
+        return HistoricalAnalysis(
             tile=tile,
             month=month,
-            date_txt=date_txt,
+            date=when.date().isoformat(),
             lc_months=lc_months,
             then=then,
             now=now,
             hist=hist,
             agreement=agreement,
-            timeline=timeline,
+            timeline=self._timeline(tile, lc_months),
+            as_of=view.as_of.isoformat() if view.as_of else None,
+            basemap=basemap(view, tile, month, then.grid),
         )
+
+    def report(self, tile: str, month: str) -> Report:
+        """The historical report of ``tile`` for ``month`` (``YYYY-MM``): the state at the reconstructed
+        date (the ``date`` option, default the earliest month of land cover), the historical map and
+        its agreement with the memory, and what changed between the date and ``month``."""
+        report = build_report(self.analyze(tile, month))
+        if report.webmap is not None:  # the GIS layers decorate the map; no number depends on them
+            add_gis_layers(report.webmap, self.view, tile, month)
+        return report
 
     # -- helpers ------------------------------------------------------------------------------
     def _nearest(self, view: MemoryView, asset: str, tile: str, month: str) -> tuple[str, int]:
@@ -326,20 +314,40 @@ class HistoricalReconstructor(AwaitableReport):
             )
         return best, gap
 
-    def _model_accuracy(self, view: MemoryView, model_id: str | None) -> dict[str, Any]:
+    def _indices(self, view: MemoryView, tile: str, month: str, sources: dict[str, str]) -> IndexMeans | None:
+        """Tile means ± spatial std of NDVI and NDWI of the nearest composite (its record added to
+        ``sources``); None when the memory holds none within ``max_gap_months``."""
+        try:
+            idx_month, idx_gap = self._nearest(view, SPECTRAL_INDICES, tile, month)
+        except MissingDataError:
+            return None
+        sources[f"spectral indices ({idx_month})"] = describe(view.record(SPECTRAL_INDICES, tile, idx_month))
+        ids = view.raster(SPECTRAL_INDICES, tile, idx_month)
+        means = {}
+        for name in ("ndvi", "ndwi"):
+            if name in ids:
+                values = np.asarray(ids[name].values, dtype=np.float32)
+                ok = np.isfinite(values)
+                means[name] = quantity(
+                    float(values[ok].mean()) if ok.any() else None,
+                    "1",
+                    period=idx_month,
+                    uncertainty=float(values[ok].std()) if ok.any() else None,
+                    note=f"tile mean ± spatial std; {idx_gap} month(s) from {month}"
+                    if idx_gap
+                    else "tile mean ± spatial std",
+                )
+        return IndexMeans(means, idx_month, idx_gap)
+
+    def _model_accuracy(self, view: MemoryView, model_id: str | None) -> ModelAccuracy:
         """Validation accuracy of the land-cover model version that made a record (0-1, per class too)."""
         if not model_id:
-            return {"model_id": None, "val_accuracy": None, "per_class": {}, "source": "no model id recorded"}
+            return ModelAccuracy(None, None, {}, "no model id recorded")
         if model_id == TRUTH_MODEL_ID:
-            return {"model_id": model_id, "val_accuracy": 1.0, "per_class": {}, "source": "rasterized ground truth"}
+            return ModelAccuracy(model_id, 1.0, {}, "rasterized ground truth")
         found = view.model_metrics(model_id)
         if found is None:
-            return {
-                "model_id": model_id,
-                "val_accuracy": None,
-                "per_class": {},
-                "source": "not found in the catalog or the model registry",
-            }
+            return ModelAccuracy(model_id, None, {}, "not found in the catalog or the model registry")
         metrics, source = found
         per_class = {
             c.name: float(metrics[f"val_accuracy/{c.name}"])
@@ -347,13 +355,14 @@ class HistoricalReconstructor(AwaitableReport):
             if metrics.get(f"val_accuracy/{c.name}") is not None
         }
         acc = metrics.get("val_accuracy")
-        return {
-            "model_id": model_id,
-            "val_accuracy": float(acc) if acc is not None else None,
-            "val_miou": metrics.get("val_miou"),
-            "per_class": per_class,
-            "source": source,
-        }
+        return ModelAccuracy(
+            model_id,
+            float(acc) if acc is not None else None,
+            per_class,
+            source,
+            val_miou=metrics.get("val_miou"),
+            metrics_found=True,
+        )
 
     def _timeline(self, tile: str, months: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"month": list(months), **{c.name: [] for c in LAND_COVER_CLASSES}}
@@ -448,3 +457,14 @@ def _residuals(view: MemoryView, tile: str) -> list[dict[str, Any]]:
         return []
     frame = pd.read_parquet(io.BytesIO(view.root.read_bytes(uri)))
     return [{k: plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _positional_uncertainty(geo: dict[str, Any], res: float) -> dict[str, dict[str, Any]]:
+    """The historical map's positional uncertainty as quantities: RMSE and LOO RMSE, in m and in pixels."""
+    rmse, loo = float(geo["rmse_m"]), float(geo.get("loo_rmse_m", math.nan))
+    return {
+        "georeferencing RMSE": quantity(rmse, "m", note=f"{geo.get('gcps')} GCPs, {geo.get('method')}"),
+        "leave-one-out RMSE": quantity(loo, "m", note="each GCP predicted by a fit without it"),
+        "georeferencing RMSE (pixels)": quantity(rmse / res, "px", note=f"{res:g} m pixels"),
+        "leave-one-out RMSE (pixels)": quantity(loo / res, "px", note=f"{res:g} m pixels"),
+    }

@@ -21,8 +21,8 @@ import numpy as np
 
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
+from memories.products import TERRAIN
 
-TERRAIN_ASSET = "terrain"
 LOW_HAND_M = 5.0
 """HAND below this (metres): low ground next to the drainage, flood-prone."""
 STEEP_SLOPE_DEG = float(np.degrees(np.arctan(0.15)))
@@ -36,7 +36,7 @@ def read_terrain(view: Any, tile: str) -> tuple[Any, str | None]:
     from memories.memory.view import describe
 
     try:
-        record = view.record(TERRAIN_ASSET, tile)
+        record = view.record(TERRAIN, tile)
     except MissingDataError as e:
         return None, str(e)
     ds = view.load(record)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import shapely
 
-from memories.applications.disaster import DisasterAnalyzer
+from memories.applications.disaster import DisasterAnalysis, DisasterAnalyzer
 from memories.errors import ConfigError, MissingDataError
 from memories.store.paths import StorageRoot
 from tests.memories.applications.helpers import FLOOD_AREA_REL_TOLERANCE, materialize_report
@@ -48,87 +48,92 @@ def _truth(app_memory: Any, kind: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def flood(app_memory: Any) -> dict[str, Any]:
+def flood(app_memory: Any) -> DisasterAnalysis:
     return DisasterAnalyzer(app_memory.view).analyze(app_memory.tile)
 
 
-def test_flood_month_is_found_and_its_area_matches_truth(app_memory: Any, flood: dict[str, Any]) -> None:
+def test_flood_month_is_found_and_its_area_matches_truth(app_memory: Any, flood: DisasterAnalysis) -> None:
     truth = _truth(app_memory, "flood")
-    d = flood["during"]
-    err = (d["area_ha"] * 10_000 - truth.area) / truth.area
-    iou = flood["footprint"].intersection(truth).area / flood["footprint"].union(truth).area
+    d = flood.during
+    assert d is not None
+    err = (d.area_ha * 10_000 - truth.area) / truth.area
+    iou = flood.footprint.intersection(truth).area / flood.footprint.union(truth).area
     print(
-        f"flood area {d['area_ha']:.2f} ± {d['area_uncertainty_ha']:.2f} ha, truth {truth.area / 1e4:.2f} ha, "
+        f"flood area {d.area_ha:.2f} ± {d.area_uncertainty_ha:.2f} ha, truth {truth.area / 1e4:.2f} ha, "
         f"error {100 * err:+.1f} %, IoU {iou:.3f}"
     )
-    assert flood["event_month"] == EVENT
-    assert [c["month"] for c in flood["candidates"]] == [EVENT]
+    assert flood.event_month == EVENT
+    assert [c.month for c in flood.candidates] == [EVENT]
     assert abs(err) <= FLOOD_AREA_TOLERANCE
     assert iou >= FLOOD_MIN_IOU
-    assert flood["footprint"].area == pytest.approx(d["area_ha"] * 10_000, rel=1e-9)  # the area is the footprint's
-    assert abs(d["area_ha"] * 10_000 - truth.area) <= 2 * d["area_uncertainty_ha"] * 10_000
-    assert flood["baseline_months"] == app_memory.months[:6]
+    assert flood.footprint.area == pytest.approx(d.area_ha * 10_000, rel=1e-9)  # the area is the footprint's
+    assert abs(d.area_ha * 10_000 - truth.area) <= 2 * d.area_uncertainty_ha * 10_000
+    assert flood.baseline_months == app_memory.months[:6]
 
 
-def test_median_alone_hides_part_of_the_flood_that_the_spread_recovers(flood: dict[str, Any], app_memory: Any) -> None:
+def test_median_alone_hides_part_of_the_flood_that_the_spread_recovers(
+    flood: DisasterAnalysis, app_memory: Any
+) -> None:
     truth_ha = _truth(app_memory, "flood").area / 10_000
-    d = flood["during"]
+    d = flood.during
+    assert d is not None
     print(
-        f"visible in the median {d['visible_ha']:.2f} ha, partly visible {d['partly_visible_ha']:.2f} ha, "
+        f"visible in the median {d.visible_ha:.2f} ha, partly visible {d.partly_visible_ha:.2f} ha, "
         f"truth {truth_ha:.2f} ha"
     )
-    assert (truth_ha - d["visible_ha"]) / truth_ha >= MEDIAN_ONLY_MIN_ERROR
-    assert d["visible_ha"] + d["partly_visible_ha"] == pytest.approx(d["area_ha"])
+    assert (truth_ha - d.visible_ha) / truth_ha >= MEDIAN_ONLY_MIN_ERROR
+    assert d.visible_ha + d.partly_visible_ha == pytest.approx(d.area_ha)
     # The hidden part is hidden because the month mixed clear flooded and clear dry observations.
-    assert 0 < d["footprint_clear_obs_share"] < 1
+    assert 0 < d.coverage.footprint_clear_obs_share < 1
 
 
-def test_affected_buildings_and_roads_match_the_truth_geometry(app_memory: Any, flood: dict[str, Any]) -> None:
+def test_affected_buildings_and_roads_match_the_truth_geometry(app_memory: Any, flood: DisasterAnalysis) -> None:
     truth = _truth(app_memory, "flood")
     layers = app_memory.view.layers(app_memory.tile, EVENT, ["buildings", "roads"])
     b = layers["buildings"]
     truth_ids = set(b[shapely.intersects(truth, b.geometry.values)]["osm_id"])
-    got = {r["osm_id"] for r in flood["buildings"]["list"]}
+    got = {r.osm_id for r in flood.buildings.rows}
     recall = len(got & truth_ids) / len(truth_ids)
     precision = len(got & truth_ids) / len(got)
     truth_km = float(shapely.length(shapely.intersection(layers["roads"].geometry.values, truth)).sum() / 1000)
     print(
         f"buildings {len(got)} (truth {len(truth_ids)}): recall {recall:.3f} precision {precision:.3f}; "
-        f"roads {flood['roads']['km']:.3f} km (truth {truth_km:.3f} km)"
+        f"roads {flood.roads.km:.3f} km (truth {truth_km:.3f} km)"
     )
     assert len(truth_ids) > 10
     assert recall >= BUILDING_MIN_RECALL and precision >= BUILDING_MIN_PRECISION
-    assert flood["buildings"]["count"] == len(got) == sum(flood["buildings"]["by_type"].values())
-    assert abs(flood["roads"]["km"] - truth_km) <= ROAD_TOLERANCE * truth_km
-    assert flood["roads"]["km"] == pytest.approx(sum(flood["roads"]["by_highway"].values()))
+    assert flood.buildings.count == len(got) == sum(flood.buildings.by_type.values())
+    assert abs(flood.roads.km - truth_km) <= ROAD_TOLERANCE * truth_km
+    assert flood.roads.km == pytest.approx(sum(flood.roads.by_highway.values()))
 
 
-def test_water_is_gone_the_month_after_the_flood(flood: dict[str, Any]) -> None:
-    [after] = flood["after"]
-    print(f"{after['month']}: still {after['still_ha']:.2f} ha, recovered {after['recovered_fraction']:.3f}")
-    assert after["month"] == AFTER
-    assert after["recovered_fraction"] >= RECOVERED_MIN
-    assert not flood["masks"]["last"].any() or after["still_ha"] > 0
+def test_water_is_gone_the_month_after_the_flood(flood: DisasterAnalysis) -> None:
+    [after] = flood.after
+    print(f"{after.month}: still {after.still_ha:.2f} ha, recovered {after.recovered_fraction:.3f}")
+    assert after.month == AFTER
+    assert after.recovered_fraction >= RECOVERED_MIN
+    assert not flood.masks.last.any() or after.still_ha > 0
 
 
 def test_burn_footprint_from_the_nbr_drop_matches_the_clear_cut(app_memory: Any) -> None:
     truth = _truth(app_memory, "clear_cut")
     burn = DisasterAnalyzer(app_memory.view, hazard="burn").analyze(app_memory.tile, until="2023-06")
-    d = burn["during"]
-    err = (d["area_ha"] * 10_000 - truth.area) / truth.area
+    d = burn.during
+    assert d is not None
+    err = (d.area_ha * 10_000 - truth.area) / truth.area
     print(
-        f"NBR-drop area {d['area_ha']:.2f} ± {d['area_uncertainty_ha']:.2f} ha in {burn['event_month']}, "
+        f"NBR-drop area {d.area_ha:.2f} ± {d.area_uncertainty_ha:.2f} ha in {burn.event_month}, "
         f"clear-cut truth {truth.area / 1e4:.2f} ha, error {100 * err:+.1f} %"
     )
-    assert burn["event_month"] == "2023-04"
+    assert burn.event_month == "2023-04"
     assert abs(err) <= BURN_AREA_TOLERANCE
-    assert burn["footprint"].intersection(truth).area >= 0.9 * truth.area
+    assert burn.footprint.intersection(truth).area >= 0.9 * truth.area
 
 
 def test_no_flood_is_reported_before_it_happened(app_memory: Any) -> None:
     a = DisasterAnalyzer(app_memory.view).analyze(app_memory.tile, until="2023-06")
-    assert a["event_month"] is None and a["candidates"] == [] and a["during"] is None
-    assert a["before"]["baseline_water_ha"] > 0  # the river and lake are there, and are not a flood
+    assert a.event_month is None and a.candidates == [] and a.during is None
+    assert a.before.baseline_ha > 0  # the river and lake are there, and are not a flood
 
 
 def test_report_alerts_in_the_flood_month_and_not_after(app_memory: Any, tmp_path: Path) -> None:
@@ -163,16 +168,16 @@ def test_bad_inputs_are_refused_with_the_fix(app_memory: Any) -> None:
         DisasterAnalyzer(app_memory.view_as_of("2000-01-01")).report(app_memory.tile, EVENT)
 
 
-def test_disaster_report_asset_records_the_report_and_its_metadata(app_memory: Any, flood: dict[str, Any]) -> None:
+def test_disaster_report_asset_records_the_report_and_its_metadata(app_memory: Any, flood: DisasterAnalysis) -> None:
     from assets.report_disaster import disaster_report
 
     result = materialize_report(app_memory, disaster_report, EVENT)
     assert result.success
     meta = result.asset_materializations_for_node("disaster_report")[0].metadata
     assert meta["event_month"].value == EVENT
-    assert meta["flooded_area_ha"].value == pytest.approx(flood["during"]["area_ha"])
-    assert meta["affected_buildings"].value == flood["buildings"]["count"]
-    assert meta["flooded_road_km"].value == pytest.approx(flood["roads"]["km"])
+    assert meta["flooded_area_ha"].value == pytest.approx(flood.during.area_ha)
+    assert meta["affected_buildings"].value == flood.buildings.count
+    assert meta["flooded_road_km"].value == pytest.approx(flood.roads.km)
     assert meta["alert"].value is True
     assert "flooded area" in meta["summary"].value and "data:image/png;base64," in meta["summary"].value
     [rec] = app_memory.view.records("disaster_report", app_memory.tile)

@@ -40,23 +40,23 @@ def test_reconstructed_land_cover_matches_truth_at_the_date(app_memory: Any) -> 
     for date in ("2023-02-20", "2023-04-20", "2023-06-03"):
         r = h.reconstruct(app_memory.tile, date)
         truth = app_memory.world.landcover_truth(app_memory.tile, as_instant(date))
-        acc, per = _accuracy(r["land_cover"], truth)
-        print(f"{date}: land cover of {r['land_cover_month']} vs truth: accuracy {acc:.4f}, per class {per}")
-        assert r["land_cover_month"] == date[:7] and r["land_cover_gap_months"] == 0
+        acc, per = _accuracy(r.land_cover, truth)
+        print(f"{date}: land cover of {r.land_cover_month} vs truth: accuracy {acc:.4f}, per class {per}")
+        assert r.land_cover_month == date[:7] and r.land_cover_gap_months == 0
         assert acc >= MIN_ACCURACY_AT_DATE
         assert min(per.values()) >= MIN_ACCURACY_AT_DATE
         # Class areas are the pixel counts times 0.01 ha; the truth memory has confidence 1: no area uncertainty.
-        n_forest = int((r["land_cover"] == CLASS_BY_NAME["forest"].code).sum())
-        assert r["class_area_ha"]["forest"]["value"] == pytest.approx(n_forest * 0.01)
-        assert r["class_area_ha"]["forest"]["uncertainty"] == pytest.approx(0.0)
-        assert r["land_cover_uncertainty"]["model_id"] == "truth"
+        n_forest = int((r.land_cover == CLASS_BY_NAME["forest"].code).sum())
+        assert r.class_area_ha["forest"]["value"] == pytest.approx(n_forest * 0.01)
+        assert r.class_area_ha["forest"]["uncertainty"] == pytest.approx(0.0)
+        assert r.land_cover_uncertainty.model.model_id == "truth"
 
 
 def test_date_without_a_record_uses_the_nearest_month_and_states_the_gap(app_memory: Any) -> None:
     r = HistoricalReconstructor(app_memory.view).reconstruct(app_memory.tile, "2023-10-01")
-    assert (r["land_cover_month"], r["land_cover_gap_months"]) == ("2023-08", 2)
-    assert r["gis"]["month"] == "2023-08" and r["gis"]["gap_months"] == 2
-    assert r["class_area_ha"]["forest"]["note"] == "from 2023-08, 2 month(s) from 2023-10"
+    assert (r.land_cover_month, r.land_cover_gap_months) == ("2023-08", 2)
+    assert r.gis.month == "2023-08" and r.gis.gap_months == 2
+    assert r.class_area_ha["forest"]["note"] == "from 2023-08, 2 month(s) from 2023-10"
     with pytest.raises(MissingDataError, match="max_gap_months"):
         HistoricalReconstructor(app_memory.view, max_gap_months=1).reconstruct(app_memory.tile, "2023-10-01")
     with pytest.raises(ConfigError, match="YYYY-MM-DD"):
@@ -70,17 +70,17 @@ def test_new_district_exists_after_its_start_and_not_before(app_memory: Any) -> 
     start = event.start.date()
     before = h.reconstruct(app_memory.tile, (start - timedelta(days=1)).isoformat())
     after = h.reconstruct(app_memory.tile, (start + timedelta(days=1)).isoformat())
-    n_before = int(before["layers"]["buildings"].intersects(event.geometry).sum())
-    n_after = int(after["layers"]["buildings"].intersects(event.geometry).sum())
+    n_before = int(before.layers["buildings"].intersects(event.geometry).sum())
+    n_after = int(after.layers["buildings"].intersects(event.geometry).sum())
     # The GIS date filter is exact to the day, within one month's layers.
     print(f"district {start}: buildings in it the day before {n_before}, the day after {n_after}")
-    assert before["gis"]["month"] == after["gis"]["month"] == start.strftime("%Y-%m")
+    assert before.gis.month == after.gis.month == start.strftime("%Y-%m")
     assert n_before == 0 and n_after > 10
-    assert before["gis"]["left_out"]["buildings"] == after["gis"]["buildings"] - before["gis"]["buildings"] >= n_after
-    assert after["gis"]["left_out"]["buildings"] == 0
+    assert before.gis.left_out["buildings"] == after.gis.buildings - before.gis.buildings >= n_after
+    assert after.gis.left_out["buildings"] == 0
     # Land cover is monthly: the month before holds no built-up there, the month after does.
-    lc_before = h.reconstruct(app_memory.tile, "2023-04-15")["land_cover"]
-    lc_after = h.reconstruct(app_memory.tile, "2023-06-15")["land_cover"]
+    lc_before = h.reconstruct(app_memory.tile, "2023-04-15").land_cover
+    lc_after = h.reconstruct(app_memory.tile, "2023-06-15").land_cover
     share_before, share_after = float((lc_before[mask] == BUILT_UP).mean()), float((lc_after[mask] == BUILT_UP).mean())
     print(f"built-up share of the district footprint: 2023-04-15 {share_before:.3f}, 2023-06-15 {share_after:.3f}")
     assert share_before == 0.0 and share_after >= MIN_ACCURACY_AT_DATE
@@ -91,27 +91,27 @@ def test_historical_map_agrees_with_truth_and_carries_its_georeferencing_error(a
     hist = h.historical_map(app_memory.tile)
     truth_doc = app_memory.world.historical_truth(app_memory.tile)
     truth = app_memory.world.landcover_truth(app_memory.tile, as_instant(truth_doc["landcover_instant"]))
-    mapped = hist["classes"] > 0
-    agreement_truth = float((hist["classes"][mapped] == truth[mapped]).mean())
+    mapped = hist.classes > 0
+    agreement_truth = float((hist.classes[mapped] == truth[mapped]).mean())
     rec = app_memory.view.record("historical_map", app_memory.tile)
-    earliest = h.reconstruct(app_memory.tile, app_memory.months[0])["land_cover"]
+    earliest = h.reconstruct(app_memory.tile, app_memory.months[0]).land_cover
     cmp = h.compare_with_map(app_memory.tile, earliest, hist)
     print(
         f"historical map: {mapped.mean():.3f} of the tile mapped; agreement with truth {agreement_truth:.4f}, "
-        f"with memory {cmp['overall']:.4f} ({cmp['overall_away_from_edges']:.4f} away from edges); "
+        f"with memory {cmp.overall:.4f} ({cmp.overall_away_from_edges:.4f} away from edges); "
         f"RMSE {rec.stats['rmse_m']} m, LOO {rec.stats['loo_rmse_m']} m"
     )
     assert agreement_truth >= MIN_MAP_TRUTH_AGREEMENT
-    assert cmp["overall"] >= MIN_MAP_MEMORY_AGREEMENT
-    assert cmp["overall_away_from_edges"] >= cmp["overall"]  # disagreement sits on class edges (positional error)
+    assert cmp.overall >= MIN_MAP_MEMORY_AGREEMENT
+    assert cmp.overall_away_from_edges >= cmp.overall  # disagreement sits on class edges (positional error)
     # Independent count of the confusion diagonal.
     both = mapped & (earliest > 0)
-    assert cmp["overall"] == pytest.approx(float((hist["classes"][both] == earliest[both]).sum() / both.sum()))
-    assert sum(map(sum, cmp["confusion_ha"])) == pytest.approx(both.sum() * 0.01)
-    u = hist["uncertainty"]
+    assert cmp.overall == pytest.approx(float((hist.classes[both] == earliest[both]).sum() / both.sum()))
+    assert sum(map(sum, cmp.confusion_ha)) == pytest.approx(both.sum() * 0.01)
+    u = hist.uncertainty
     assert u["georeferencing RMSE"]["value"] == rec.stats["rmse_m"] and u["georeferencing RMSE"]["unit"] == "m"
     assert u["leave-one-out RMSE (pixels)"]["value"] == pytest.approx(rec.stats["loo_rmse_m"] / 10.0)
-    assert len(hist["residuals"]) == rec.stats["gcps"]
+    assert len(hist.residuals) == rec.stats["gcps"]
 
 
 def test_report_shows_district_growth_sources_and_figures(app_memory: Any, tmp_path: Any) -> None:
@@ -195,13 +195,13 @@ def test_as_of_returns_the_land_cover_version_the_memory_held_then(app_memory: A
     then = h.reconstruct(tile, "2023-03-15", as_of="2024-03-01")
     now = h.reconstruct(tile, "2023-03-15")
     print(
-        f"built-up ha as of 2024-03-01: {then['class_area_ha']['built-up']['value']}, now: "
-        f"{now['class_area_ha']['built-up']['value']}"
+        f"built-up ha as of 2024-03-01: {then.class_area_ha['built-up']['value']}, now: "
+        f"{now.class_area_ha['built-up']['value']}"
     )
-    assert (then["land_cover_version"], now["land_cover_version"]) == (1, 2)
-    np.testing.assert_array_equal(then["land_cover"], old["land_cover"].values)
-    np.testing.assert_array_equal(now["land_cover"], new["land_cover"].values)
-    assert then["class_area_ha"]["built-up"]["value"] > 0 and now["class_area_ha"]["built-up"]["value"] == 0
+    assert (then.land_cover_version, now.land_cover_version) == (1, 2)
+    np.testing.assert_array_equal(then.land_cover, old["land_cover"].values)
+    np.testing.assert_array_equal(now.land_cover, new["land_cover"].values)
+    assert then.class_area_ha["built-up"]["value"] > 0 and now.class_area_ha["built-up"]["value"] == 0
     with pytest.raises(MissingDataError, match="as of 2023-12-01"):
         h.reconstruct(tile, "2023-03-15", as_of="2023-12-01")
 

@@ -59,10 +59,11 @@ def test_the_disaster_report_says_how_low_the_flood_lies(app_memory: Any) -> Non
     """On app_memory the valley runs under the flood (by the world's design): the flooded ground's HAND
     is that of the analytic terrain, and it lies lower than the tile's."""
     a = DisasterAnalyzer(app_memory.view).analyze(app_memory.tile)
-    t = a["terrain"]
+    t = a.terrain
+    assert t is not None
     truth = app_memory.world.terrain(app_memory.tile)
     hand = truth.hand(STREAM_AREA_M2 / 100.0)
-    footprint = a["masks"]["footprint"]
+    footprint = a.masks.footprint
     print(
         f"flood HAND median {t['hand_median_m']} m; low ground (HAND < {LOW_HAND_M} m) {t['low_ground_share']}; "
         f"elevation median {t['elevation_median_m']} m; {len(t['buildings'])} buildings, first {t['buildings'][:2]}"
@@ -70,7 +71,7 @@ def test_the_disaster_report_says_how_low_the_flood_lies(app_memory: Any) -> Non
     assert t["hand_median_m"]["footprint"] == pytest.approx(float(np.median(hand[footprint])), abs=0.01)
     assert t["hand_median_m"]["footprint"] < t["hand_median_m"]["tile"]
     assert t["low_ground_share"]["footprint"] > t["low_ground_share"]["tile"]
-    assert len(t["buildings"]) == a["buildings"]["count"] > 0
+    assert len(t["buildings"]) == a.buildings.count > 0
     for b in t["buildings"]:  # the drop along the path to the drainage is the height above it
         assert b["path_drop_m"] == pytest.approx(b["hand_m"], abs=1e-3)
     report = DisasterAnalyzer(app_memory.view).report(app_memory.tile, "2023-07")
