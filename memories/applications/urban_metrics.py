@@ -368,7 +368,7 @@ def district_raster(districts: Any, grid: TileGrid) -> np.ndarray:
     from rasterio.features import rasterize
 
     shapes = [(geom, i) for i, geom in enumerate(districts.geometry, start=1) if geom is not None and not geom.is_empty]
-    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32")
+    return np.asarray(rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32"))
 
 
 def new_roads(roads0: Any, roads1: Any) -> tuple[Any, Any]:

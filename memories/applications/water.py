@@ -18,7 +18,7 @@ WATER_NDWI_MIN = 0.0
 def open_water(ndwi: np.ndarray) -> np.ndarray:
     """Boolean map of open water: NDWI > :data:`WATER_NDWI_MIN` (False where NDWI is NaN)."""
     with np.errstate(invalid="ignore"):
-        return np.asarray(ndwi > WATER_NDWI_MIN) & np.isfinite(ndwi)
+        return np.asarray((ndwi > WATER_NDWI_MIN) & np.isfinite(ndwi))
 
 
 def water_change(ndwi_now: np.ndarray, ndwi_then: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
