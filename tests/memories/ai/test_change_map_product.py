@@ -37,8 +37,9 @@ class LandscapeTruth:
 def store(tmp_path_factory: pytest.TempPathFactory) -> MonthlyRasterStore:
     root = StorageRoot(tmp_path_factory.mktemp("change_map").as_uri())
     out = MonthlyRasterStore(root, "surface_reflectance", SPEC.tile(TILE), SPEC.months()[0])
-    for i, month in enumerate((BEFORE, AFTER)):
-        refl = scene(TILE, month, seed=i)
+    # The seeds of test_change's difference-rule pair, which BASELINE_IOU_FLOOR was measured on.
+    for month, seed in ((BEFORE, 1), (AFTER, 2)):
+        refl = scene(TILE, month, seed=seed)
         out.write_month(
             month, xr.Dataset({"reflectance": (("band", "y", "x"), refl)}, coords={"band": list(COMMON_BANDS)})
         )
@@ -63,7 +64,7 @@ def test_change_map_compares_with_the_latest_earlier_month_and_scores_against_th
     }
     baseline = product.dataset["change_baseline"].values.astype(bool)
     # The difference rule on the same two composites: the map is exactly the library's rule.
-    want, _ = difference_change(scene(TILE, BEFORE, 0), scene(TILE, AFTER, 1))
+    want, _ = difference_change(scene(TILE, BEFORE, 1), scene(TILE, AFTER, 2))
     np.testing.assert_array_equal(baseline, want)
     pixel_ha = SPEC.tile(TILE).resolution ** 2 / 10_000
     assert product.stats["changed_ha_difference"] == round(float(want.sum() * pixel_ha), 2)
