@@ -8,7 +8,7 @@ its own metadata per partition (:func:`partition_metadata`), then return one ``M
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, MetadataValue
 
@@ -16,8 +16,11 @@ from memories.grid import TileGrid
 from memories.memory.catalog import Materialization, MemoryCatalog
 from memories.months import month_range
 
+if TYPE_CHECKING:
+    from resources import StacCatalogResource
 
-def tile_months(context: AssetExecutionContext, stac: Any) -> list[tuple[str, str, TileGrid]]:
+
+def tile_months(context: AssetExecutionContext, stac: StacCatalogResource) -> list[tuple[str, str, TileGrid]]:
     """(partition key, month, tile grid) of every month x tile partition of the run, in key order."""
     from assets.partitions import partition_keys, split_key
 

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from dagster import Config, Failure, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue
 
 from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS
@@ -13,6 +13,7 @@ from memories.errors import MissingDataError
 from memories.grid import TileGrid
 from memories.memory.temporal import TemporalMemory
 from memories.memory.view import MemoryView
+from resources import MemoryCatalogResource, StacCatalogResource, StorageResource
 
 REPORT_ASSET: dict[str, Any] = {
     "partitions_def": month_tile_partitions,
@@ -35,17 +36,17 @@ class ReportConfig(Config):  # type: ignore[misc]
     """Transaction time the report reads the memory at (ISO date/time, UTC); empty: now."""
 
 
-def memory_view(storage: Any, memory: Any, as_of: str | None = None) -> MemoryView:
+def memory_view(storage: StorageResource, memory: MemoryCatalogResource, as_of: str | None = None) -> MemoryView:
     """The memory of the code location's catalog and storage root, as of ``as_of`` (None: now)."""
     return MemoryView(TemporalMemory(memory.catalog(), storage.storage_root()), as_of=as_of or None)
 
 
 def run_report(
-    context: Any,
+    context: AssetExecutionContext,
     config: ReportConfig,
-    stac: Any,
-    storage: Any,
-    memory: Any,
+    stac: StacCatalogResource,
+    storage: StorageResource,
+    memory: MemoryCatalogResource,
     build: Callable[[MemoryView], Any],
     preview: Preview,
 ) -> MaterializeResult:
@@ -73,7 +74,7 @@ def alert_text(report: Report, sep: str = "; ") -> str | None:
 
 
 def report_result(
-    context: Any,
+    context: AssetExecutionContext,
     view: MemoryView,
     report: Report,
     grid: TileGrid,

@@ -7,6 +7,8 @@ geometries are repaired and counted; features without a usable geometry are
 dropped and counted, both in the metadata.
 """
 
+from collections.abc import Iterator
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -48,7 +50,7 @@ def gis_layers(
     gis: GisSourceResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
-):  # type: ignore[no-untyped-def]
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     root = storage.storage_root()
     source = gis.source_path()
     provider = GISProvider(source, simplify_m=gis.simplify_m, layer_map=gis.layer_map or None)

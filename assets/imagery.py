@@ -6,9 +6,9 @@ grid in Zarr; ``spectral_indices`` derives NDVI, NDWI, EVI and NBR from it.
 Blocking great-expectations checks gate the scene table and the composite.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -28,7 +28,7 @@ from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
 from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
-from memories.earth.indices import compute_indices
+from memories.earth.indices import compute_indices, index_stats
 from memories.earth.stac import items_from_table, items_table
 from memories.grid import TileGrid
 from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE
@@ -59,7 +59,7 @@ def stac_items(
     stac: StacCatalogResource,
     storage: StorageResource,
     memory: MemoryCatalogResource,
-):  # type: ignore[no-untyped-def]
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     checks = []
     for key, month, grid in tile_months(context, stac):
         metadata, suite = _scene_table(context, stac, storage, memory, month, grid)
@@ -134,7 +134,7 @@ def surface_reflectance(
     storage: StorageResource,
     dask_cluster: DaskClusterResource,
     memory: MemoryCatalogResource,
-):  # type: ignore[no-untyped-def]
+) -> Iterator[MaterializeResult | AssetCheckResult]:
     partitions = tile_months(context, stac)
     done = dask_cluster.each(lambda p: _composite(context, stac, storage, dask_cluster, memory, *p), partitions)
     checks = []
@@ -245,14 +245,7 @@ def spectral_indices(
         reflectance = in_memory_if_small(sr.read_month(month))["reflectance"]
         out.write_month(month, compute_indices(reflectance), run_id=context.run.run_id)
         written = out.read_month(month, snapshot=out.last_snapshot).compute()
-        stats: dict[str, Any] = {
-            str(name): {
-                "mean": float(np.nanmean(v)) if np.isfinite(v).any() else None,
-                "p10": float(np.nanpercentile(v, 10)) if np.isfinite(v).any() else None,
-                "p90": float(np.nanpercentile(v, 90)) if np.isfinite(v).any() else None,
-            }
-            for name, v in ((n, written[n].values) for n in written.data_vars)
-        }
+        stats: dict[str, Any] = index_stats(written)
         stats[INDEX_SUMMARY] = index_summary(written)  # the month's row of the tile's series (flat in history)
         record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
         partition_metadata(

@@ -62,7 +62,7 @@ def event_hypergraph(
 ) -> MaterializeResult:
     root = storage.storage_root()
     months_by_tile = _gis_months(memory)
-    world = stac.sample_world.ensure() if stac.profile == "embedded" else None
+    world = stac.served_world()  # the sample world reports its events; None for a real catalog
     rel = RelationshipMemory()
     for tile, months in sorted(months_by_tile.items()):
         part = RelationshipMemory.from_pipeline(root, [stac.tile(tile)], months, world=world, origin_month=FIRST_MONTH)

@@ -9,10 +9,14 @@ rows it trained on and the permutation importance of each band on held-out pixel
 ``land_cover:3``, ``land_cover@best``) and writes the class map to Zarr;
 ``change_map`` picks the change detector by ``model_runtime.change_model``. Both
 record the exact ``model_id`` (``land_cover:3``) in metadata and in the catalog.
+
+The training sets and the products are the library's (``memories.ai.training_sets``,
+``memories.ai.land_cover_maps``, ``memories.ai.change_maps``); the sample world's truth,
+which the change detector trains on and its maps are scored against, comes from the
+catalog resource (``stac.served_world()``, None for a real catalog).
 """
 
 import base64
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,11 +26,12 @@ from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, month_tile_partitions
 from memories import products
+from memories.ai.registry import scalar_metrics
 from memories.applications.index_series import class_ndvi_summary
-from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
-from memories.earth.gis import GIS_LAYERS, rasterize_labels, read_geoparquet
+from memories.grid import TileGrid
 from memories.products import CHANGE_MAP, CHANGE_MODEL, LAND_COVER, LAND_COVER_MODEL, SURFACE_REFLECTANCE
+from memories.store.paths import StorageRoot
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
@@ -59,25 +64,18 @@ def land_cover_model(
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
     from memories.ai.explain import held_out_band_importance, plot_band_importance
-    from memories.ai.labels import clean_labels
     from memories.ai.land_cover import train_land_cover
     from memories.ai.registry import ModelRegistry
     from memories.ai.saliency import saliency_preview
+    from memories.ai.training_sets import land_cover_samples, training_tile_months
     from memories.errors import ProcessingError
 
     root = storage.storage_root()
     catalog = memory.catalog()
-    chosen, data_version = training_tile_months(catalog, model_runtime.max_training_months)
-    samples = []
-    stale = 0
-    for tile, month in chosen:
-        grid = stac.tile(tile)
-        store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
-        refl = store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values.astype(np.float32)
-        layers = {layer: read_geoparquet(root, root.vector_uri(layer, tile, month)) for layer in GIS_LAYERS}
-        labels, dropped = clean_labels(rasterize_labels(layers, grid), refl, COMMON_BANDS)
-        stale += dropped
-        samples.append((refl, labels))
+    training = training_tile_months(catalog, model_runtime.max_training_months)
+    chosen, data_version = training.pairs, training.data_version
+    data = land_cover_samples(root, chosen, stac.tile, FIRST_MONTH)
+    samples, stale = data.samples, data.stale_labels
     context.log.info(f"training on {len(samples)} tile-months {chosen}; {stale} stale GIS labels dropped")
     settings = model_runtime.model_settings()
     result = train_land_cover(
@@ -105,7 +103,7 @@ def land_cover_model(
         MODEL_NAME,
         result.model,
         result.metrics,
-        training_data={"partitions": [f"{m}|{t}" for t, m in chosen], "label_source": products.GIS_LAYERS},
+        training_data={"partitions": training.partitions, "label_source": products.GIS_LAYERS},
         training_data_version=data_version,
         extra=extra,
     )
@@ -130,7 +128,7 @@ def land_cover_model(
         "val_accuracy": MetadataValue.float(float(result.metrics["val_accuracy"])),
         "val_miou": MetadataValue.float(float(result.metrics["val_miou"])),
         "metrics": MetadataValue.json(result.metrics),
-        "training_partitions": MetadataValue.json([f"{m}|{t}" for t, m in chosen]),
+        "training_partitions": MetadataValue.json(training.partitions),
         "stale_labels_dropped": stale,
         "uri": version.uri,
     }
@@ -167,9 +165,7 @@ def land_cover(
     from memories.ai.manager import ModelManager
 
     root = storage.storage_root()
-    loaded = load_registered_model(
-        ModelManager(root), model_runtime.land_cover_model, "land_cover_model", LAND_COVER_MODEL
-    )
+    loaded = load_model(ModelManager(root), model_runtime.land_cover_model, "land_cover_model", LAND_COVER_MODEL)
     if not isinstance(loaded.model, LandCoverUNet):
         raise Failure(
             description=f"model_runtime.land_cover_model={model_runtime.land_cover_model!r} is {loaded.id}, "
@@ -182,56 +178,40 @@ def land_cover(
 
 def _classify(
     context: AssetExecutionContext,
-    root: Any,
+    root: StorageRoot,
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
     loaded: "LoadedModel",
     month: str,
-    grid: Any,
+    grid: TileGrid,
 ) -> dict[str, Any]:
     """Predict, write and record the land cover of one tile-month with the loaded model: its metadata."""
-    import xarray as xr
+    from memories.ai.land_cover_maps import land_cover_map
 
-    from memories.ai.uncertainty import UncertaintyEstimator
-
-    model, version = loaded.model, loaded.version
-    refl = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH).read_month(month)
-    estimator = UncertaintyEstimator(model, passes=model_runtime.mc_passes, seed=model_runtime.seed)
-    maps = estimator.predict(refl["reflectance"].sel(band=list(COMMON_BANDS)).values)
-    classes, confidence = maps.classes, maps.confidence
+    composite = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH).read_month(month)["reflectance"].load()
+    refl = np.asarray(composite.sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
+    product = land_cover_map(loaded.model, refl, passes=model_runtime.mc_passes, seed=model_runtime.seed)
     out = MonthlyRasterStore(root, LAND_COVER, grid, FIRST_MONTH)
-    out.write_month(
-        month,
-        xr.Dataset(
-            {
-                "land_cover": (("y", "x"), classes),
-                "confidence": (("y", "x"), confidence.astype(np.float32)),
-                "variance": (("y", "x"), maps.variance.astype(np.float32)),
-                "entropy": (("y", "x"), maps.entropy.astype(np.float32)),
-            }
-        ),
-        run_id=context.run.run_id,
-    )
-    labelled = classes > 0
-    shares = {c.name: float((classes == c.code).sum() / max(labelled.sum(), 1)) for c in LAND_COVER_CLASSES}
+    out.write_month(month, product.dataset, run_id=context.run.run_id)
     stats: dict[str, Any] = {
         "model_id": loaded.id,
-        "model_version": version.version,
-        "class_share": shares,
-        "mean_confidence": float(np.nanmean(confidence)) if labelled.any() else None,
-        "mean_variance": float(np.nanmean(maps.variance)) if labelled.any() else None,
-        "mc_passes": maps.passes,
-        **class_ndvi_summary(refl["reflectance"], classes),  # the month's NDVI per class (flat in history)
+        "model_version": loaded.version.version,
+        "class_share": product.class_share,
+        "mean_confidence": product.mean_confidence,
+        "mean_variance": product.mean_variance,
+        "mc_passes": product.passes,
+        # the month's NDVI per class (flat in history)
+        **class_ndvi_summary(composite, np.asarray(product.dataset["land_cover"].values)),
     }
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return {
         "model_id": loaded.id,
-        "model_version": version.version,
+        "model_version": loaded.version.version,
         "model_requested": model_runtime.land_cover_model,
-        "class_share": MetadataValue.json(shares),
-        "mean_confidence": stats["mean_confidence"],
-        "mean_variance": stats["mean_variance"],
-        "mc_passes": maps.passes,
+        "class_share": MetadataValue.json(product.class_share),
+        "mean_confidence": product.mean_confidence,
+        "mean_variance": product.mean_variance,
+        "mc_passes": product.passes,
         "uri": out.uri,
     }
 
@@ -256,50 +236,43 @@ def change_model(
 ) -> MaterializeResult:
     from memories.ai.change import train_change_detector
     from memories.ai.registry import ModelRegistry
+    from memories.ai.training_sets import change_training_set
 
-    if stac.profile != "embedded":
+    truth = stac.served_world()
+    if truth is None:
         raise Failure(description="change_model trains on the sample world's event truth; use the embedded profile")
     root = storage.storage_root()
     catalog = memory.catalog()
-    have = sorted({(m.tile, m.partition) for m in catalog.current(SURFACE_REFLECTANCE) if m.tile and m.partition})
-    tiles = sorted({t for t, _ in have})
-    if not tiles or max(sum(1 for t, _ in have if t == tile) for tile in tiles) < 2:
-        raise Failure(description="change_model needs two months of surface_reflectance on a tile; materialize them")
-    world = stac.sample_world.ensure()
-    held_out = tiles[0] if len(tiles) > 1 else None
-    train_pairs: list[Any] = []
-    val_pairs: list[Any] = []
-    used: list[dict[str, Any]] = []
-    for tile in tiles:
-        months = [m for t, m in have if t == tile]
-        for pair in _labelled_pairs(root, stac.tile(tile), world, months):
-            (val_pairs if tile == held_out else train_pairs).append(pair)
-        used.append({"tile": tile, "months": months, "role": "validation" if tile == held_out else "training"})
-    if not train_pairs:
-        raise Failure(description="no training tile has two months; materialize surface_reflectance of another tile")
+    pairs = change_training_set(root, catalog, stac.tile, truth, FIRST_MONTH)
     result = train_change_detector(
-        train_pairs,
-        validation=val_pairs,
+        pairs.training,
+        validation=pairs.validation,
         band_names=COMMON_BANDS,
         width=model_runtime.change_width,
         steps=model_runtime.change_steps,
         seed=model_runtime.seed,
         accelerator=model_runtime.accelerator,
     )
-    context.log.info(f"change detector: {len(train_pairs)} training pairs, {len(val_pairs)} held-out, {result.metrics}")
+    context.log.info(
+        f"change detector: {len(pairs.training)} training pairs, {len(pairs.validation)} held-out, {result.metrics}"
+    )
     version = ModelRegistry(root).register(
         CHANGE_MODEL_NAME,
         result.model,
         result.metrics,
-        training_data={"tiles": used, "label_source": "sample world event truth", "held_out_tile": held_out},
+        training_data={
+            "tiles": pairs.tiles,
+            "label_source": "sample world event truth",
+            "held_out_tile": pairs.held_out_tile,
+        },
     )
     record(context, catalog, uri=version.uri, stats={"version": version.version, **scalar_metrics(result.metrics)})
     return MaterializeResult(
         metadata={
             "version": version.version,
             "val_iou": MetadataValue.float(float(result.metrics["val_iou"])),
-            "held_out_tile": held_out or "none",
-            "training_pairs": len(train_pairs),
+            "held_out_tile": pairs.held_out_tile or "none",
+            "training_pairs": len(pairs.training),
             "metrics": MetadataValue.json(scalar_metrics(result.metrics)),
             "uri": version.uri,
         }
@@ -333,97 +306,45 @@ def change_map(
     root = storage.storage_root()
     manager = ModelManager(root)
     manager.register_loader(CHANGE_MODEL_NAME, lambda registry, mv: load_change_detector(registry.root, mv.uri))
-    loaded = load_registered_model(manager, model_runtime.change_model, "change_model", CHANGE_MODEL)
+    loaded = load_model(manager, model_runtime.change_model, "change_model", CHANGE_MODEL)
     if not isinstance(loaded.model, ChangeDetector):
         raise Failure(
             description=f"model_runtime.change_model={model_runtime.change_model!r} is {loaded.id}, "
             f"a {type(loaded.model).__name__}, not a change detector; name a version of {CHANGE_MODEL_NAME!r}"
         )
+    truth = stac.served_world()
     for key, month, grid in tile_months(context, stac):
-        partition_metadata(context, key, _change(context, stac, root, memory, loaded, month, grid))
+        partition_metadata(context, key, _change(context, root, memory, loaded, truth, month, grid))
     return MaterializeResult()
 
 
 def _change(
     context: AssetExecutionContext,
-    stac: StacCatalogResource,
-    root: Any,
+    root: StorageRoot,
     memory: MemoryCatalogResource,
     loaded: "LoadedModel",
+    truth: Any,
     month: str,
-    grid: Any,
+    grid: TileGrid,
 ) -> dict[str, Any]:
-    """Change of one tile-month since the month before it in memory, with the loaded detector: its metadata."""
-    import pandas as pd
-    import xarray as xr
-
-    from memories.ai.change import difference_change, predict_change
-    from memories.ai.change_maps import change_iou, change_polygons, event_truth
+    """Change of one tile-month since the month before it in memory, with the loaded detector, scored against
+    ``truth`` when the world's is known: its metadata."""
+    from memories.ai.change_maps import change_map as change_product
     from memories.earth.gis import write_geoparquet
-    from memories.months import month_mid
 
-    model, version = loaded.model, loaded.version
     store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
-    earlier = [m for m in store.months() if m < month]
-    if not earlier:
+    product = change_product(store, month, loaded.model, truth)
+    ids = {"model_id": loaded.id, "model_version": loaded.version.version}
+    if product is None:
         # The first month in memory has nothing to compare with: materialize it as "no reference" rather than
         # fail, so a backfill over all months does not report the first as broken.
         context.log.info(f"no surface_reflectance before {month} on tile {grid.tile_id}: no change computed")
-        return {
-            "reference_month": "none (first month in memory)",
-            "model_id": loaded.id,
-            "model_version": version.version,
-        }
-    before_month = earlier[-1]
-    before = _reflectance(store, before_month)
-    after = _reflectance(store, month)
-    baseline, score = difference_change(before, after)
-    probability = predict_change(model, before, after)
-    learned = np.nan_to_num(probability, nan=0.0) >= 0.5
+        return {"reference_month": "none (first month in memory)", **ids}
     out = MonthlyRasterStore(root, CHANGE_MAP, grid, FIRST_MONTH)
-    out.write_month(
-        month,
-        xr.Dataset(
-            {
-                "change_baseline": (("y", "x"), baseline.astype(np.uint8)),
-                "change_learned": (("y", "x"), learned.astype(np.uint8)),
-                "change_probability": (("y", "x"), probability.astype(np.float32)),
-                "difference_score": (("y", "x"), score.astype(np.float32)),
-            }
-        ),
-        run_id=context.run.run_id,
-    )
-    polygons = pd.concat(
-        [
-            change_polygons(baseline, grid, method="difference", month=month, reference_month=before_month),
-            change_polygons(learned, grid, method="learned", month=month, reference_month=before_month),
-        ],
-        ignore_index=True,
-    )
+    out.write_month(month, product.dataset, run_id=context.run.run_id)
     polygons_uri = root.vector_uri("change_polygons", grid.tile_id, month)
-    write_geoparquet(root, polygons_uri, polygons)
-    pixel_ha = grid.pixel_area_ha
-    stats: dict[str, Any] = {
-        "model_id": loaded.id,
-        "model_version": version.version,
-        "reference_month": before_month,
-        "changed_ha_difference": round(float(baseline.sum() * pixel_ha), 2),
-        "changed_ha_learned": round(float(learned.sum() * pixel_ha), 2),
-        "polygons_difference": int((polygons["method"] == "difference").sum()),
-        "polygons_learned": int((polygons["method"] == "learned").sum()),
-        "polygons_uri": polygons_uri,
-    }
-    if stac.profile == "embedded":
-        world = stac.sample_world.ensure()
-        truth = event_truth(
-            world.events(grid.tile_id),
-            {e.kind: world.event_mask(grid.tile_id, e.kind) for e in world.events(grid.tile_id)},
-            month_mid(before_month),
-            month_mid(month),
-        )
-        if truth:
-            stats["iou_difference"] = _rounded(change_iou(baseline, truth))
-            stats["iou_learned"] = _rounded(change_iou(learned, truth))
+    write_geoparquet(root, polygons_uri, product.polygons)
+    stats: dict[str, Any] = {**ids, **product.stats, "polygons_uri": polygons_uri, **product.scores}
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return {
         **{k: v for k, v in stats.items() if not isinstance(v, dict)},
@@ -432,8 +353,15 @@ def _change(
     }
 
 
-def load_registered_model(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":
-    """The model an id names, or a Failure that names the id, the registered versions and the fix."""
+def load_model(manager: "ModelManager", model_id: str, setting: str, trainer: str) -> "LoadedModel":
+    """The model an id names, or a Failure that names the id, the registered versions and the fix.
+
+    Args:
+        manager: The model manager of the storage root.
+        model_id: ``name:version``, ``name@latest`` or ``name@best``.
+        setting: The ``model_runtime`` field that chose the id (named in the fix).
+        trainer: The asset that registers versions of the model (named in the fix).
+    """
     from memories.errors import ConfigError, StorageError
 
     try:
@@ -446,67 +374,3 @@ def load_registered_model(manager: "ModelManager", model_id: str, setting: str, 
             ),
             metadata={"model_id": model_id, "setting": f"model_runtime.{setting}"},
         ) from e
-
-
-def _reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:
-    return np.asarray(store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
-
-
-def _labelled_pairs(root: Any, grid: Any, world: Any, months: list[str]) -> list[Any]:
-    """Every (earlier, later) pair of months of one tile with its event-truth change label."""
-    from memories.ai.change import IGNORE, ChangePair
-    from memories.ai.change_maps import event_truth
-    from memories.months import month_mid
-
-    store = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH)
-    refl = {m: _reflectance(store, m) for m in months}
-    events = world.events(grid.tile_id)
-    masks = {e.kind: world.event_mask(grid.tile_id, e.kind) for e in events}
-    pairs = []
-    for i, a in enumerate(months):
-        for b in months[i + 1 :]:
-            label = np.zeros(grid.shape, dtype=np.uint8)
-            for m in event_truth(events, masks, month_mid(a), month_mid(b)).values():
-                label[m] = 1
-            label[np.isnan(refl[a]).all(axis=0) | np.isnan(refl[b]).all(axis=0)] = IGNORE
-            pairs.append(ChangePair(refl[a], refl[b], label))
-    return pairs
-
-
-def _rounded(d: Mapping[str, float]) -> dict[str, float | None]:
-    return {k: (round(v, 4) if v == v else None) for k, v in d.items()}
-
-
-def training_tile_months(catalog: Any, per_tile: int) -> tuple[list[tuple[str, str]], str]:
-    """The (tile, month) pairs a model trains on and the data version of their catalog rows.
-
-    Pairs are the tile-months with both a composite and GIS layers in memory, at most ``per_tile``
-    per tile spread over the year; the version fingerprints exactly those catalog rows.
-
-    Raises:
-        Failure: no tile-month has both (the fix: materialize them first).
-    """
-    from memories.ai.registry import training_data_version
-
-    sr_rows = {(m.tile, m.partition): m for m in catalog.current(SURFACE_REFLECTANCE)}
-    gis_rows = {(m.tile, m.partition): m for m in catalog.current(products.GIS_LAYERS)}
-    pairs = sorted((t, m) for t, m in sr_rows.keys() & gis_rows.keys() if t and m)
-    if not pairs:
-        raise Failure(description="no tile-month has both surface_reflectance and gis_layers; materialize them first")
-    chosen = _spread(pairs, per_tile)
-    return chosen, training_data_version([r for key in chosen for r in (sr_rows[key], gis_rows[key])])
-
-
-def _spread(pairs: list[tuple[str, str]], per_tile: int) -> list[tuple[str, str]]:
-    """Up to ``per_tile`` months per tile, evenly spread over the months available."""
-    out: list[tuple[str, str]] = []
-    for tile in sorted({t for t, _ in pairs}):
-        months = sorted(m for t, m in pairs if t == tile)
-        idx = np.unique(np.linspace(0, len(months) - 1, min(per_tile, len(months))).round().astype(int))
-        out += [(tile, months[i]) for i in idx]
-    return out
-
-
-def scalar_metrics(d: Mapping[str, object]) -> dict[str, object]:
-    """The entries of a metrics mapping that are plain numbers or strings (what a catalog row and the UI show)."""
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, str))}

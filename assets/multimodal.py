@@ -19,15 +19,19 @@ from assets._partition import partition_metadata, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS, RETRAIN_MONTHLY
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories import products
+from memories.ai.registry import scalar_metrics
+from memories.ai.training_sets import training_tile_months
 from memories.classes import LAND_COVER_CLASSES
 from memories.earth.catalogs import COMMON_BANDS
+from memories.grid import TileGrid
 from memories.products import MULTIMODAL_MODEL, SURFACE_REFLECTANCE
+from memories.store.paths import StorageRoot
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource
 
 from .gis import gis_layers
 from .imagery import surface_reflectance
-from .models import load_registered_model, scalar_metrics, training_tile_months
+from .models import load_model
 
 MODEL_NAME = "multimodal_land_use"
 MODEL_ID = f"{MODEL_NAME}@latest"
@@ -58,7 +62,8 @@ def multimodal_model(
 
     root = storage.storage_root()
     catalog = memory.catalog()
-    chosen, data_version = training_tile_months(catalog, model_runtime.max_training_months)
+    training = training_tile_months(catalog, model_runtime.max_training_months)
+    chosen, data_version = training.pairs, training.data_version
     samples = []
     for tile, month in chosen:
         grid = stac.tile(tile)
@@ -117,7 +122,7 @@ def multimodal_land_use(
     )
 
     root = storage.storage_root()
-    loaded = load_registered_model(ModelManager(root), MODEL_ID, "multimodal_model", MULTIMODAL_MODEL)
+    loaded = load_model(ModelManager(root), MODEL_ID, "multimodal_model", MULTIMODAL_MODEL)
     if not isinstance(loaded.model, MultiModalLandUse):
         raise Failure(description=f"{loaded.id} is a {type(loaded.model).__name__}, not a MultiModalLandUse")
     names = loaded.model.modality_names
@@ -161,7 +166,7 @@ def multimodal_land_use(
     return MaterializeResult()
 
 
-def _inputs(root: Any, grid: Any, month: str) -> tuple[np.ndarray, dict[str, Any], Any]:
+def _inputs(root: StorageRoot, grid: TileGrid, month: str) -> tuple[np.ndarray, dict[str, Any], Any]:
     """Reflectance, GIS layers and the model's other modalities of one stored tile-month."""
     from memories.ai.multimodal_data import modality_inputs
     from memories.earth.gis import GIS_LAYERS, read_tile_layers

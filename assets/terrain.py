@@ -21,7 +21,8 @@ class TerrainConfig(Config):  # type: ignore[misc]
     """Run configuration of ``terrain``."""
 
     source: Literal["auto", "sample", "files", "stac"] = "auto"
-    """Where the DEM comes from; ``auto``: the sample world with the embedded catalog, else ``stac``."""
+    """Where the DEM comes from; ``auto``: the catalog resource's choice (``stac.default_dem_source``: the sample
+    world when it serves the embedded world itself, else ``stac``)."""
     paths: list[str] = []
     """GeoTIFF paths or URLs of ``source="files"`` (mosaicked, the first covering a cell wins)."""
     profile: str = "planetary-computer-dem"
@@ -60,7 +61,7 @@ def terrain(
     root = storage.storage_root()
     source = config.source
     if source == "auto":
-        source = "sample" if stac.profile == "embedded" and not stac.url else "stac"
+        source = stac.default_dem_source()
     items: list[str] = []
     if source == "sample":
         hrefs = [str(stac.sample_world.ensure().dem_path(grid.tile_id))]

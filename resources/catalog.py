@@ -3,6 +3,11 @@
 With the ``embedded`` profile and no URL, the resource makes sure the sample world
 exists and serves it with a real STAC API server on 127.0.0.1 for the duration of
 the run; the pipeline then reaches it through pystac-client like any other API.
+
+The resource is the one place that knows whether the catalog is the sample world's
+(:attr:`StacCatalogResource.serves_sample_world`): assets ask it for the world's truth
+(:meth:`StacCatalogResource.served_world`, None for a real catalog) instead of testing
+the profile themselves.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -93,7 +98,7 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
         The server (a ``rustac serve`` process) is started once per process and world files and
         serves every later run of the process (the demo's, a bench's); it stops when the process exits.
         """
-        if self.profile != "embedded" or self.url:
+        if not self.serves_locally:
             self._url = self.url or get_profile(self.profile).url
             yield self
             return
@@ -104,6 +109,27 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
         yield self
 
     # -- what assets and sensors call ---------------------------------------
+    @property
+    def serves_sample_world(self) -> bool:
+        """The catalog is the sample world's (the ``embedded`` profile, served here or at ``url``): its
+        scenes are all there from the start, and its ground truth is known."""
+        return self.profile == "embedded"
+
+    @property
+    def serves_locally(self) -> bool:
+        """This resource serves the sample world itself on 127.0.0.1 (``embedded`` profile, no URL)."""
+        return self.serves_sample_world and not self.url
+
+    def served_world(self) -> Any:
+        """The sample world behind the catalog (``memories.sample.SampleWorld``: its events, their true
+        extents, its analytic terrain), to score products against; None for a real catalog."""
+        return self.sample_world.ensure() if self.serves_sample_world else None
+
+    def default_dem_source(self) -> Literal["sample", "stac"]:
+        """Where the DEM comes from when a run names none: ``sample`` (the world's analytic DEM) when this
+        resource serves the sample world itself, else ``stac``."""
+        return "sample" if self.serves_locally else "stac"
+
     @property
     def api_url(self) -> str:
         """The URL the run searches."""
@@ -148,13 +174,12 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
 
         The embedded server gets no cache: it is started on a new port in each process.
         """
-        embedded = self.profile == "embedded" and not self.url
         return open_client(
             self.api_url,
             timeout_s=(10.0, self.request_timeout_s),
             retries=self.retries,
             backoff_s=self.backoff_s,
-            cache=None if embedded else self.cache("stac", root),
+            cache=None if self.serves_locally else self.cache("stac", root),
         )
 
     def search(self, grid: TileGrid, month: str, root: Any = None) -> SceneSearch:

@@ -45,7 +45,7 @@ def new_scenes_sensor(context: SensorEvaluationContext, stac: StacCatalogResourc
         return SensorResult(skip_reason="no month partitions are configured")
     first = (
         keys[0]
-        if since is None or stac.profile == "embedded"
+        if since is None or stac.serves_sample_world
         else max(keys[0], month_key(add_months(datetime.now(UTC), -LOOKBACK_MONTHS)))
     )
     start, _ = month_range(first)

@@ -1,18 +1,155 @@
-"""Change maps scored and vectorized: the truth of events between two dates, IoU, change polygons."""
+"""Change maps made, scored and vectorized: the change of a tile-month, the truth of events, IoU, polygons.
+
+:func:`change_map` is the ``change_map`` product of one tile-month: the difference rule and the
+learned detector against the month before it in memory, their polygons and changed areas, and,
+when the world's event truth is known (the sample world), their IoU against it.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from memories.errors import ProcessingError
 from memories.grid import TileGrid
 
-__all__ = ["change_iou", "change_polygons", "event_truth"]
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from memories.store.raster import MonthlyRasterStore
+
+__all__ = [
+    "ChangeMap",
+    "EventTruth",
+    "change_iou",
+    "change_map",
+    "change_polygons",
+    "change_scores",
+    "event_truth",
+    "rounded_scores",
+]
+
+LEARNED_THRESHOLD = 0.5
+"""Probability of change (0-1) from which the learned detector's pixel has changed."""
+
+
+class EventTruth(Protocol):
+    """The events of a world with their true extents (``memories.sample.SampleWorld`` is one)."""
+
+    def events(self, tile_id: str) -> Sequence[Any]:
+        """The tile's events (each with ``kind`` and ``active(when)``)."""
+        ...
+
+    def event_mask(self, tile_id: str, kind: str) -> np.ndarray:
+        """Bool ``(H, W)``: the pixels of the tile the event of ``kind`` covers."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChangeMap:
+    """The change of one tile-month since the month before it in memory."""
+
+    reference_month: str
+    """The month compared with (``YYYY-MM``): the latest one in memory before the month."""
+    dataset: xr.Dataset
+    """``change_baseline`` and ``change_learned`` (uint8 0/1), ``change_probability`` (float32 0-1),
+    ``difference_score`` (float32), each ``(y, x)`` on the tile grid."""
+    polygons: Any
+    """GeoDataFrame of the changed patches in the tile CRS: ``method`` (``difference``/``learned``),
+    ``month``, ``reference_month``, ``area_m2``, ``geometry``."""
+    stats: dict[str, Any]
+    """``reference_month``, ``changed_ha_difference``/``_learned`` (hectares, 2 decimals),
+    ``polygons_difference``/``_learned`` (counts)."""
+    scores: dict[str, Any] = field(default_factory=dict)
+    """``iou_difference`` and ``iou_learned`` (:func:`rounded_scores` of :func:`change_iou`) when the
+    event truth is known and an event changed the ground between the two months; else empty."""
+
+
+def change_map(store: MonthlyRasterStore, month: str, model: Any, truth: EventTruth | None = None) -> ChangeMap | None:
+    """The change of ``month`` since the latest earlier month of the composite ``store``.
+
+    Args:
+        store: The tile's ``surface_reflectance`` store.
+        month: The month (``YYYY-MM``).
+        model: A trained :class:`~memories.ai.change.ChangeDetector`.
+        truth: The world's event truth, to score against; None: not scored (a real catalog).
+
+    Returns:
+        None when the store holds no month before ``month`` (nothing to compare with).
+    """
+    import pandas as pd
+    import xarray as xr
+
+    from memories.ai.change import difference_change, predict_change
+    from memories.ai.training_sets import composite_reflectance
+
+    earlier = [m for m in store.months() if m < month]
+    if not earlier:
+        return None
+    grid = store.grid
+    reference = earlier[-1]
+    before = composite_reflectance(store, reference)
+    after = composite_reflectance(store, month)
+    baseline, score = difference_change(before, after)
+    probability = predict_change(model, before, after)
+    learned = np.nan_to_num(probability, nan=0.0) >= LEARNED_THRESHOLD
+    dataset = xr.Dataset(
+        {
+            "change_baseline": (("y", "x"), baseline.astype(np.uint8)),
+            "change_learned": (("y", "x"), learned.astype(np.uint8)),
+            "change_probability": (("y", "x"), probability.astype(np.float32)),
+            "difference_score": (("y", "x"), score.astype(np.float32)),
+        }
+    )
+    polygons = pd.concat(
+        [
+            change_polygons(baseline, grid, method="difference", month=month, reference_month=reference),
+            change_polygons(learned, grid, method="learned", month=month, reference_month=reference),
+        ],
+        ignore_index=True,
+    )
+    pixel_ha = grid.pixel_area_ha
+    stats: dict[str, Any] = {
+        "reference_month": reference,
+        "changed_ha_difference": round(float(baseline.sum() * pixel_ha), 2),
+        "changed_ha_learned": round(float(learned.sum() * pixel_ha), 2),
+        "polygons_difference": int((polygons["method"] == "difference").sum()),
+        "polygons_learned": int((polygons["method"] == "learned").sum()),
+    }
+    scores = change_scores(baseline, learned, truth, grid.tile_id, reference, month) if truth is not None else {}
+    return ChangeMap(reference, dataset, polygons, stats, scores)
+
+
+def change_scores(
+    baseline: np.ndarray, learned: np.ndarray, truth: EventTruth, tile_id: str, reference_month: str, month: str
+) -> dict[str, dict[str, float | None]]:
+    """IoU of the difference rule's and the learned detector's change against the event truth between the
+    two mid-months: ``{"iou_difference": ..., "iou_learned": ...}``, empty when no event changed the ground."""
+    from memories.months import month_mid
+
+    events = truth.events(tile_id)
+    changed = event_truth(
+        events,
+        {e.kind: truth.event_mask(tile_id, e.kind) for e in events},
+        month_mid(reference_month),
+        month_mid(month),
+    )
+    if not changed:
+        return {}
+    return {
+        "iou_difference": rounded_scores(change_iou(baseline, changed)),
+        "iou_learned": rounded_scores(change_iou(learned, changed)),
+    }
+
+
+def rounded_scores(scores: Mapping[str, float]) -> dict[str, float | None]:
+    """Scores rounded to 4 decimals, NaN (no truth to score against) as None so JSON holds them."""
+    return {k: (round(v, 4) if v == v else None) for k, v in scores.items()}
 
 
 def event_truth(

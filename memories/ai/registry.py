@@ -34,7 +34,7 @@ from memories.errors import StorageError
 from memories.json_values import dumps
 from memories.store.paths import StorageRoot
 
-__all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion", "training_data_version"]
+__all__ = ["ModelNotFoundError", "ModelRegistry", "ModelVersion", "scalar_metrics", "training_data_version"]
 
 _SIDECAR = re.compile(r"^v(\d+)\.json$")
 
@@ -304,6 +304,12 @@ def _version_from_sidecar(d: dict[str, Any]) -> ModelVersion:
         parent=d.get("parent"),
         extra={k: v for k, v in d.items() if k not in _KNOWN_KEYS},
     )
+
+
+def scalar_metrics(metrics: Mapping[str, object]) -> dict[str, object]:
+    """The numbers and strings of a metrics dict (per-class tables and curves left out): what a catalog
+    row or a one-line summary carries."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
 
 def training_data_version(materializations: Iterable[Any]) -> str:

@@ -148,6 +148,21 @@ def compute_indices(reflectance: Any, names: tuple[str, ...] = DEFAULT_INDICES) 
     return xr.Dataset(out)
 
 
+def index_stats(indices: Any) -> dict[str, dict[str, float | None]]:
+    """Per index variable of a computed Dataset, the ``mean``, ``p10`` and ``p90`` (dimensionless)
+    of its finite pixels; None where the index has none (a month never seen clear)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name in indices.data_vars:
+        v = indices[name].values
+        seen = bool(np.isfinite(v).any())
+        out[str(name)] = {
+            "mean": float(np.nanmean(v)) if seen else None,
+            "p10": float(np.nanpercentile(v, 10)) if seen else None,
+            "p90": float(np.nanpercentile(v, 90)) if seen else None,
+        }
+    return out
+
+
 INDEX_LONG_NAMES: dict[str, str] = {
     "ndvi": "Normalized Difference Vegetation Index",
     "ndwi": "Normalized Difference Water Index (McFeeters)",

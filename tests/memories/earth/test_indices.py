@@ -4,7 +4,7 @@ import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
 from memories.earth.imagery import scl_clear_mask
-from memories.earth.indices import compute_indices, evi, nbr, ndvi, ndwi
+from memories.earth.indices import compute_indices, evi, index_stats, nbr, ndvi, ndwi
 
 
 def test_indices_of_known_spectra():
@@ -103,3 +103,14 @@ def test_normalized_differences_stay_in_range_on_dark_and_negative_reflectance()
     np.testing.assert_array_equal(np.isnan(lazy), np.isnan(out))
     assert np.nanmax(np.abs(lazy)) <= 1.0
     assert MIN_SUM > 0
+
+
+def test_index_stats_are_mean_and_percentiles_of_finite_pixels_none_when_unseen():
+    values = np.array([[0.1, 0.2], [0.3, np.nan]], dtype=np.float32)
+    ds = xr.Dataset({"ndvi": (("y", "x"), values), "nbr": (("y", "x"), np.full((2, 2), np.nan, np.float32))})
+    got = index_stats(ds)
+    assert got["ndvi"]["mean"] == pytest.approx(0.2)
+    assert got["ndvi"]["p10"] == pytest.approx(np.nanpercentile(values, 10))
+    assert got["ndvi"]["p90"] == pytest.approx(0.28)
+    assert got["nbr"] == {"mean": None, "p10": None, "p90": None}
+    assert list(got) == ["ndvi", "nbr"]
