@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from memories.earth.catalogs import COMMON_BANDS
 from memories.errors import ProcessingError
 from memories.grid import TileGrid
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ChangeMap",
     "EventTruth",
+    "composite_reflectance",
     "change_iou",
     "change_map",
     "change_polygons",
@@ -70,6 +72,11 @@ class ChangeMap:
     event truth is known and an event changed the ground between the two months; else empty."""
 
 
+def composite_reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:
+    """A month's composite as float32 ``(C, H, W)`` in the order of ``COMMON_BANDS``."""
+    return np.asarray(store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
+
+
 def change_map(store: MonthlyRasterStore, month: str, model: Any, truth: EventTruth | None = None) -> ChangeMap | None:
     """The change of ``month`` since the latest earlier month of the composite ``store``.
 
@@ -86,7 +93,6 @@ def change_map(store: MonthlyRasterStore, month: str, model: Any, truth: EventTr
     import xarray as xr
 
     from memories.ai.change import difference_change, predict_change
-    from memories.ai.training_sets import composite_reflectance
 
     earlier = [m for m in store.months() if m < month]
     if not earlier:

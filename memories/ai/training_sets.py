@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memories.ai.change_maps import composite_reflectance
 from memories.earth.catalogs import COMMON_BANDS
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
@@ -34,7 +35,6 @@ __all__ = [
     "LandCoverSamples",
     "TrainingTileMonths",
     "change_training_set",
-    "composite_reflectance",
     "labelled_change_pairs",
     "land_cover_samples",
     "spread_months",
@@ -116,11 +116,6 @@ def spread_months(pairs: Iterable[tuple[str, str]], per_tile: int) -> list[tuple
         idx = np.unique(np.linspace(0, len(months) - 1, min(per_tile, len(months))).round().astype(int))
         out += [(tile, months[i]) for i in idx]
     return out
-
-
-def composite_reflectance(store: MonthlyRasterStore, month: str) -> np.ndarray:
-    """A month's composite as float32 ``(C, H, W)`` in the order of ``COMMON_BANDS``."""
-    return np.asarray(store.read_month(month)["reflectance"].sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
 
 
 def land_cover_samples(

@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 from memories.ai.change import IGNORE
+from memories.ai.change_maps import composite_reflectance
 from memories.ai.registry import training_data_version
 from memories.ai.training_sets import (
     change_training_set,
-    composite_reflectance,
     labelled_change_pairs,
     spread_months,
     training_tile_months,
