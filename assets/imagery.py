@@ -24,12 +24,12 @@ from assets._partition import partition_metadata, range_check, record, tile_mont
 from assets.automation import REFRESH_WITH_INPUTS
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.applications.index_series import INDEX_SUMMARY, index_summary
-from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.expectations import SuiteResult, validate_composite, validate_stac_items
 from memories.earth.gis import read_geoparquet, write_geoparquet
 from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
 from memories.earth.indices import compute_indices, index_stats
 from memories.earth.stac import items_from_table, items_table
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.grid import TileGrid
 from memories.products import SPECTRAL_INDICES, STAC_ITEMS, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore, in_memory_if_small

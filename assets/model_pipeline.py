@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, M
 
 from assets._partition import record
 from assets.partitions import FIRST_MONTH, tiles_partitions
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.products import CHANGE_TREND, SURFACE_REFLECTANCE
 from memories.store.raster import MonthlyRasterStore
 from resources import MemoryCatalogResource, ModelRuntimeResource, StacCatalogResource, StorageResource

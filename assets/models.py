@@ -28,7 +28,7 @@ from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, PREVIOUS_MONTH, 
 from memories import products
 from memories.ai.registry import scalar_metrics
 from memories.applications.index_series import class_ndvi_summary
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.grid import TileGrid
 from memories.products import CHANGE_MAP, CHANGE_MODEL, LAND_COVER, LAND_COVER_MODEL, SURFACE_REFLECTANCE
 from memories.store.paths import StorageRoot

@@ -22,7 +22,7 @@ from memories import products
 from memories.ai.registry import scalar_metrics
 from memories.ai.training_sets import training_tile_months
 from memories.classes import LAND_COVER_CLASSES
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.grid import TileGrid
 from memories.products import MULTIMODAL_MODEL, SURFACE_REFLECTANCE
 from memories.store.paths import StorageRoot

@@ -40,7 +40,7 @@ def climate_series(
     storage: StorageResource,
     memory: MemoryCatalogResource,
 ) -> MaterializeResult:
-    from memories.earth.environmental import EnvironmentalData
+    from memories.earth.weather import EnvironmentalData
 
     root = storage.storage_root()
     data = EnvironmentalData.from_tmy3(gis.climate_sources())

@@ -52,9 +52,9 @@ def terrain(
 ) -> MaterializeResult:
     from memories.ai.registry import ModelRegistry
     from memories.ai.terrain_model import TERRAIN_MODEL, TerrainAnalyzer, register_terrain_model, score_against_truth
-    from memories.earth.catalogs import get_profile
     from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid
     from memories.earth.stac import open_client
+    from memories.earth.stac_profiles import get_profile
     from memories.earth.terrain import TERRAIN_EPOCH, terrain_dataset, terrain_store, terrain_summary
 
     grid = stac.tile(context.partition_key)

@@ -131,8 +131,8 @@ def _merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ours(items: list[Any], grid: Any, path: Path, chunk: int) -> None:
-    from memories.earth.catalogs import get_profile
     from memories.earth.imagery import load_scenes, monthly_composite
+    from memories.earth.stac_profiles import get_profile
     from memories.store.paths import StorageRoot
     from memories.store.raster import MonthlyRasterStore
 

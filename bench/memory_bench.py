@@ -110,10 +110,10 @@ def _world(size: int, args: argparse.Namespace) -> tuple[Any, list[Any]]:
 def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     import dask
 
-    from memories.earth.catalogs import COMMON_BANDS, get_profile
     from memories.earth.expectations import validate_composite
     from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
     from memories.earth.indices import compute_indices
+    from memories.earth.stac_profiles import COMMON_BANDS, get_profile
     from memories.store.paths import StorageRoot
     from memories.store.raster import MonthlyRasterStore
 

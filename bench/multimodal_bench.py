@@ -8,7 +8,7 @@
    the OSM text of roads, buildings, water and places (never ``landuse``, the
    label source). Same seeded spatial split, same settings; per-class IoU on the
    held-out blocks.
-2. **Slovenia** (``../shared/data/s2_slovenia``, ``memories.ai.slovenia``): the
+2. **Slovenia** (``../shared/data/s2_slovenia``, ``bench.slovenia``): the
    U-Net as ``train_slovenia`` trains it, and the multi-modal model with the
    patch's DEM (metres) as its context raster. There is no OSM extract of that
    place in ``shared/data``, so it has no vector layers and no text: the honest
@@ -49,22 +49,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.slovenia import SLOVENIA_SETTINGS, load_slovenia
 from memories.ai.land_cover import train_land_cover
 from memories.ai.multimodal import MultiModalSample, predict_multimodal, train_multimodal
 from memories.ai.multimodal_data import ModalityInputs, modality_inputs
-from memories.ai.slovenia import SLOVENIA_SETTINGS, load_slovenia
 from memories.ai.transfer import fine_tune_land_cover
 from memories.config import ModelSettings
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 
 WORLD_SETTINGS = ModelSettings(width=16, max_epochs=8, patch_px=32, patches_per_scene=48, seed=7)
 
 
 def sample_world_samples(world_dir: Path) -> list[MultiModalSample]:
     """One labelled multi-modal sample per tile-month of the sample world (generated if missing)."""
-    from memories.earth.catalogs import get_profile
     from memories.earth.gis import GISProvider
     from memories.earth.imagery import load_scenes, monthly_composite
+    from memories.earth.stac_profiles import get_profile
     from memories.months import month_range
     from memories.sample import SampleWorld, SampleWorldSpec
 

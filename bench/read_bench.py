@@ -63,8 +63,8 @@ def main() -> None:
 
 
 def _measure(items: list[dict[str, Any]], grid: Any, plain: list[Any], repeat: int, threads: int) -> dict[str, Any]:
-    from memories.earth.catalogs import get_profile
     from memories.earth.imagery import load_scenes
+    from memories.earth.stac_profiles import get_profile
 
     bands = tuple(SLOVENIA_BANDS)
 

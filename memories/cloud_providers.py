@@ -21,7 +21,7 @@ class ProviderProfile:
     s3_endpoint_url: str | None
     """Endpoint of the object store's S3 API; None: AWS S3. ``{namespace}`` is filled in."""
     catalog_profile: str
-    """STAC catalog profile (memories.earth.catalogs) nearest to the provider's data."""
+    """STAC catalog profile (memories.earth.stac_profiles) nearest to the provider's data."""
     needs_region: bool = True
 
 

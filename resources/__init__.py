@@ -1,9 +1,9 @@
 """Dagster resources that wrap the memories library for a run."""
 
-from resources.catalog import GisSourceResource, SampleWorldResource, StacCatalogResource
 from resources.compute import DaskClusterResource, ModelRuntimeResource
-from resources.memory import TieredStorageResource
+from resources.sources import GisSourceResource, SampleWorldResource, StacCatalogResource
 from resources.storage import MemoryCatalogResource, StorageResource
+from resources.tiers import TieredStorageResource
 
 __all__ = [
     "DaskClusterResource",

@@ -2,7 +2,7 @@
 
 Input convention as :mod:`memories.ai.land_cover`: reflectance float32
 ``(band, y, x)`` 0–1 with NaN for no data, bands ``blue green red nir swir16
-swir22`` (:data:`memories.earth.catalogs.COMMON_BANDS`) unless given otherwise.
+swir22`` (:data:`memories.earth.stac_profiles.COMMON_BANDS`) unless given otherwise.
 
 **Baseline** (:func:`difference_change`): a pixel has changed when, between the
 two dates, its NDVI moved by at least ``ndvi`` (vegetation cut or built over),
@@ -43,8 +43,8 @@ from memories.ai import training
 from memories.ai.layers import conv_block, float_list
 from memories.ai.split import DOWNSAMPLING, spatial_split
 from memories.ai.tiling import tiled_inference
-from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.indices import ndvi, ndwi
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.errors import ConfigError, ProcessingError
 
 if TYPE_CHECKING:

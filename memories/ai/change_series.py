@@ -33,7 +33,7 @@ import torch
 from memories.ai.change import ChangeDetector, drop_small_patches
 from memories.ai.mc_dropout import dropout_active
 from memories.ai.tiling import tiled_inference
-from memories.earth.catalogs import S2_BAND_NUMBER_KEYS
+from memories.earth.stac_profiles import S2_BAND_NUMBER_KEYS
 from memories.errors import ConfigError, ProcessingError
 
 __all__ = ["ChangeSeries", "ChangeStep", "ChangeUncertainty", "analyze_changes", "plot_changes"]

@@ -8,7 +8,7 @@ with the event truth of the world as label (:func:`change_training_set`), all ti
 first (sorted ids) for training and that one held out for scoring.
 
 Reflectance is float32 ``(C, H, W)`` in the order of
-:data:`~memories.earth.catalogs.COMMON_BANDS`, 0-1, NaN where never seen clear.
+:data:`~memories.earth.stac_profiles.COMMON_BANDS`, 0-1, NaN where never seen clear.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memories.ai.change_maps import composite_reflectance
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.errors import MissingDataError
 from memories.grid import TileGrid
 from memories.products import GIS_LAYERS, SURFACE_REFLECTANCE

@@ -13,7 +13,7 @@ from memories._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "GISProvider": "memories.earth.gis",
-    "EnvironmentalData": "memories.earth.environmental",
+    "EnvironmentalData": "memories.earth.weather",
     "SocioeconomicData": "memories.earth.socioeconomic",
     "HistoricalMaps": "memories.earth.historical",
     "SatelliteImagery": "memories.earth.satellite",

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from memories.earth.catalogs import CatalogProfile, signer_for
+from memories.earth.stac_profiles import CatalogProfile, signer_for
 from memories.errors import DataSourceError
 from memories.grid import TileGrid
 

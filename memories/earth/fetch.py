@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from memories.earth.catalogs import COMMON_BANDS, CatalogProfile
 from memories.earth.http import (
     DEFAULT_BACKOFF_S,
     DEFAULT_RETRIES,
@@ -44,6 +43,7 @@ from memories.earth.http import (
     backoff_delays,
     retries_of,
 )
+from memories.earth.stac_profiles import COMMON_BANDS, CatalogProfile
 from memories.errors import ConfigError, DataSourceError
 
 CHUNK_BYTES = 1024 * 1024
@@ -138,8 +138,8 @@ def fetch_assets(
     Returns:
         a FetchResult; it raises only for configuration errors, never for a failed asset.
     """
-    from memories.earth.catalogs import signer_for
     from memories.earth.http import session as http_session
+    from memories.earth.stac_profiles import signer_for
 
     required = profile.required_keys(bands)
     keys = list(required.values())

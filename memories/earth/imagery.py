@@ -21,7 +21,6 @@ import numpy as np
 import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
-from memories.earth.catalogs import COMMON_BANDS, MASK_BAND, CatalogProfile
 from memories.earth.chunked_stats import exact_median, row_blocks, valid_rows
 from memories.earth.items import item_dict
 from memories.earth.order_stats import dn_median_iqr, nan_median_iqr, nanmedian_first_axis
@@ -38,6 +37,7 @@ from memories.earth.quality import (
     spectral_clear_mask,
 )
 from memories.earth.stac import item_epsg
+from memories.earth.stac_profiles import COMMON_BANDS, MASK_BAND, CatalogProfile
 from memories.errors import ConfigError, DataSourceError, ProcessingError
 from memories.grid import TileGrid
 

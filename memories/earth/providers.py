@@ -271,7 +271,7 @@ class EnvironmentalProvider(DataProvider):
             options=(),
             temporal=True,
             formats=("TMY3 CSV",),
-            retries="none: local files (memories.earth.environmental.OpenMeteoArchive retries its API)",
+            retries="none: local files (memories.earth.weather.OpenMeteoArchive retries its API)",
             cache="results, keyed by the files' size and mtime and the request (ResultCache)",
         )
 
@@ -298,7 +298,7 @@ class EnvironmentalProvider(DataProvider):
 
     def _series(self) -> Any:
         if self._data is None:
-            from memories.earth.environmental import EnvironmentalData
+            from memories.earth.weather import EnvironmentalData
 
             self._data = EnvironmentalData.from_tmy3(self.paths)
         return self._data

@@ -31,11 +31,11 @@ from typing import Any
 import xarray as xr
 
 from memories.config import Settings
-from memories.earth.catalogs import COMMON_BANDS, CatalogProfile, get_profile
 from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
 from memories.earth.indices import compute_indices
 from memories.earth.quality import MaskKind
 from memories.earth.stac import SceneSearch, datetime_range, open_client, search_period, search_scenes
+from memories.earth.stac_profiles import COMMON_BANDS, CatalogProfile, get_profile
 from memories.earth.timeseries import Period, calculate_index, composite_series, periods, tile_at, window
 from memories.errors import ConfigError, ProcessingError
 from memories.grid import TileGrid

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from pystac_client.stac_api_io import StacApiIO
 
-from memories.earth.catalogs import CatalogProfile
 from memories.earth.http import DEFAULT_BACKOFF_S, DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, Timeout, retry_policy
 from memories.earth.items import item_dict
+from memories.earth.stac_profiles import CatalogProfile
 from memories.errors import ConfigError, DataSourceError
 from memories.grid import TileGrid
 from memories.months import month_range

@@ -22,11 +22,11 @@ import numpy as np
 import xarray as xr
 
 from memories.earth.atmosphere import DOS_NEEDS, dark_object_haze, dos_correct, is_surface_reflectance, processing_level
-from memories.earth.catalogs import CatalogProfile, common_band_name
 from memories.earth.imagery import load_scenes, monthly_composite, resolve_mask_kind
 from memories.earth.indices import INDICES, compute_indices
 from memories.earth.quality import SPECTRAL_BANDS, MaskKind
 from memories.earth.stac import SceneSearch
+from memories.earth.stac_profiles import CatalogProfile, common_band_name
 from memories.errors import ConfigError, ProcessingError
 from memories.grid import TileGrid
 from memories.months import add_months, parse_time

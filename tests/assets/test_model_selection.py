@@ -29,7 +29,7 @@ from dagster_project.definitions import defs
 from memories.ai.land_cover import LandCoverUNet
 from memories.ai.registry import ModelRegistry, training_data_version
 from memories.classes import CLASS_BY_NAME
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.months import month_mid, month_range
 from memories.sample.landscape import build_landscape
 from memories.sample.scenes import clear_sky, repeat_to_10m

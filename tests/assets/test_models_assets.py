@@ -17,8 +17,8 @@ from dagster import DagsterInstance, materialize
 from assets.models import change_map, change_model, land_cover
 from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import read_geoparquet
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.months import month_mid, month_range
 from memories.sample.landscape import build_landscape
 from memories.sample.scenes import clear_sky, repeat_to_10m

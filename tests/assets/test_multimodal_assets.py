@@ -18,7 +18,7 @@ from assets.gis import gis_layers
 from assets.multimodal import multimodal_land_use, multimodal_model
 from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.months import month_mid, month_range
 from memories.sample.landscape import build_landscape
 from memories.sample.scenes import clear_sky, repeat_to_10m

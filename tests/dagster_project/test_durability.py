@@ -36,10 +36,10 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunSta
 
 from assets.partitions import FIRST_MONTH, TILES, partition_key
 from dagster_project.definitions import defs
-from memories.earth.catalogs import COMMON_BANDS
 from memories.earth.gis import read_geoparquet
 from memories.earth.imagery import load_scenes, monthly_composite
 from memories.earth.stac import items_from_table
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.grid import TileGrid
 from memories.memory.catalog import MemoryCatalog
 from memories.memory.temporal import TemporalMemory

@@ -12,7 +12,7 @@ import numpy as np
 
 from memories.ai.change import IGNORE, ChangePair, ChangeTrainingResult, train_change_detector
 from memories.ai.change_maps import event_truth
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.months import month_mid
 from memories.sample.landscape import build_landscape
 from memories.sample.scenes import clear_sky, repeat_to_10m

@@ -14,7 +14,7 @@ import xarray as xr
 
 from memories.ai.change import difference_change
 from memories.ai.change_maps import change_iou, change_map, change_scores, rounded_scores
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.sample.landscape import build_landscape
 from memories.store.paths import StorageRoot
 from memories.store.raster import MonthlyRasterStore

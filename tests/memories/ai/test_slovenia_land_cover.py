@@ -1,6 +1,6 @@
 """Land cover on real Sentinel-2 L1C over Slovenia, scored on the real land-use polygons.
 
-Measured (``python -m memories.ai.slovenia``, 10 epochs): held-out accuracy 0.84, mean
+Measured (``python -m bench.slovenia``, 10 epochs): held-out accuracy 0.84, mean
 IoU 0.31; forest 0.99 accuracy, grassland 0.42, cropland and built-up 0 (11 and 198
 pixels in the whole patch). The test trains 6 epochs and asserts a little below what
 that reaches.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memories.ai.slovenia import (
+from bench.slovenia import (
     LULC_TO_CLASS,
     SLOVENIA_SETTINGS,
     load_slovenia,

@@ -18,7 +18,7 @@ from memories.ai.training_sets import (
     spread_months,
     training_tile_months,
 )
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.errors import MissingDataError
 from memories.memory.catalog import MemoryCatalog
 from memories.sample.landscape import build_landscape

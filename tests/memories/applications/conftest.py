@@ -88,10 +88,10 @@ def build_app_memory(folder: Path) -> AppMemory:
     import xarray as xr
 
     from memories.applications.index_series import INDEX_SUMMARY, class_ndvi_summary, index_summary
-    from memories.earth.catalogs import COMMON_BANDS, get_profile
     from memories.earth.gis import GISProvider, write_geoparquet
     from memories.earth.imagery import composite_stats, load_scenes, monthly_composite
     from memories.earth.indices import compute_indices
+    from memories.earth.stac_profiles import COMMON_BANDS, get_profile
     from memories.memory.catalog import MemoryCatalog
     from memories.months import add_months, month_key, month_mid, month_range, parse_month
     from memories.sample import SampleWorld, SampleWorldSpec

@@ -224,8 +224,8 @@ def mm_memory(app_memory: Any, tmp_path_factory: Any) -> Any:
     from memories.ai.multimodal_data import modality_inputs
     from memories.ai.registry import ModelRegistry
     from memories.config import ModelSettings
-    from memories.earth.catalogs import COMMON_BANDS
     from memories.earth.gis import GIS_LAYERS, read_tile_layers
+    from memories.earth.stac_profiles import COMMON_BANDS
     from memories.memory.catalog import MemoryCatalog
     from memories.months import month_range
     from memories.store.paths import StorageRoot

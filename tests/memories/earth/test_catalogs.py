@@ -16,9 +16,9 @@ import pytest
 import rasterio
 
 from memories.earth.bands import band_info
-from memories.earth.catalogs import COMMON_BANDS, PlanetaryComputerSigner, get_profile, signer_for
 from memories.earth.fetch import fetch_assets
 from memories.earth.stac import item_epsg
+from memories.earth.stac_profiles import COMMON_BANDS, PlanetaryComputerSigner, get_profile, signer_for
 from memories.errors import ConfigError, DataSourceError
 
 from .faulty_server import FaultyServer

@@ -17,9 +17,9 @@ import rasterio
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
-from memories.earth.catalogs import get_profile
 from memories.earth.imagery import load_scenes, monthly_composite
 from memories.earth.order_stats import dn_median_iqr
+from memories.earth.stac_profiles import get_profile
 from memories.grid import TileGrid
 
 GRID = TileGrid("33TVM", 32633, 500_000.0, 5_100_000.0, 300, 300, 10.0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memories.earth.catalogs import get_profile
 from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid, read_dem
+from memories.earth.stac_profiles import get_profile
 from memories.errors import DataSourceError
 from memories.sample.spec import SampleWorldSpec
 from memories.sample.terrain import SampleTerrain, sample_terrain, write_dem_cog

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from pyproj import Geod, Transformer
 
-from memories.earth.environmental import EnvironmentalData, OpenMeteoArchive, read_tmy3
+from memories.earth.weather import EnvironmentalData, OpenMeteoArchive, read_tmy3
 from memories.errors import DataSourceError
 from memories.grid import TileGrid
 from tests.real_data import SHARED_DATA, needs_data

@@ -19,8 +19,8 @@ import pytest
 import rasterio
 
 from memories.cache import Cache
-from memories.earth.catalogs import COMMON_BANDS, get_profile
 from memories.earth.fetch import fetch_assets, verify_raster
+from memories.earth.stac_profiles import COMMON_BANDS, get_profile
 from memories.errors import DataSourceError
 
 from .faulty_server import FaultyServer

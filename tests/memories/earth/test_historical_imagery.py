@@ -120,7 +120,7 @@ def test_periods_are_calendar_steps_clipped_to_the_half_open_range():
 
 
 def test_band_numbers_and_common_names_resolve_alike():
-    from memories.earth.catalogs import common_band_name
+    from memories.earth.stac_profiles import common_band_name
 
     assert [common_band_name(b) for b in ("B2", "B02", "b3", "B04", "B8", "B8A", "B11", "B12")] == [
         "blue", "blue", "green", "red", "nir", "nir08", "swir16", "swir22",

@@ -9,8 +9,8 @@ import pystac
 import pytest
 import stackstac
 
-from memories.earth.catalogs import COMMON_BANDS, get_profile
 from memories.earth.imagery import _native_factor, load_scenes
+from memories.earth.stac_profiles import COMMON_BANDS, get_profile
 from memories.sample import SampleWorld, SampleWorldSpec
 
 

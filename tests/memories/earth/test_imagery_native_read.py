@@ -16,8 +16,8 @@ from pyproj import Transformer
 from rasterio.warp import Resampling, reproject, transform_bounds
 from shapely.geometry import box, mapping
 
-from memories.earth.catalogs import get_profile
 from memories.earth.imagery import load_scenes
+from memories.earth.stac_profiles import get_profile
 from memories.grid import TileGrid
 
 SRC_EPSG, GRID_EPSG = 32621, 32722  # UTM 21N and 22S, either side of 54 deg W near the equator

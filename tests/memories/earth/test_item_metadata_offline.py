@@ -17,11 +17,11 @@ import pytest
 import rasterio
 
 from memories.earth.bands import band_info
-from memories.earth.catalogs import COMMON_BANDS, get_profile
 from memories.earth.fetch import fetch_assets
 from memories.earth.imagery import load_scenes, monthly_composite
 from memories.earth.quality import processing_baseline, reflectance_offset
 from memories.earth.stac import item_epsg
+from memories.earth.stac_profiles import COMMON_BANDS, get_profile
 from memories.errors import DataSourceError
 from memories.grid import TileGrid
 from memories.sample.server import free_port

@@ -16,9 +16,9 @@ import pystac
 import pytest
 import rasterio
 
-from memories.earth.catalogs import COMMON_BANDS, get_profile
 from memories.earth.imagery import load_scenes, monthly_composite
 from memories.earth.stac import item_epsg
+from memories.earth.stac_profiles import COMMON_BANDS, get_profile
 from memories.grid import TileGrid
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "stac_items"

@@ -30,14 +30,14 @@ import rasterio
 import requests
 
 from memories.cache import Cache
-from memories.earth.catalogs import (
+from memories.earth.fetch import fetch_assets
+from memories.earth.stac_profiles import (
     CatalogProfile,
     PlanetaryComputerSigner,
     get_profile,
     href_needs_signing,
     signer_for,
 )
-from memories.earth.fetch import fetch_assets
 from memories.errors import ConfigError
 
 from .test_fetch import write_cog

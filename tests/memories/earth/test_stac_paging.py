@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from memories.cache import Cache
-from memories.earth.catalogs import get_profile
 from memories.earth.stac import open_client, search_scenes
+from memories.earth.stac_profiles import get_profile
 from memories.grid import TileGrid
 from memories.sample.server import StacServer
 

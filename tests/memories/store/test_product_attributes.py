@@ -8,9 +8,9 @@ import numpy as np
 import pystac
 import pytest
 
-from memories.earth.catalogs import COMMON_BANDS, get_profile
 from memories.earth.imagery import load_scenes, monthly_composite
 from memories.earth.indices import compute_indices
+from memories.earth.stac_profiles import COMMON_BANDS, get_profile
 from memories.sample import SampleWorld, SampleWorldSpec
 from memories.store import StorageRoot
 from memories.store.raster import MonthlyRasterStore

@@ -8,7 +8,7 @@ EPSG:32633, and the 88 real land-use polygons (Slovenian RABA register, via the
 eo-learn ``LULC`` classes) with their per-pixel raster ``LULC.npy``.
 
 Bands: B02 B03 B04 B08 B11 B12 -> blue green red nir swir16 swir22 (the
-project's :data:`~memories.earth.catalogs.COMMON_BANDS`).
+project's :data:`~memories.earth.stac_profiles.COMMON_BANDS`).
 
 Class mapping (eo-learn LULC id -> :mod:`memories.classes`), :data:`LULC_TO_CLASS`:
 
@@ -29,7 +29,7 @@ LULC id / name              project class    why
 10 snow and ice             0 (no label)     no counterpart
 ==========================  ===============  =====================================
 
-Run ``python -m memories.ai.slovenia`` to train with the seeded spatial split and
+Run ``python -m bench.slovenia`` to train with the seeded spatial split and
 print per-class accuracy and IoU on the held-out blocks.
 """
 
@@ -45,7 +45,7 @@ import numpy as np
 
 from memories.classes import CLASS_BY_CODE, NO_LABEL
 from memories.config import ModelSettings
-from memories.earth.catalogs import COMMON_BANDS
+from memories.earth.stac_profiles import COMMON_BANDS
 from memories.errors import DataSourceError
 
 __all__ = [

@@ -24,8 +24,8 @@ from pydantic import Field, PrivateAttr
 
 from memories.aoi import aoi_tile, aoi_tiles
 from memories.config import Settings, config
-from memories.earth.catalogs import COMMON_BANDS, CatalogProfile, get_profile, profile_names
 from memories.earth.stac import SceneSearch, open_client, search_scenes
+from memories.earth.stac_profiles import COMMON_BANDS, CatalogProfile, get_profile, profile_names
 from memories.grid import TileGrid
 
 
