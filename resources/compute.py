@@ -27,11 +27,13 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
     """
 
     scheduler_address: str | None = Field(
-        default=config.compute.dask_scheduler, description="tcp://host:8786 of an existing scheduler"
+        default_factory=lambda: config.compute.dask_scheduler, description="tcp://host:8786 of an existing scheduler"
     )
-    n_threads: int = Field(default=config.compute.dask_threads, description="threads of the local cluster")
+    n_threads: int = Field(
+        default_factory=lambda: config.compute.dask_threads, description="threads of the local cluster"
+    )
     memory_limit: str = Field(default="8GiB", description="memory limit of the local worker")
-    chunk_px: int = Field(default=config.compute.chunk_px, description="spatial chunk side, pixels")
+    chunk_px: int = Field(default_factory=lambda: config.compute.chunk_px, description="spatial chunk side, pixels")
     partitions_at_once: int = Field(
         default=2,
         ge=1,
@@ -120,11 +122,11 @@ class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
     """How models train and predict: accelerator, training sizes, and the model ids inference uses."""
 
     accelerator: str = Field(default="auto", description="auto | cpu | gpu (Lightning)")
-    width: int = config.model.width
-    max_epochs: int = config.model.max_epochs
-    patch_px: int = config.model.patch_px
-    patches_per_scene: int = config.model.patches_per_scene
-    seed: int = config.model.seed
+    width: int = Field(default_factory=lambda: config.model.width)
+    max_epochs: int = Field(default_factory=lambda: config.model.max_epochs)
+    patch_px: int = Field(default_factory=lambda: config.model.patch_px)
+    patches_per_scene: int = Field(default_factory=lambda: config.model.patches_per_scene)
+    seed: int = Field(default_factory=lambda: config.model.seed)
     max_training_months: int = Field(default=6, description="months per tile used to train, spread over the year")
     mc_passes: int = Field(default=8, ge=1, description="Monte-Carlo dropout passes per land-cover prediction")
     change_steps: int = Field(default=120, ge=1, description="optimizer steps of the change detector")
@@ -133,11 +135,12 @@ class ModelRuntimeResource(ConfigurableResource):  # type: ignore[misc]
         default=2, ge=0, description="shuffles per band of the held-out band importance at training; 0 skips it"
     )
     land_cover_model: str = Field(
-        default=config.model.land_cover_model,
+        default_factory=lambda: config.model.land_cover_model,
         description="model id land_cover predicts with: land_cover, land_cover:3, land_cover@latest, land_cover@best",
     )
     change_model: str = Field(
-        default=config.model.change_model, description="model id of the learned change detector change_map uses"
+        default_factory=lambda: config.model.change_model,
+        description="model id of the learned change detector change_map uses",
     )
 
     def model_settings(self) -> ModelSettings:

@@ -32,13 +32,13 @@ from memories.grid import TileGrid
 class SampleWorldResource(ConfigurableResource):  # type: ignore[misc]
     """The embedded sample world: generated once from its seed, then reused."""
 
-    root: str = Field(default=config.sample.root, description="local folder of the sample world")
-    seed: int = config.sample.seed
-    n_tiles: int = config.sample.n_tiles
-    start_month: str = config.sample.start_month
-    n_months: int = config.sample.n_months
-    size_px: int = config.sample.size_px
-    revisit_days: int = config.sample.revisit_days
+    root: str = Field(default_factory=lambda: config.sample.root, description="local folder of the sample world")
+    seed: int = Field(default_factory=lambda: config.sample.seed)
+    n_tiles: int = Field(default_factory=lambda: config.sample.n_tiles)
+    start_month: str = Field(default_factory=lambda: config.sample.start_month)
+    n_months: int = Field(default_factory=lambda: config.sample.n_months)
+    size_px: int = Field(default_factory=lambda: config.sample.size_px)
+    revisit_days: int = Field(default_factory=lambda: config.sample.revisit_days)
 
     def spec(self) -> Any:
         """The world's SampleWorldSpec."""
@@ -63,13 +63,17 @@ class StacCatalogResource(ConfigurableResource):  # type: ignore[misc]
     """A STAC API and the asset-key mapping of its items."""
 
     profile: str = Field(
-        default=config.catalog.profile,
+        default_factory=lambda: config.catalog.profile,
         description=f"one of {profile_names()}; earth-search or planetary-computer with collection "
         "landsat-c2-l2 read Landsat",
     )
-    url: str | None = Field(default=config.catalog.url, description="API root; empty = the profile's own")
-    collection: str = config.catalog.collection
-    max_cloud_cover: float = Field(default=config.catalog.max_cloud_cover, description="scene filter, percent")
+    url: str | None = Field(
+        default_factory=lambda: config.catalog.url, description="API root; empty = the profile's own"
+    )
+    collection: str = Field(default_factory=lambda: config.catalog.collection)
+    max_cloud_cover: float = Field(
+        default_factory=lambda: config.catalog.max_cloud_cover, description="scene filter, percent"
+    )
     request_timeout_s: float = Field(default=60.0, gt=0, description="read timeout of one HTTP request, seconds")
     retries: int = Field(default=5, ge=0, description="retries of one request or download (429/5xx, timeouts)")
     backoff_s: float = Field(default=0.5, ge=0, description="first retry wait, seconds; doubles per retry")

@@ -20,9 +20,9 @@ class StorageResource(ConfigurableResource):  # type: ignore[misc]
     from this configuration.
     """
 
-    root: str = Field(default=config.storage.root, description="file:// or s3:// URI")
+    root: str = Field(default_factory=lambda: config.storage.root, description="file:// or s3:// URI")
     s3_endpoint_url: str | None = Field(
-        default=config.storage.s3_endpoint_url,
+        default_factory=lambda: config.storage.s3_endpoint_url,
         description="endpoint of an S3-compatible server; empty for AWS",
     )
 
@@ -40,7 +40,9 @@ class MemoryCatalogResource(ConfigurableResource):  # type: ignore[misc]
     logged (``MemoryCatalog`` shows the URL with ``***``).
     """
 
-    path: str = Field(default=config.storage.catalog_path, description="SQLite file (when url is empty)")
+    path: str = Field(
+        default_factory=lambda: config.storage.catalog_path, description="SQLite file (when url is empty)"
+    )
     url: str = Field(default="", description="postgresql:// URL of a shared catalog (use an EnvVar); empty: path")
 
     def location(self) -> str:

@@ -23,7 +23,9 @@ class TieredStorageResource(ConfigurableResource):  # type: ignore[misc]
     )
     cold_root: str | None = Field(default=None, description="s3:// (or file://) URI of the cold tier; empty: none")
     glacier_root: str | None = Field(default=None, description="s3:// URI of the archive tier; empty: none")
-    s3_endpoint_url: str | None = Field(default=config.storage.s3_endpoint_url, description="S3-compatible endpoint")
+    s3_endpoint_url: str | None = Field(
+        default_factory=lambda: config.storage.s3_endpoint_url, description="S3-compatible endpoint"
+    )
     glacier_storage_class: str = Field(default="GLACIER", description="GLACIER, DEEP_ARCHIVE or GLACIER_IR")
     hot_capacity_bytes: int = Field(default=64 * 2**20, description="byte cap of the in-memory tier")
     weight_recency: float = 0.4

@@ -246,15 +246,16 @@ def test_a_start_month_after_the_sample_worlds_last_month_is_an_error_not_zero_p
 
 
 def test_importing_the_project_reads_no_configuration_first_use_does(tmp_path):
-    """MEMORIES_CONFIG names a missing file: every import passes, the first read of ``config`` says so."""
+    """MEMORIES_CONFIG names a missing file: every import passes (the library's and the Dagster resources',
+    whose field defaults are read when a resource is made), the first read of ``config`` says so."""
     script = (
-        "import memories.config as c, memories.cache, memories.concurrency, memories.logging\n"
+        "import memories.config as c, memories.cache, memories.concurrency, memories.logging, resources\n"
         "import memories.memory.temporal, memories.memory.catalog, memories.server.app, memories.earth.satellite\n"
         "from memories.applications import RealEstateAgent, UrbanPlanner, EnvironmentalMonitor\n"
         "from memories.applications import HistoricalReconstructor, DisasterAnalyzer\n"
         "assert not c.is_loaded(), 'an import read the configuration'\n"
         "try:\n"
-        "    c.config.storage\n"
+        "    resources.StorageResource()\n"
         "except c.ConfigError as e:\n"
         "    print('first use:', e)\n"
     )
