@@ -11,8 +11,6 @@ with the change's uncertainty carried into the forecast intervals
 
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import record
@@ -94,50 +92,16 @@ def change_trend(
     last = chain.months[-1]
     uri = root.table_uri(PRODUCT, tile, last)
     root.write_bytes(uri, chain.table.to_parquet(index=False))
-    forecast = chain.table[chain.table["kind"] == "forecast"]
-    widening = float(
-        ((forecast["upper_m2"] - forecast["lower_m2"]) / (forecast["model_upper_m2"] - forecast["model_lower_m2"]))
-        .replace([np.inf, -np.inf], np.nan)
-        .mean()
-    )
-    by_class = (chain.changed_into["expected_m2"] / 10_000).round(3)
-    stats: dict[str, Any] = {
-        "months": len(chain.months),
-        "samples": chain.samples,
-        "models": chain.models,
-        "interval_widening": round(widening, 3),
-        "last_change_ha_by_class": by_class.to_dict(),
-    }
+    stats: dict[str, Any] = chain.summary()
     record(context, memory.catalog(), uri=uri, stats=stats, grid=grid, month=last)
     return MaterializeResult(
         metadata={
             "months": MetadataValue.text(f"{chain.months[0]} .. {last} ({len(chain.months)})"),
             "samples": chain.samples,
             "models": MetadataValue.json(chain.models),
-            "interval_widening": MetadataValue.float(round(widening, 3)),
-            "change_by_class": MetadataValue.md(_class_markdown(chain.changed_into)),
-            "forecast": MetadataValue.md(_forecast_markdown(forecast)),
+            "interval_widening": MetadataValue.float(stats["interval_widening"]),
+            "change_by_class": MetadataValue.md(chain.class_markdown()),
+            "forecast": MetadataValue.md(chain.forecast_markdown()),
             "uri": uri,
         }
     )
-
-
-def _class_markdown(table: pd.DataFrame) -> str:
-    lines = ["| class | changed into (ha) | ± sd (ha) |", "| --- | --- | --- |"]
-    for name, row in table.iterrows():
-        lines.append(f"| {name} | {row['expected_m2'] / 1e4:.2f} | {row['sd_m2'] / 1e4:.2f} |")
-    return "\n".join(lines)
-
-
-def _forecast_markdown(forecast: pd.DataFrame) -> str:
-    lines = [
-        "| month | changed area (ha) | interval, change uncertainty carried (ha) | trend model alone (ha) |",
-        "| --- | --- | --- | --- |",
-    ]
-    for _, row in forecast.iterrows():
-        lines.append(
-            f"| {pd.Timestamp(row['time']).strftime('%Y-%m')} | {row['area_m2'] / 1e4:.2f} "
-            f"| {row['lower_m2'] / 1e4:.2f} – {row['upper_m2'] / 1e4:.2f} "
-            f"| {row['model_lower_m2'] / 1e4:.2f} – {row['model_upper_m2'] / 1e4:.2f} |"
-        )
-    return "\n".join(lines)

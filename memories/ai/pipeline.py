@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from memories.errors import ConfigError, ProcessingError
+from memories.grid import M2_PER_HA
 
 __all__ = [
     "ClassChange",
@@ -341,6 +342,51 @@ class TileChain:
     """The last month's change by land-cover class (:class:`ClassChange` table, m²)."""
     models: dict[str, str]
     samples: int
+
+    @property
+    def forecast(self) -> pd.DataFrame:
+        """The ``forecast`` rows of :attr:`table`."""
+        return self.table[self.table["kind"] == "forecast"]
+
+    @property
+    def interval_widening(self) -> float:
+        """Mean ratio of the forecast interval carrying the change's uncertainty to the trend model's own
+        interval (1: the change adds nothing; NaN when no forecast interval has a width)."""
+        f = self.forecast
+        ratio = (f["upper_m2"] - f["lower_m2"]) / (f["model_upper_m2"] - f["model_lower_m2"])
+        return float(ratio.replace([np.inf, -np.inf], np.nan).mean())
+
+    def summary(self) -> dict[str, Any]:
+        """What the catalog keeps of the chain: months, samples, models, the interval widening (3 decimals)
+        and the last month's change by class, hectares (3 decimals)."""
+        return {
+            "months": len(self.months),
+            "samples": self.samples,
+            "models": self.models,
+            "interval_widening": round(self.interval_widening, 3),
+            "last_change_ha_by_class": (self.changed_into["expected_m2"] / M2_PER_HA).round(3).to_dict(),
+        }
+
+    def class_markdown(self) -> str:
+        """The last month's change by class as a Markdown table (ha, ± one standard deviation)."""
+        lines = ["| class | changed into (ha) | ± sd (ha) |", "| --- | --- | --- |"]
+        for name, row in self.changed_into.iterrows():
+            lines.append(f"| {name} | {row['expected_m2'] / M2_PER_HA:.2f} | {row['sd_m2'] / M2_PER_HA:.2f} |")
+        return "\n".join(lines)
+
+    def forecast_markdown(self) -> str:
+        """The forecast as a Markdown table: area, the interval carrying the change's uncertainty, the model's own."""
+        lines = [
+            "| month | changed area (ha) | interval, change uncertainty carried (ha) | trend model alone (ha) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for _, row in self.forecast.iterrows():
+            lines.append(
+                f"| {pd.Timestamp(row['time']).strftime('%Y-%m')} | {row['area_m2'] / M2_PER_HA:.2f} "
+                f"| {row['lower_m2'] / M2_PER_HA:.2f} – {row['upper_m2'] / M2_PER_HA:.2f} "
+                f"| {row['model_lower_m2'] / M2_PER_HA:.2f} – {row['model_upper_m2'] / M2_PER_HA:.2f} |"
+            )
+        return "\n".join(lines)
 
 
 def seed_chain(
