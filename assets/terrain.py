@@ -52,9 +52,7 @@ def terrain(
 ) -> MaterializeResult:
     from memories.ai.registry import ModelRegistry
     from memories.ai.terrain_model import TERRAIN_MODEL, TerrainAnalyzer, register_terrain_model, score_against_truth
-    from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid
-    from memories.earth.stac import open_client
-    from memories.earth.stac_profiles import get_profile
+    from memories.earth.dem import dem_on_grid, find_dem
     from memories.earth.terrain import TERRAIN_EPOCH, terrain_dataset, terrain_store, terrain_summary
 
     grid = stac.tile(context.partition_key)
@@ -62,16 +60,15 @@ def terrain(
     source = config.source
     if source == "auto":
         source = stac.default_dem_source()
-    items: list[str] = []
-    if source == "sample":
-        hrefs = [str(stac.sample_world.ensure().dem_path(grid.tile_id))]
-    elif source == "files":
-        hrefs = list(config.paths)
-    else:
-        profile = get_profile(config.profile, url=config.url)
-        found = dem_items(open_client(profile.url or ""), profile, grid)
-        items = [it.id for it in found]
-        hrefs = dem_hrefs(found, profile)
+    world = stac.served_world() if source == "sample" else None
+    hrefs, items = find_dem(
+        source,
+        grid,
+        sample_path=str(world.dem_path(grid.tile_id)) if world is not None else None,
+        paths=config.paths,
+        profile=config.profile,
+        url=config.url,
+    )
     dem = dem_on_grid(hrefs, grid)
     with dask_cluster.compute():
         ds = terrain_dataset(
@@ -80,7 +77,7 @@ def terrain(
         store = terrain_store(root, grid, dask_cluster.chunk_px)
         snapshot = store.write_month(TERRAIN_EPOCH, ds, run_id=context.run.run_id)
     # The settings are a version of the terrain model; on the sample world it is scored against the truth.
-    scores = score_against_truth(ds, stac.sample_world.ensure().terrain(grid.tile_id)) if source == "sample" else {}
+    scores = score_against_truth(ds, world.terrain(grid.tile_id)) if world is not None else {}
     settings = TerrainAnalyzer(config.condition, config.stream_area_m2)
     model = register_terrain_model(ModelRegistry(root), settings, scores)
     model_id = f"{TERRAIN_MODEL}:{model.version}"

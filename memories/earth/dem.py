@@ -135,3 +135,42 @@ def dem_hrefs(items: Sequence[Any], profile: CatalogProfile) -> list[str]:
     if signer is not None:
         hrefs = [signer.sign_href(h, profile.collection) for h in hrefs]
     return [h[7:] if h.startswith("file://") else h for h in hrefs]
+
+
+def find_dem(
+    source: str,
+    grid: TileGrid,
+    *,
+    sample_path: str | None = None,
+    paths: Sequence[str] = (),
+    profile: str = "planetary-computer-dem",
+    url: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """The DEM files covering the tile, and the ids of the STAC items they came from (none for files).
+
+    Args:
+        source: ``sample`` (the sample world's analytic DEM at ``sample_path``), ``files`` (``paths``) or
+            ``stac`` (a DEM collection searched through the catalog ``profile``, at ``url`` or its own).
+        grid: the tile.
+
+    Raises:
+        ConfigError: an unknown source, or a source without what it reads (no ``sample_path``, no ``paths``).
+    """
+    from memories.errors import ConfigError
+
+    if source == "sample":
+        if not sample_path:
+            raise ConfigError("source='sample' needs the sample world's DEM; the catalog serves no sample world")
+        return [sample_path], []
+    if source == "files":
+        if not paths:
+            raise ConfigError("source='files' needs paths=[...] of DEM files (GeoTIFF/COG) covering the tile")
+        return list(paths), []
+    if source != "stac":
+        raise ConfigError(f"DEM source {source!r} is unknown; use 'sample', 'files' or 'stac'")
+    from memories.earth.stac import open_client
+    from memories.earth.stac_profiles import get_profile
+
+    found_profile = get_profile(profile, url=url)
+    found = dem_items(open_client(found_profile.url or ""), found_profile, grid)
+    return dem_hrefs(found, found_profile), [it.id for it in found]

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid, read_dem
+from memories.earth.dem import dem_hrefs, dem_items, dem_on_grid, find_dem, read_dem
 from memories.earth.stac_profiles import get_profile
-from memories.errors import DataSourceError
+from memories.errors import ConfigError, DataSourceError
 from memories.sample.spec import SampleWorldSpec
 from memories.sample.terrain import SampleTerrain, sample_terrain, write_dem_cog
 
@@ -98,7 +98,9 @@ def test_a_stac_dem_collection_is_searched_and_resampled_onto_the_tile(valley: S
         profile = get_profile("earth-search", url=server.url, collection="cop-dem-glo-30")
         assert profile.name == "earth-search-dem"
         items = dem_items(open_client(server.url), profile, valley.grid)
+        found = find_dem("stac", valley.grid, profile="earth-search-dem", url=server.url)  # what the asset calls
     assert [it.id for it in items] == [item["id"]]
+    assert found == (dem_hrefs(items, profile), [item["id"]])
     dem = dem_on_grid(dem_hrefs(items, profile), valley.grid)
     err = np.abs(dem - valley.dem())
     off_axis = np.abs(np.arange(96) - valley.axis_col)[None, :].repeat(96, 0) >= 2
@@ -107,3 +109,14 @@ def test_a_stac_dem_collection_is_searched_and_resampled_onto_the_tile(valley: S
     assert err[off_axis].max() < 0.1 and np.median(err) < 0.03 and err.max() < 0.5
     fdir = T.flow_direction(da.from_array(dem, chunks=48), 10.0, 10.0).compute()
     assert (fdir == valley.flow_direction()).mean() > 0.99
+
+
+def test_the_dem_of_each_source_is_found_or_refused_naming_what_is_missing(valley: SampleTerrain) -> None:
+    assert find_dem("sample", valley.grid, sample_path="/w/dem.tif") == (["/w/dem.tif"], [])
+    assert find_dem("files", valley.grid, paths=["a.tif", "b.tif"]) == (["a.tif", "b.tif"], [])
+    with pytest.raises(ConfigError, match="source='sample' needs the sample world's DEM"):
+        find_dem("sample", valley.grid)
+    with pytest.raises(ConfigError, match=r"source='files' needs paths=\[\.\.\.\]"):
+        find_dem("files", valley.grid)
+    with pytest.raises(ConfigError, match="DEM source 'srtm' is unknown; use 'sample', 'files' or 'stac'"):
+        find_dem("srtm", valley.grid)
