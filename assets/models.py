@@ -63,12 +63,11 @@ def land_cover_model(
     memory: MemoryCatalogResource,
     model_runtime: ModelRuntimeResource,
 ) -> MaterializeResult:
-    from memories.ai.explain import held_out_band_importance, plot_band_importance
+    from memories.ai.explain import band_importance_sidecar, plot_band_importance
     from memories.ai.land_cover import train_land_cover
     from memories.ai.registry import ModelRegistry
     from memories.ai.saliency import saliency_preview
     from memories.ai.training_sets import land_cover_samples, training_tile_months
-    from memories.errors import ProcessingError
 
     root = storage.storage_root()
     catalog = memory.catalog()
@@ -81,24 +80,17 @@ def land_cover_model(
     result = train_land_cover(
         samples, band_names=COMMON_BANDS, settings=settings, accelerator=model_runtime.accelerator
     )
-    extra: dict[str, Any] = {}
-    if model_runtime.importance_repeats > 0:
-        # Once per version, on the held-out blocks of the first tile-month: the numbers travel with the
-        # checkpoint, so every report made with this version shows what it looks at.
-        tile, month = chosen[0]
-        try:
-            importance = held_out_band_importance(
-                result.model,
-                samples,
-                patch_px=settings.patch_px,
-                seed=settings.seed,
-                n_repeats=model_runtime.importance_repeats,
-            )
-        except ProcessingError as e:
-            # Sparse GIS labels can leave the held-out blocks of that month unlabelled: register without.
-            context.log.warning(f"band importance not computed on {month}|{tile}: {e}")
-        else:
-            extra = importance.sidecar(scored_on=f"validation blocks of {month}|{tile}")
+    tile, month = chosen[0]
+    extra, why_not = band_importance_sidecar(
+        result.model,
+        samples,
+        patch_px=settings.patch_px,
+        seed=settings.seed,
+        n_repeats=model_runtime.importance_repeats,
+        scored_on=f"validation blocks of {month}|{tile}",
+    )
+    if why_not:
+        context.log.warning(f"band importance not computed on {month}|{tile}: {why_not}")
     version = ModelRegistry(root).register(
         MODEL_NAME,
         result.model,

@@ -219,3 +219,33 @@ def _gradient_x_input(model: Any, x: np.ndarray, scored: np.ndarray) -> list[flo
         model.zero_grad(set_to_none=True)
     total = per_band.sum()
     return [float(v / total) if total > 0 else 0.0 for v in per_band]
+
+
+def band_importance_sidecar(
+    model: Any,
+    samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    patch_px: int,
+    seed: int,
+    n_repeats: int,
+    scored_on: str,
+) -> tuple[dict[str, Any], str | None]:
+    """The registry sidecar of :func:`held_out_band_importance` on the first scene, or why there is none.
+
+    Computed once per model version, so the numbers travel with the checkpoint and every report made with
+    the version shows what it looks at. Sparse labels can leave the first scene's held-out blocks
+    unlabelled: then the sidecar is empty and the reason (the ``ProcessingError``'s text) is returned, so
+    the model is registered without it rather than not at all.
+
+    Returns:
+        ``(sidecar, None)``, or ``({}, reason)``; ``({}, None)`` when ``n_repeats`` is 0 (not asked).
+    """
+    from memories.errors import ProcessingError
+
+    if n_repeats <= 0:
+        return {}, None
+    try:
+        importance = held_out_band_importance(model, samples, patch_px=patch_px, seed=seed, n_repeats=n_repeats)
+    except ProcessingError as e:
+        return {}, str(e)
+    return importance.sidecar(scored_on=scored_on), None

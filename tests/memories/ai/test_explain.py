@@ -59,3 +59,17 @@ def test_bad_inputs_and_the_chart(signal_model) -> None:  # type: ignore[no-unty
         band_importance(signal_model, x, labels, method="shap")  # type: ignore[arg-type]
     png = plot_band_importance({"signal": 0.6, "noise_a": 0.01, "noise_b": -0.01})
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_the_band_importance_sidecar_is_computed_or_says_why_not(signal_model) -> None:  # type: ignore[no-untyped-def]
+    from memories.ai.explain import band_importance_sidecar
+
+    scenes = [_scene(1, 96), _scene(2, 96)]
+    sidecar, why_not = band_importance_sidecar(signal_model, scenes, patch_px=32, seed=3, n_repeats=1, scored_on="x")
+    assert why_not is None and max(sidecar["band_importance"], key=sidecar["band_importance"].get) == "signal"
+    assert band_importance_sidecar(signal_model, scenes, patch_px=32, seed=3, n_repeats=0, scored_on="x") == ({}, None)
+    unlabelled = [(x, np.zeros_like(y)) for x, y in scenes]
+    sidecar, why_not = band_importance_sidecar(
+        signal_model, unlabelled, patch_px=32, seed=3, n_repeats=1, scored_on="x"
+    )
+    assert sidecar == {} and why_not
