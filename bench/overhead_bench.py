@@ -84,8 +84,15 @@ def _steps(instance: Any, run_id: str) -> tuple[dict[str, float], float]:
     return steps, init
 
 
-def measure(months: int, analysis: bool, workdir: Path) -> dict[str, Any]:
-    """Run the partitions in this process (the project reads its config at import: call once)."""
+def measure(months: int, analysis: bool, workdir: Path, profile: Path | None = None) -> dict[str, Any]:
+    """Run the partitions in this process (the project reads its config at import: call once).
+
+    With ``profile``, the runs after each job's warm-up run under cProfile, and its statistics are
+    written there (``python -m pstats FILE``): where the overhead goes, without the imports.
+    """
+    import cProfile
+
+    profiler = cProfile.Profile() if profile else None
     os.environ["MEMORIES_CONFIG"] = str(_config(workdir, months))
     os.environ.setdefault("MPLBACKEND", "Agg")
     t0 = time.perf_counter()
@@ -106,10 +113,15 @@ def measure(months: int, analysis: bool, workdir: Path) -> dict[str, Any]:
     inits: list[float] = []
 
     def run(job: str, month: str, **kw: Any) -> None:
+        warm = profiler is not None and len(runs[job]) > 0
         t, c = time.perf_counter(), time.process_time()
+        if warm:
+            profiler.enable()
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, partition_key=partition_key(month, tile), **kw
         )
+        if warm:
+            profiler.disable()
         wall = time.perf_counter() - t
         cpu[job].append(time.process_time() - c)
         if not result.success:
@@ -152,6 +164,8 @@ def measure(months: int, analysis: bool, workdir: Path) -> dict[str, Any]:
     )
     range_s = time.perf_counter() - t
     out["range_run_ok"] = bool(result.success)
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(str(profile))
 
     def med(xs: list[float]) -> float:
         return round(statistics.median(xs), 3) if xs else float("nan")
@@ -184,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-analysis", dest="analysis", action="store_false", help="ingest only")
     p.add_argument("--json", action="store_true", help="print one JSON object last")
     p.add_argument("--workdir", default=None, help="keep the world and stores here (default: a temporary folder)")
+    p.add_argument("--profile", type=Path, default=None, help="write cProfile statistics of the warm runs here")
     add_size_flags(p)
     args = apply_size_flags(p.parse_args(argv), QUICK, FULL)
     if args.months < 2:
         p.error("--months must be at least 2 (the first month is the warm-up)")
     with tempfile.TemporaryDirectory(prefix="overhead-bench-") as tmp:
-        out = measure(args.months, args.analysis, Path(args.workdir or tmp))
+        out = measure(args.months, args.analysis, Path(args.workdir or tmp), args.profile)
     if args.json:
         print(json.dumps(out))
     else:
