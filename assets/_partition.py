@@ -34,6 +34,11 @@ def tile_months(context: AssetExecutionContext, stac: StacCatalogResource) -> li
     return out
 
 
+def largest_px(partitions: Sequence[tuple[str, str, TileGrid]]) -> int:
+    """Pixels of the largest tile grid among ``tile_months`` partitions (``DaskClusterResource.each``'s ``pixels``)."""
+    return max((grid.width * grid.height for _, _, grid in partitions), default=0)
+
+
 def partition_metadata(context: AssetExecutionContext, key: str, metadata: dict[str, Any]) -> None:
     """Attach ``metadata`` to the materialization of partition ``key`` alone (also inside a range run)."""
     context.add_asset_metadata(metadata, partition_key=key)

@@ -20,7 +20,7 @@ from dagster import (
     asset,
 )
 
-from assets._partition import partition_metadata, range_check, record, tile_months
+from assets._partition import largest_px, partition_metadata, range_check, record, tile_months
 from assets.automation import REFRESH_WITH_INPUTS
 from assets.partitions import FIRST_MONTH, MONTH_TILE_BACKFILL, month_tile_partitions
 from memories.applications.index_series import INDEX_SUMMARY, index_summary
@@ -136,7 +136,11 @@ def surface_reflectance(
     memory: MemoryCatalogResource,
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     partitions = tile_months(context, stac)
-    done = dask_cluster.each(lambda p: _composite(context, stac, storage, dask_cluster, memory, *p), partitions)
+    done = dask_cluster.each(
+        lambda p: _composite(context, stac, storage, dask_cluster, memory, *p),
+        partitions,
+        pixels=largest_px(partitions),
+    )
     checks = []
     for (key, _, _), (metadata, suite) in zip(partitions, done, strict=True):
         partition_metadata(context, key, metadata)
@@ -259,7 +263,8 @@ def spectral_indices(
             },
         )
 
-    dask_cluster.each(indices, tile_months(context, stac))
+    partitions = tile_months(context, stac)
+    dask_cluster.each(indices, partitions, pixels=largest_px(partitions))
     return MaterializeResult()
 
 

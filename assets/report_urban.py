@@ -21,6 +21,7 @@ from resources import MemoryCatalogResource, StacCatalogResource, StorageResourc
 
 from .gis import gis_layers
 from .models import land_cover
+from .multimodal import multimodal_land_use
 from .sources import socioeconomic_regions
 from .terrain import terrain
 
@@ -32,6 +33,7 @@ from .terrain import terrain
         AssetDep(gis_layers, partition_mapping=YEAR_BEFORE),  # roads then and now
         socioeconomic_regions,  # tile-partitioned: Dagster infers the tile-dimension mapping
         terrain,  # tile-partitioned too: the slope under new built-up land
+        multimodal_land_use,  # the land-use section: the multi-modal map of the month
     ],
     description="Urban planning report per tile-month: built-up expansion, green space per inhabitant and road "
     "network growth per census district since a year earlier, with the recommendations they trigger.",

@@ -139,6 +139,11 @@ class ComputeSettings(_Section):
     dask_threads: int = Field(default_factory=lambda: max(1, os.cpu_count() or 1))
     chunk_px: int = Field(2048, ge=64)
     """Spatial chunk side of rasters, pixels."""
+    threads_below_px: int = Field(1024 * 1024, ge=0)
+    """Without ``dask_scheduler``: tile-months of fewer pixels than this compute on dask's threaded
+    scheduler in the run's process instead of the local cluster, whose cost per graph (about 0.1 s
+    to submit, schedule and gather) is more than their math; 0: always the cluster. A configured
+    ``dask_scheduler`` is always used."""
 
 
 class ModelSettings(_Section):

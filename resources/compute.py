@@ -34,6 +34,11 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
     )
     memory_limit: str = Field(default="8GiB", description="memory limit of the local worker")
     chunk_px: int = Field(default_factory=lambda: config.compute.chunk_px, description="spatial chunk side, pixels")
+    threads_below_px: int = Field(
+        default_factory=lambda: config.compute.threads_below_px,
+        description="without scheduler_address: tile-months of fewer pixels compute on dask's threaded "
+        "scheduler in the run's process (the local cluster's cost per graph exceeds their math); 0: never",
+    )
     partitions_at_once: int = Field(
         default=2,
         ge=1,
@@ -59,21 +64,35 @@ class DaskClusterResource(ConfigurableResource):  # type: ignore[misc]
         finally:
             self._client = None
 
-    def each(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def each(self, fn: Callable[[T], R], items: Sequence[T], *, pixels: int | None = None) -> list[R]:
         """``fn`` of every item (a run's tile-months), ``partitions_at_once`` at a time, with this cluster
         as dask's scheduler; results in the order of ``items``. A failure is raised once the running ones end.
 
+        ``pixels``: the largest item's pixel count; under ``threads_below_px`` (and with no
+        ``scheduler_address``) the items compute on dask's threaded scheduler instead (:meth:`compute`).
         ``fn`` must not enter :meth:`compute` itself: dask's scheduler setting is process-wide.
         """
-        with self.compute():
+        with self.compute(pixels=pixels):
             if self.partitions_at_once <= 1 or len(items) <= 1:
                 return [fn(x) for x in items]
             with ThreadPoolExecutor(self.partitions_at_once, thread_name_prefix="partition") as pool:
                 return list(pool.map(fn, items))
 
+    def on_threads(self, pixels: int | None) -> bool:
+        """Whether work of ``pixels`` pixels computes on the process's threads rather than the cluster."""
+        return not self.scheduler_address and pixels is not None and pixels < self.threads_below_px
+
     @contextmanager
-    def compute(self) -> Iterator[Any]:
-        """Make this cluster dask's scheduler inside the block."""
+    def compute(self, *, pixels: int | None = None) -> Iterator[Any]:
+        """Make this cluster dask's scheduler inside the block (yields the client), or, for work of fewer
+        than ``threads_below_px`` pixels and no ``scheduler_address``, dask's threaded scheduler with
+        ``n_threads`` threads (yields None)."""
+        if self.on_threads(pixels):
+            import dask
+
+            with dask.config.set(scheduler="threads", num_workers=self.n_threads):
+                yield None
+            return
         if self._client is None:
             yield None
             return
