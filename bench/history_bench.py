@@ -44,7 +44,7 @@ def build_store(folder: Path, n_months: int, size_px: int, *, summaries: bool = 
     """A memory of ``n_months`` months of one tile under ``folder``: its :class:`MemoryView`'s parts."""
     import xarray as xr
 
-    from memories.applications.index_series import class_ndvi_summary, index_summary
+    from memories.applications.index_series import INDEX_SUMMARY, class_ndvi_summary, index_summary
     from memories.classes import CLASS_BY_NAME
     from memories.grid import TileGrid
     from memories.memory.catalog import MemoryCatalog
@@ -87,7 +87,7 @@ def build_store(folder: Path, n_months: int, size_px: int, *, summaries: bool = 
         ds = xr.Dataset({k: (("y", "x"), v) for k, v in (("ndvi", ndvi), ("ndwi", ndwi), ("evi", evi), ("nbr", nbr))})
         si.write_month(month, ds)
         written = si.read_month(month, snapshot=si.last_snapshot).compute()
-        si_stats: dict[str, Any] = {"summary": index_summary(written)} if summaries else {}
+        si_stats: dict[str, Any] = {INDEX_SUMMARY: index_summary(written)} if summaries else {}
         _record(catalog, SPECTRAL_INDICES, si.uri, grid, month, si_stats, si.last_snapshot, month_range)
         zeros = np.zeros(grid.shape, np.float32)
         lc.write_month(
@@ -125,16 +125,25 @@ def _record(catalog: Any, asset: str, uri: str, grid: Any, month: str, stats: di
     )
 
 
-def time_analysis(root: Any, catalog: Any, month: str, repeat: int) -> dict[str, Any]:
-    """Seconds of ``EnvironmentalMonitor(view).analyze(TILE, month)``, a fresh view each run."""
+def time_analysis(root: Any, catalog: Any, month: str, repeat: int, *, summaries: bool) -> dict[str, Any]:
+    """Seconds of ``EnvironmentalMonitor(view).analyze(TILE, month)``, a fresh view each run.
+
+    Raises:
+        RuntimeError: the analysis read its series other than the store was built for (``summaries``: from the
+            records' month summaries, else from the rasters), so the figure would time the wrong path.
+    """
     from memories.applications.environmental import EnvironmentalMonitor
     from memories.memory.temporal import TemporalMemory
     from memories.memory.view import MemoryView
+    from memories.products import SPECTRAL_INDICES
 
-    def run(_: int) -> None:
-        EnvironmentalMonitor(MemoryView(TemporalMemory(catalog, root))).analyze(TILE, month)
+    def run(_: int) -> Any:
+        return EnvironmentalMonitor(MemoryView(TemporalMemory(catalog, root))).analyze(TILE, month)
 
-    run(0)  # imports (statsmodels, scipy) and the first catalog connection stay outside the timing
+    # The warm-up keeps imports (statsmodels, scipy) and the first catalog connection outside the timing.
+    source = run(0).sources[f"{SPECTRAL_INDICES} series"]
+    if ("computed from their rasters" in source) == summaries:
+        raise RuntimeError(f"the {month} analysis read its series as {source!r}; the store was built with {summaries=}")
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in timed(repeat, run).items()}
 
 
@@ -163,8 +172,8 @@ def main() -> None:
         root, catalog = build_store(folder, n, args.size_px, summaries=not args.old_store)
         built = time.perf_counter() - t0
         first, last = START, month_key(add_months(parse_month(START), n - 1))
-        first_t = time_analysis(root, catalog, first, args.repeat)
-        last_t = time_analysis(root, catalog, last, args.repeat)
+        first_t = time_analysis(root, catalog, first, args.repeat, summaries=not args.old_store)
+        last_t = time_analysis(root, catalog, last, args.repeat, summaries=not args.old_store)
         result["stores"][str(n)] = {
             "months": n,
             "build_s": round(built, 1),

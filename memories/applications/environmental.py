@@ -14,7 +14,9 @@ from what the memory held at the view's ``as_of``:
   least-squares slope per year and its standard error (with annual sine/cosine
   terms once two years are held, so phenology does not pass for a trend), and
   **anomalies**: months outside their one-step ARIMA prediction interval
-  (:func:`memories.ai.forecast.detect_anomalies`);
+  (:func:`memories.ai.forecast.detect_anomalies`), the model fitted over the trailing
+  ``anomaly_window_months`` (default :data:`~memories.applications.trends.ANOMALY_WINDOW_MONTHS`,
+  24) months; a longer history's report says which months were fitted;
 - **alerts** when a threshold is crossed: forest loss, water-extent change, an
   anomalous month;
 - the NDVI series per land-cover class (each month's median over that month's own land
@@ -28,7 +30,8 @@ built ``as_of`` a past time sees the memory as it was then.
 
 Cost flat in history: the analysis of month N reads the rasters of the months its rules name (the
 month, the reference month, the first month); the monthly series come from the per-month summaries
-kept in the records (:mod:`~memories.applications.index_series`), not from every past raster.
+kept in the records (:mod:`~memories.applications.index_series`), not from every past raster, and the
+anomaly model, the one part whose cost grew with the series, is fitted over a bounded trailing window.
 
 This module reads the memory and computes; the pieces live beside it:
 :mod:`~memories.earth.vegetation` (loss and gain maps),
@@ -66,6 +69,7 @@ from memories.applications.index_series import IndexSeriesRead, read_series
 from memories.applications.maps import basemap
 from memories.applications.report import Report
 from memories.applications.trends import (
+    ANOMALY_WINDOW_MONTHS,
     INDEX_VALID_MAX,
     MIN_VALID_FRACTION,
     SEASONAL_TREND_MIN_MONTHS,
@@ -123,10 +127,16 @@ class EnvironmentalMonitor(AwaitableReport):
         alert_on_anomaly: raise an alert when the report's month is an anomaly of any index.
         anomaly_order: ARIMA ``(p, d, q)`` of the anomaly model (with two annual harmonics); None
             chooses it by AIC over :data:`memories.ai.forecast.ORDER_GRID` (12 fits per index, ~10 x slower).
+        anomaly_window_months: the anomaly model is fitted over the calendar months from this many months
+            back to the report's month (the one-step flags and the predicted series cover those months), so
+            its cost stays flat as the history grows; a history not longer than that is fitted whole. The
+            report names the window whenever it left months out. None fits the whole series (cost grows with
+            the history). Default :data:`~memories.applications.trends.ANOMALY_WINDOW_MONTHS` (two annual cycles).
         indices: indices given a trend and anomaly flags (variables of ``spectral_indices``).
 
     Raises:
-        ConfigError: a negative threshold or an ``anomaly_alpha`` outside (0, 1).
+        ConfigError: a negative threshold, an ``anomaly_alpha`` outside (0, 1), or an ``anomaly_window_months``
+            shorter than the months a model needs (:data:`memories.ai.forecast.MIN_OBSERVED_STEPS`).
     """
 
     def __init__(
@@ -139,6 +149,7 @@ class EnvironmentalMonitor(AwaitableReport):
         anomaly_alpha: float = 0.01,
         alert_on_anomaly: bool = True,
         anomaly_order: tuple[int, int, int] | None = (1, 0, 0),
+        anomaly_window_months: int | None = ANOMALY_WINDOW_MONTHS,
         indices: tuple[str, ...] = TREND_INDICES,
     ) -> None:
         if alert_threshold_ha < 0 or water_alert_threshold_ha < 0:
@@ -148,6 +159,13 @@ class EnvironmentalMonitor(AwaitableReport):
             )
         if not 0 < anomaly_alpha < 1:
             raise ConfigError(f"anomaly_alpha={anomaly_alpha}; use a value in (0, 1), e.g. 0.01 for 99 % intervals")
+        from memories.ai.forecast import MIN_OBSERVED_STEPS
+
+        if anomaly_window_months is not None and anomaly_window_months < MIN_OBSERVED_STEPS:
+            raise ConfigError(
+                f"anomaly_window_months={anomaly_window_months}; a model needs {MIN_OBSERVED_STEPS} observed months: "
+                f"use at least that (default {ANOMALY_WINDOW_MONTHS}), or None to fit the whole series"
+            )
         self.view = view or MemoryView()
         self.thresholds = thresholds
         self.alert_threshold_ha = alert_threshold_ha
@@ -155,6 +173,7 @@ class EnvironmentalMonitor(AwaitableReport):
         self.anomaly_alpha = anomaly_alpha
         self.alert_on_anomaly = alert_on_anomaly
         self.anomaly_order = anomaly_order
+        self.anomaly_window_months = anomaly_window_months
         self.indices = tuple(dict.fromkeys(("ndvi", "ndwi", *indices)))
 
     async def aanalyze(self, tile: str, month: str) -> EnvironmentalAnalysis:
@@ -224,7 +243,14 @@ class EnvironmentalMonitor(AwaitableReport):
             trends={name: IndexTrend.from_dict(index_trend(months, series[name])) for name in self.indices},
             anomalies={
                 name: AnomalyFlags.from_dict(
-                    anomaly_flags(months, series[name], month, alpha=self.anomaly_alpha, order=self.anomaly_order)
+                    anomaly_flags(
+                        months,
+                        series[name],
+                        month,
+                        alpha=self.anomaly_alpha,
+                        order=self.anomaly_order,
+                        window=self.anomaly_window_months,
+                    )
                 )
                 for name in self.indices
             },

@@ -193,7 +193,11 @@ class AnomalyFlags:
         this_month: the analysed month's verdict; None when it has no prediction.
         note: why flags or the verdict are missing, else None.
         order, harmonics: the fitted ARIMA ``(p, d, q)`` and annual harmonics, None when none was fitted.
-        months, predicted, lower, upper: the one-step predictions and their interval per observed month.
+        months, predicted, lower, upper: the one-step predictions and their interval per observed month
+            (of the months fitted).
+        window_months, window_from: when the series is longer than the anomaly window, the window's length
+            (months) and its first month: the model was fitted to ``window_from``..the analysed month only.
+            None when the whole series was fitted.
     """
 
     alpha: float
@@ -206,6 +210,8 @@ class AnomalyFlags:
     predicted: list[float] | None = None
     lower: list[float] | None = None
     upper: list[float] | None = None
+    window_months: int | None = None
+    window_from: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AnomalyFlags:
@@ -222,11 +228,14 @@ class AnomalyFlags:
             predicted=d.get("predicted"),
             lower=d.get("lower"),
             upper=d.get("upper"),
+            window_months=d.get("window_months"),
+            window_from=d.get("window_from"),
         )
 
     def as_dict(self, *, series: bool = True) -> dict[str, Any]:
         """The form of :func:`~memories.applications.trends.anomaly_flags` (``series=False``: without
-        ``months``/``predicted``/``lower``/``upper``, as ``summary.json`` keeps it)."""
+        ``months``/``predicted``/``lower``/``upper``, as ``summary.json`` keeps it); the window entries only when
+        the window left months out."""
         out: dict[str, Any] = {"alpha": self.alpha, "flagged": self.flagged}
         out["this_month"] = vars(self.this_month).copy() if self.this_month else None
         if self.order is not None:
@@ -235,6 +244,8 @@ class AnomalyFlags:
                 out.update(months=self.months, predicted=self.predicted, lower=self.lower, upper=self.upper)
         if self.note is not None:
             out["note"] = self.note
+        if self.window_months is not None:
+            out.update(window_months=self.window_months, window_from=self.window_from)
         return out
 
 

@@ -230,7 +230,7 @@ def trend_section(a: EnvironmentalAnalysis) -> dict[str, Any]:
         "text": (
             "Monthly tile means of each index (months with ≥ 5 % clear pixels). A month is an anomaly when its mean "
             f"falls outside the {round(100 * (1 - a.settings.anomaly_alpha))} % one-step prediction interval of an "
-            "ARIMA model with annual harmonics fitted to the series up to this month."
+            "ARIMA model with annual harmonics fitted to the series up to this month" + _anomaly_window_text(a) + "."
         ),
         "quantities": trend_q,
         "table": {
@@ -240,6 +240,18 @@ def trend_section(a: EnvironmentalAnalysis) -> dict[str, Any]:
         },
         "figures": ["index_trends"],
     }
+
+
+def _anomaly_window_text(a: EnvironmentalAnalysis) -> str:
+    """How much of the series the anomaly model saw: nothing to add when it saw all of it."""
+    windows = {(an.window_months, an.window_from) for an in a.anomalies.values() if an.window_months is not None}
+    if not windows:
+        return ""
+    n, first = next(iter(windows))  # one monitor, one window for every index
+    return (
+        f", over its last {n} months only ({first}..{a.month}, the anomaly window; the trends use every month "
+        f"since {a.first_month})"
+    )
 
 
 def land_cover_section(a: EnvironmentalAnalysis) -> dict[str, Any]:

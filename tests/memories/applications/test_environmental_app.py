@@ -196,6 +196,24 @@ def test_alert_thresholds_decide_the_alerts(app_memory):
         EnvironmentalMonitor(app_memory.view, anomaly_alpha=1.5)
     with pytest.raises(ConfigError, match="evi"):
         EnvironmentalMonitor(app_memory.view, indices=("savi",)).analyze(app_memory.tile, "2023-06")
+    with pytest.raises(ConfigError, match="anomaly_window_months=6"):
+        EnvironmentalMonitor(app_memory.view, anomaly_window_months=6)
+
+
+def test_report_names_the_anomaly_window_only_when_it_left_months_out(app_memory):
+    from dataclasses import replace
+
+    from memories.applications.environmental_report import trend_section
+
+    a = EnvironmentalMonitor(app_memory.view, anomaly_window_months=8).analyze(app_memory.tile, "2023-08")
+    assert all(an.window_months is None for an in a.anomalies.values())  # 8 months held: fitted whole
+    assert trend_section(a)["text"].endswith("fitted to the series up to this month.")
+    # A longer history's flags carry the window they were fitted over; the report says so.
+    flags = {k: replace(v, window_months=8, window_from="2023-01") for k, v in a.anomalies.items()}
+    windowed = replace(a, anomalies=flags)
+    text = trend_section(windowed)["text"]
+    assert "over its last 8 months only (2023-01..2023-08, the anomaly window" in text
+    assert windowed.numbers["anomalies"]["ndvi"]["window_from"] == "2023-01"
 
 
 def test_report_renders_every_number_with_unit_and_writes_a_version(june, app_memory, tmp_path):
