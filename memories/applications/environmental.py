@@ -74,6 +74,7 @@ from memories.applications.trends import (
     MIN_VALID_FRACTION,
     SEASONAL_TREND_MIN_MONTHS,
     anomaly_flags,
+    check_anomaly_window,
     index_trend,
 )
 from memories.applications.water import WATER_NDWI_MIN, open_water, water_change
@@ -159,13 +160,7 @@ class EnvironmentalMonitor(AwaitableReport):
             )
         if not 0 < anomaly_alpha < 1:
             raise ConfigError(f"anomaly_alpha={anomaly_alpha}; use a value in (0, 1), e.g. 0.01 for 99 % intervals")
-        from memories.ai.forecast import MIN_OBSERVED_STEPS
-
-        if anomaly_window_months is not None and anomaly_window_months < MIN_OBSERVED_STEPS:
-            raise ConfigError(
-                f"anomaly_window_months={anomaly_window_months}; a model needs {MIN_OBSERVED_STEPS} observed months: "
-                f"use at least that (default {ANOMALY_WINDOW_MONTHS}), or None to fit the whole series"
-            )
+        check_anomaly_window(anomaly_window_months, "anomaly_window_months")
         self.view = view or MemoryView()
         self.thresholds = thresholds
         self.alert_threshold_ha = alert_threshold_ha

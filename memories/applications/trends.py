@@ -24,6 +24,7 @@ __all__ = [
     "INDEX_VALID_MAX",
     "MIN_VALID_FRACTION",
     "SEASONAL_TREND_MIN_MONTHS",
+    "check_anomaly_window",
     "anomaly_flags",
     "index_trend",
     "tile_mean",
@@ -104,6 +105,17 @@ def index_trend(months: list[str], values: list[float | None]) -> dict[str, Any]
     return out
 
 
+def check_anomaly_window(window: int | None, name: str = "anomaly window") -> None:
+    """Raise ConfigError when ``window`` (months; None: the whole series) is shorter than a model needs."""
+    from memories.ai.forecast import MIN_OBSERVED_STEPS
+
+    if window is not None and window < MIN_OBSERVED_STEPS:
+        raise ConfigError(
+            f"{name}={window} months; a model needs {MIN_OBSERVED_STEPS} observed months: use at least that "
+            f"(default {ANOMALY_WINDOW_MONTHS}), or None to fit the whole series"
+        )
+
+
 def anomaly_flags(
     months: list[str],
     values: list[float | None],
@@ -141,11 +153,7 @@ def anomaly_flags(
 
     out: dict[str, Any] = {"alpha": alpha, "flagged": [], "this_month": None}
     if window is not None:
-        if window < MIN_OBSERVED_STEPS:
-            raise ConfigError(
-                f"anomaly window of {window} months; a model needs {MIN_OBSERVED_STEPS} observed months, "
-                f"use at least that (default {ANOMALY_WINDOW_MONTHS}) or None for the whole series"
-            )
+        check_anomaly_window(window)
         kept = [i for i, m in enumerate(months) if 0 <= month_index(month, m) < window]
         if len(kept) < len(months):
             months, values = [months[i] for i in kept], [values[i] for i in kept]
