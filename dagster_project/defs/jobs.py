@@ -11,6 +11,7 @@ from assets.maintenance import raster_garbage_collection
 from assets.memory import event_hypergraph, knowledge_graph, spatial_index, storage_tiering
 from assets.model_pipeline import change_trend
 from assets.models import change_map, change_model, land_cover, land_cover_model
+from assets.multimodal import multimodal_land_use, multimodal_model
 from assets.partitions import month_tile_partitions, tiles_partitions
 from assets.report_disaster import disaster_report
 from assets.report_environmental import environmental_report
@@ -22,7 +23,9 @@ from assets.terrain import terrain
 
 INGEST = AssetSelection.assets(stac_items, surface_reflectance, spectral_indices, gis_layers, climate_series)
 ANALYSIS = AssetSelection.assets(land_cover, change_map, environmental_report)
-REPORTS = AssetSelection.assets(disaster_report, urban_report, historical_report, real_estate_report)
+REPORTS = AssetSelection.assets(
+    multimodal_land_use, disaster_report, urban_report, historical_report, real_estate_report
+)
 
 ingest_job = define_asset_job(
     "ingest_job",
@@ -32,8 +35,9 @@ ingest_job = define_asset_job(
 )
 train_job = define_asset_job(
     "train_job",
-    selection=AssetSelection.assets(land_cover_model, change_model),
-    description="Train and register the land-cover and change models on the composites in memory.",
+    selection=AssetSelection.assets(land_cover_model, change_model, multimodal_model),
+    description="Train and register the land-cover, change and multi-modal land-use models on the composites in "
+    "memory.",
 )
 analysis_job = define_asset_job(
     "analysis_job",
@@ -45,8 +49,9 @@ report_job = define_asset_job(
     "report_job",
     selection=REPORTS,
     partitions_def=month_tile_partitions,
-    description="The disaster, urban, historical and real-estate reports of one tile-month, read from the memory "
-    "(needs the tile-month's land cover and the tile's census regions and historical map: run tile_job first).",
+    description="The multi-modal land use and the disaster, urban, historical and real-estate reports of one "
+    "tile-month, read from the memory (needs the tile-month's land cover and the tile's census regions and "
+    "historical map: run tile_job first).",
 )
 monthly_job = define_asset_job(
     "monthly_job",

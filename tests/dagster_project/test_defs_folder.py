@@ -63,15 +63,16 @@ EXPECTED_JOBS = {
         "gis_layers",
         "historical_report",
         "land_cover",
+        "multimodal_land_use",
         "real_estate_report",
         "spectral_indices",
         "stac_items",
         "surface_reflectance",
         "urban_report",
     ],
-    "report_job": ["disaster_report", "historical_report", "real_estate_report", "urban_report"],
+    "report_job": ["disaster_report", "historical_report", "multimodal_land_use", "real_estate_report", "urban_report"],
     "tile_job": ["historical_map", "ndvi_forecast", "socioeconomic_regions", "terrain"],
-    "train_job": ["change_model", "land_cover_model"],
+    "train_job": ["change_model", "land_cover_model", "multimodal_model"],
 }
 
 

@@ -40,6 +40,9 @@ listing every building of the tile scores about a tenth."""
 DISTRICT_GROWTH_TOLERANCE = 0.15
 """Relative error allowed on the built-up growth the urban report finds vs the new district's area."""
 LAND_COVER_ACCURACY_FLOOR = 0.90
+LAND_USE_AGREEMENT_FLOOR = 80.0
+"""Percent of the planning area's labelled pixels where the multi-modal land use and the image-only land cover
+agree (each scores above 0.98 accuracy on this world's truth, so they agree on most pixels)."""
 
 
 def _months_of(tile: str, months: list[str]) -> dict[str, str]:
@@ -295,6 +298,23 @@ def test_urban_report_measures_the_new_district(pipeline, record_property):
         record_property(f"district_{tile}", f"{got_ha:.2f} ha vs {truth_ha:.2f} ha")
         print(f"{tile}: built-up growth {got_ha:.2f} ha vs new district {truth_ha:.2f} ha")
         assert abs(got_ha - truth_ha) / truth_ha < DISTRICT_GROWTH_TOLERANCE
+
+
+def test_urban_report_shows_the_multimodal_land_use(pipeline, record_property):
+    """train_job registers the multi-modal model and report_job maps the month with it before the urban report
+    reads it: the report's land-use section names the model and agrees with the image-only land cover."""
+    from memories.applications.urban_report import LAND_USE_TITLE, Q_LAND_USE_AGREEMENT
+
+    root, last = pipeline["root"], pipeline["months"][-1]
+    for tile in pipeline["tiles"]:
+        [section] = [s for s in _summary(root, "urban", tile, last)["sections"] if s["title"] == LAND_USE_TITLE]
+        assert "multimodal_land_use:1" in section["text"], section["text"]
+        agreement = section["quantities"][Q_LAND_USE_AGREEMENT]
+        agreement = agreement["value"] if isinstance(agreement, dict) else agreement
+        record_property(f"land_use_agreement_{tile}", agreement)
+        assert agreement > LAND_USE_AGREEMENT_FLOOR
+        hectares = sum(row[1] for row in section["table"]["rows"])
+        assert hectares > 0
 
 
 def test_every_application_report_renders_with_figures_and_a_preview(pipeline):
