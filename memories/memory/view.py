@@ -66,7 +66,10 @@ class MemoryView:
             MissingDataError: the memory held no such record at ``as_of``; the message
                 says which partition to materialize.
         """
-        rows = [r for r in self.records(asset, tile) if month is None or r.partition == month]
+        if month is None:
+            rows = self.records(asset, tile)
+        else:  # one partition from the index: the cost of a month's record does not grow with the history
+            rows = self.memory.catalog.query(asset, tile=tile, partition=month, as_of=self.as_of)
         if not rows:
             when = f" as of {self.as_of.isoformat()}" if self.as_of else ""
             have = self.months(asset, tile)

@@ -436,14 +436,25 @@ def open_raster_version(
         ) from None
     if not _has_layout(session.store):
         raise StorageError(f"{uri} has no raster layout in snapshot {snapshot}")
-    ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
-    ds = _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
     if month is None:
+        ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+        ds = _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
         return ds.isel(time=np.flatnonzero(ds[WRITTEN].values == 1)).drop_vars(WRITTEN)
+    # One month: select it on the lazy backend arrays, then chunk that slice as stored, so the dask graph holds
+    # the month's chunks only (opened with dask first, every read built and culled a graph over all the months).
+    ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3, chunks=None)
     keys = [month_key(pd.Timestamp(t).to_pydatetime()) for t in ds["time"].values]
     if month not in keys or int(ds[WRITTEN].values[keys.index(month)]) != 1:
         raise StorageError(f"{uri} holds no complete month {month} in snapshot {snapshot}")
-    return ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
+    ds = ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
+    ds = ds.chunk({d: c for v in ds.data_vars.values() for d, c in _stored_chunks(v).items()})
+    return _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
+
+
+def _stored_chunks(var: xr.DataArray) -> dict[str, int]:
+    """Chunk side per dim of a variable as its store encodes it (the time dim, when selected away, left out)."""
+    chunks = var.encoding.get("preferred_chunks") or {}
+    return {str(d): int(c) for d, c in chunks.items() if d in var.dims}
 
 
 def _ancestry(repo: Any) -> list[RasterVersion]:
