@@ -44,7 +44,7 @@ TARGET_S = 0.5
 SIZE_PX = 64
 QUICK = {"months": 3, "analysis": False}
 FULL = {"months": 8, "analysis": True}
-TINY_MODEL = {"width": 8, "max_epochs": 1, "patch_px": 32, "patches_per_scene": 4, "seed": 7}
+TINY_MODEL = {"width": 8, "max_epochs": 1, "patch_px": 16, "patches_per_scene": 4, "seed": 7}
 
 
 def _config(root: Path, months: int) -> Path:

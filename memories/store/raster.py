@@ -193,15 +193,17 @@ class MonthlyRasterStore:
             snapshot: read this snapshot id (a version recorded in the memory catalog).
             as_of: read the store as it stood at this instant (UTC if naive).
         """
-        ds = self._open(snapshot=snapshot, as_of=as_of) if self.exists() else None
-        i = month_index(month, self.origin_month)
-        if ds is None or not (0 <= i < ds.sizes["time"]) or int(ds[WRITTEN].values[i]) != 1:
+        store = self._session_store(snapshot=snapshot, as_of=as_of) if self.exists() else None
+        ds = (
+            None if store is None else _month_slice(_open_lazy(store), month_index(month, self.origin_month), self.grid)
+        )
+        if ds is None:
             when = f" at snapshot {snapshot}" if snapshot else (f" as of {as_of.isoformat()}" if as_of else "")
             raise StorageError(
                 f"{self.product} has no data for tile {self.grid.tile_id} month {month}{when}; "
                 f"materialize {self.product} for partition {month}|{self.grid.tile_id} first"
             )
-        return ds.isel(time=i).drop_vars(WRITTEN)
+        return ds
 
     def read(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> xr.Dataset:
         """All complete months (lazy), with a ``time`` dim."""
@@ -256,6 +258,13 @@ class MonthlyRasterStore:
 
     def _open(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> xr.Dataset | None:
         """The dataset at the branch tip, a snapshot, or as of a time; ``None`` if it did not exist then."""
+        store = self._session_store(snapshot=snapshot, as_of=as_of)
+        if store is None:
+            return None
+        return _georeferenced(xr.open_zarr(store, consolidated=False, zarr_format=3), self.grid)
+
+    def _session_store(self, *, snapshot: str | None = None, as_of: datetime | None = None) -> Any:
+        """The read-only Zarr store at the branch tip, a snapshot, or as of a time; ``None`` if it had no layout."""
         import icechunk
 
         repo = self._repo()
@@ -271,9 +280,7 @@ class MonthlyRasterStore:
                 session = repo.readonly_session(branch=BRANCH)
         except icechunk.IcechunkError as e:
             raise StorageError(f"{self.uri} has no snapshot {snapshot!r}; pick one of store.versions() ({e})") from None
-        if not _has_layout(session.store):
-            return None
-        return _georeferenced(xr.open_zarr(session.store, consolidated=False, zarr_format=3), self.grid)
+        return session.store if _has_layout(session.store) else None
 
     def _ensure_layout(self, repo: Any, ds: xr.Dataset, n_months: int) -> None:
         """Create the store or grow its time axis to cover ``n_months`` (one layout commit)."""
@@ -440,15 +447,31 @@ def open_raster_version(
         ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
         ds = _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
         return ds.isel(time=np.flatnonzero(ds[WRITTEN].values == 1)).drop_vars(WRITTEN)
-    # One month: select it on the lazy backend arrays, then chunk that slice as stored, so the dask graph holds
-    # the month's chunks only (opened with dask first, every read built and culled a graph over all the months).
-    ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3, chunks=None)
-    keys = [month_key(pd.Timestamp(t).to_pydatetime()) for t in ds["time"].values]
-    if month not in keys or int(ds[WRITTEN].values[keys.index(month)]) != 1:
+    lazy = _open_lazy(session.store)
+    keys = [month_key(pd.Timestamp(t).to_pydatetime()) for t in lazy["time"].values]
+    ds = _month_slice(lazy, keys.index(month), None) if month in keys else None
+    if ds is None:
         raise StorageError(f"{uri} holds no complete month {month} in snapshot {snapshot}")
-    ds = ds.isel(time=keys.index(month)).drop_vars(WRITTEN)
+    return ds
+
+
+def _open_lazy(store: Any) -> xr.Dataset:
+    """A store's dataset on xarray's lazy backend arrays (no dask): indexing it reads only the chunks it selects."""
+    return xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=None)
+
+
+def _month_slice(lazy: xr.Dataset, i: int, grid: TileGrid | None) -> xr.Dataset | None:
+    """Month ``i`` of a store opened by :func:`_open_lazy` (lazy, without the time dim); ``None`` unless complete.
+
+    The month is selected on the lazy backend arrays and only then chunked as stored, so its dask graph holds
+    that month's chunks only, and only its own ``written`` flag is read: opened with dask first, every read built
+    and culled a graph over all the months and read every month's flag, a cost that grew with the history.
+    """
+    if not 0 <= i < lazy.sizes["time"] or int(lazy[WRITTEN][i].values) != 1:
+        return None
+    ds = lazy.isel(time=i).drop_vars(WRITTEN)
     ds = ds.chunk({d: c for v in ds.data_vars.values() for d, c in _stored_chunks(v).items()})
-    return _georeferenced(ds, TileGrid.from_dict(ds.attrs["grid"]))
+    return _georeferenced(ds, grid or TileGrid.from_dict(ds.attrs["grid"]))
 
 
 def _stored_chunks(var: xr.DataArray) -> dict[str, int]:
