@@ -457,7 +457,8 @@ def open_raster_version(
 
 def _open_lazy(store: Any) -> xr.Dataset:
     """A store's dataset on xarray's lazy backend arrays (no dask): indexing it reads only the chunks it selects."""
-    return xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=None)
+    ds: xr.Dataset = xr.open_zarr(store, consolidated=False, zarr_format=3, chunks=None)
+    return ds
 
 
 def _month_slice(lazy: xr.Dataset, i: int, grid: TileGrid | None) -> xr.Dataset | None:
