@@ -93,8 +93,14 @@ def run(size: int, repeat: int, threads: int, chunk: int | None, world: Path, *,
         "ours": lambda i: _ours(items, grid, out / f"ours{i}", chunk),
         "stackstac": lambda i: _stackstac(items, grid, out / f"stackstac{i}"),
     }
+    missing_peer = None
     if odc:
-        fns["odc_stac"] = lambda i: _odc(items, grid, out / f"odc{i}")
+        import importlib.util
+
+        if importlib.util.find_spec("odc.stac") is None:
+            missing_peer = "odc-stac is not installed (a bench-only dependency: pip install odc-stac)"
+        else:
+            fns["odc_stac"] = lambda i: _odc(items, grid, out / f"odc{i}")
     try:
         # rounds interleave the recipes, so a load that changes during the run weighs on each alike
         rounds = [{name: timed(1, lambda _, f=f, i=i: f(i)) for name, f in fns.items()} for i in range(repeat)]
@@ -116,6 +122,7 @@ def run(size: int, repeat: int, threads: int, chunk: int | None, world: Path, *,
         "decode_limit": {"seconds": decode_s, "gbps": in_bytes / decode_s / 1e9},
         "recipes": recipes,
         "faster_peer": peer[1],
+        **({"peer_not_run": {"odc_stac": missing_peer}} if missing_peer else {}),
         "ratio_vs_peer": peer[0] / ours,
         "fraction_of_decode_limit": decode_s / ours,
         "max_abs_difference_vs_stackstac": agree,

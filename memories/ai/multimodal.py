@@ -21,7 +21,7 @@ The network, per pixel:
   the attention says which modality each pixel takes its *extra* evidence from);
   with ``image_skip=False`` it reads the attended values alone, so the attention
   says where the whole decision comes from. On the sample world the residual path
-  scored higher (``bench/multimodal_bench.py``).
+  scored higher (``bench/multimodal_scores.py``).
 
 Trained with the seeded spatial split of :mod:`memories.ai.split` (the same
 blocks as ``train_land_cover`` for the same labels, patch size and seed), scored

@@ -17,7 +17,7 @@
    encoder, then full; the same total epochs as from scratch) against the
    from-scratch U-Net of (2), same split; registered with its parent version.
 
-    .venv/bin/python bench/multimodal_bench.py --json bench_multimodal.json --figures /tmp/mm_figs
+    .venv/bin/python bench/multimodal_scores.py --json bench_multimodal.json --figures /tmp/mm_figs
 
 Measured 2026-12-02 on the CPU (one torch thread; the runs are seeded and repeated to the
 last digit), held-out pixel accuracy / mean IoU:
