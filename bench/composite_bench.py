@@ -138,11 +138,13 @@ def _merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ours(items: list[Any], grid: Any, path: Path, chunk: int) -> None:
+    from memories.earth.cog_reader import forget_open_files
     from memories.earth.imagery import load_scenes, monthly_composite
     from memories.earth.stac_profiles import get_profile
     from memories.store.paths import StorageRoot
     from memories.store.raster import MonthlyRasterStore
 
+    forget_open_files()  # no decoded blocks kept from the previous round: every file decoded, as the peers do
     scenes = load_scenes(items, get_profile("embedded"), grid, BANDS, chunk_px=chunk)
     store = MonthlyRasterStore(StorageRoot(path.as_uri()), SURFACE_REFLECTANCE, grid, "2023-06", chunk_px=chunk)
     store.write_month("2023-06", monthly_composite(scenes))

@@ -63,12 +63,14 @@ def main() -> None:
 
 
 def _measure(items: list[dict[str, Any]], grid: Any, plain: list[Any], repeat: int, threads: int) -> dict[str, Any]:
+    from memories.earth.cog_reader import forget_open_files
     from memories.earth.imagery import load_scenes
     from memories.earth.stac_profiles import get_profile
 
     bands = tuple(SLOVENIA_BANDS)
 
     def ours(_: int) -> None:
+        forget_open_files()  # each run opens and decodes every file, as one partition's read does
         load_scenes(items, get_profile("embedded"), grid, bands, mask_kind="spectral").dn.compute()
 
     nbytes = sum(int(np.prod(job.shape)) * 2 for job in plain)

@@ -30,7 +30,7 @@ import numpy as np
 
 from memories.grid import TileGrid
 
-__all__ = ["READ_THREADS", "GridWindow", "read_pool", "stack_cogs"]
+__all__ = ["READ_THREADS", "GridWindow", "forget_open_files", "read_pool", "stack_cogs"]
 
 READ_THREADS = max(1, min(os.cpu_count() or 1, 16))
 """Threads of the shared read pool: one per core (decoding is CPU work), at most 16."""
@@ -41,6 +41,20 @@ OPEN_FILES_PER_THREAD = 64
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _open = threading.local()
+_generation = 0
+"""Bumped by :func:`forget_open_files`: a thread whose cache is of an older generation closes it first."""
+
+
+def forget_open_files() -> None:
+    """Make every read thread close the datasets it keeps open, at its next read.
+
+    Kept datasets also keep GDAL's cache of decoded blocks, so a second read of the same
+    window decodes nothing; a bench that times reads as a new partition meets them (each
+    file opened and decoded once) calls this between runs.
+    """
+    global _generation
+    with _pool_lock:
+        _generation += 1
 
 
 def read_pool() -> ThreadPoolExecutor:
@@ -232,8 +246,12 @@ def _dataset(href: str) -> Any:
     import rasterio
 
     cache: OrderedDict[tuple[Any, ...], Any] | None = getattr(_open, "cache", None)
-    if cache is None:
+    if cache is not None and getattr(_open, "generation", 0) != _generation:
+        while cache:
+            cache.popitem()[1].close()
+    if cache is None or not cache:
         cache = _open.cache = OrderedDict()
+        _open.generation = _generation
     try:
         st = os.stat(href)
         key: tuple[Any, ...] = (href, st.st_mtime_ns, st.st_size, st.st_ino)

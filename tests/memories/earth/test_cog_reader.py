@@ -173,3 +173,20 @@ def test_grid_side_not_a_multiple_of_the_native_pixel_reads_the_same(items: list
     ref = load_scenes(items, profile, grid, ("swir16",), chunk_px=128, engine="stackstac")
     np.testing.assert_array_equal(fast.dn.values, ref.dn.values)
     np.testing.assert_array_equal(fast.scl.values, ref.scl.values)
+
+
+def test_forget_open_files_closes_the_kept_datasets_and_the_next_read_is_the_same(
+    items: list[dict[str, Any]],
+) -> None:
+    from memories.earth import cog_reader
+
+    href = items[0]["assets"]["red"]["href"]
+    kept = cog_reader._dataset(href)
+    assert cog_reader._dataset(href) is kept  # kept open between reads of one thread
+    before = load_scenes(items, get_profile("embedded"), GRID, BANDS, chunk_px=128).dn.values
+    cog_reader.forget_open_files()
+    reopened = cog_reader._dataset(href)
+    assert reopened is not kept and kept.closed and not reopened.closed
+    np.testing.assert_array_equal(
+        load_scenes(items, get_profile("embedded"), GRID, BANDS, chunk_px=128).dn.values, before
+    )
