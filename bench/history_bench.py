@@ -6,7 +6,8 @@ clear-cut in the last year), recorded in a real SQLite catalog as the assets rec
 with the per-month summaries the assets keep (``--old-store``: records without them, as
 written before the summaries existed, so the analysis computes them from the rasters).
 Then times ``EnvironmentalMonitor(view).analyze`` of the first and of the last month of
-each store, each on a fresh :class:`MemoryView` (no cache carried between runs).
+each store, each on a fresh :class:`MemoryView` (no cache carried between runs), the four analyses
+in turn each round so that a drift of the machine's load falls on all of them alike.
 
 The number to read is ``last_96_vs_last_24``: the analysis of month 96 over that of month
 24 (the same rules: a reference month a year back, the first month, anomaly fits). Flat in
@@ -23,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench._common import context, timed
+from bench._common import context
 from bench._sizes import add_size_flags, apply_size_flags
 
-QUICK = {"months": [24, 96], "size_px": 64, "repeat": 3}
-FULL = {"months": [24, 96], "size_px": 256, "repeat": 5}
+QUICK = {"months": [24, 96], "size_px": 64, "repeat": 7}
+FULL = {"months": [24, 96], "size_px": 256, "repeat": 9}
 END = "2022-12"
 """Every store ends with this month: the last months of two stores are the same calendar months."""
 TILE = "33TVM"
@@ -139,8 +142,8 @@ def _record(catalog: Any, asset: str, uri: str, grid: Any, month: str, stats: di
     )
 
 
-def time_analysis(root: Any, catalog: Any, month: str, repeat: int, *, summaries: bool) -> dict[str, Any]:
-    """Seconds of ``EnvironmentalMonitor(view).analyze(TILE, month)``, a fresh view each run.
+def analysis_runner(root: Any, catalog: Any, month: str, *, summaries: bool) -> Callable[[int], Any]:
+    """A warmed ``EnvironmentalMonitor(view).analyze(TILE, month)``, a fresh view each call.
 
     Raises:
         RuntimeError: the analysis read its series other than the store was built for (``summaries``: from the
@@ -158,7 +161,26 @@ def time_analysis(root: Any, catalog: Any, month: str, repeat: int, *, summaries
     source = run(0).sources[f"{SPECTRAL_INDICES} series"]
     if ("computed from their rasters" in source) == summaries:
         raise RuntimeError(f"the {month} analysis read its series as {source!r}; the store was built with {summaries=}")
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in timed(repeat, run).items()}
+    return run
+
+
+def time_interleaved(runners: dict[str, Callable[[int], Any]], repeat: int) -> dict[str, dict[str, Any]]:
+    """Seconds of each runner, run in turn ``repeat`` rounds, so a drift of the machine's load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for i in range(repeat):
+        for name, run in runners.items():
+            t = time.perf_counter()
+            run(i)
+            times[name].append(time.perf_counter() - t)
+    return {
+        name: {
+            "best_s": round(min(ts), 4),
+            "median_s": round(statistics.median(ts), 4),
+            "worst_s": round(max(ts), 4),
+            "runs": len(ts),
+        }
+        for name, ts in times.items()
+    }
 
 
 def main() -> None:
@@ -178,23 +200,25 @@ def main() -> None:
         **context(threads=1),
         "stores": {},
     }
+    summaries = not args.old_store
+    runners: dict[str, Callable[[int], Any]] = {}
     for n in args.months:
         folder = Path(tempfile.mkdtemp(prefix=f"history-bench-{n}-"))
         t0 = time.perf_counter()
-        root, catalog = build_store(folder, n, args.size_px, summaries=not args.old_store)
-        built = time.perf_counter() - t0
-        first, last = first_month(n), END
-        first_t = time_analysis(root, catalog, first, args.repeat, summaries=not args.old_store)
-        last_t = time_analysis(root, catalog, last, args.repeat, summaries=not args.old_store)
+        root, catalog = build_store(folder, n, args.size_px, summaries=summaries)
         result["stores"][str(n)] = {
             "months": n,
-            "build_s": round(built, 1),
-            "first_month": first,
-            "last_month": last,
-            "first": first_t,
-            "last": last_t,
-            "last_vs_first": round(last_t["median_s"] / first_t["median_s"], 3),
+            "build_s": round(time.perf_counter() - t0, 1),
+            "first_month": first_month(n),
+            "last_month": END,
         }
+        runners[f"{n}/first"] = analysis_runner(root, catalog, first_month(n), summaries=summaries)
+        runners[f"{n}/last"] = analysis_runner(root, catalog, END, summaries=summaries)
+    timings = time_interleaved(runners, args.repeat)
+    for n in args.months:
+        store = result["stores"][str(n)]
+        store["first"], store["last"] = timings[f"{n}/first"], timings[f"{n}/last"]
+        store["last_vs_first"] = round(store["last"]["median_s"] / store["first"]["median_s"], 3)
     sizes = sorted(args.months)
     if len(sizes) >= 2:
         lo, hi = result["stores"][str(sizes[0])], result["stores"][str(sizes[-1])]

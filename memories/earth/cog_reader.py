@@ -246,10 +246,9 @@ def _dataset(href: str) -> Any:
     import rasterio
 
     cache: OrderedDict[tuple[Any, ...], Any] | None = getattr(_open, "cache", None)
-    if cache is not None and getattr(_open, "generation", 0) != _generation:
-        while cache:
-            cache.popitem()[1].close()
-    if cache is None or not cache:
+    if cache is None or _open.generation != _generation:  # first read of this thread, or forget_open_files
+        for kept in (cache or {}).values():
+            kept.close()
         cache = _open.cache = OrderedDict()
         _open.generation = _generation
     try:

@@ -46,9 +46,9 @@ class MemoryView:
         return f"MemoryView({self.memory.catalog!r}, as_of={self.as_of.isoformat() if self.as_of else 'now'})"
 
     # -- what the memory holds ---------------------------------------------------------------
-    def records(self, asset: str, tile: str | None = None) -> list[Materialization]:
-        """Records of an asset in force at ``as_of``, sorted by tile and partition."""
-        return self.memory.catalog.query(asset, tile=tile, as_of=self.as_of)
+    def records(self, asset: str, tile: str | None = None, month: str | None = None) -> list[Materialization]:
+        """Records of an asset (of one month's partition if given) in force at ``as_of``, by tile and partition."""
+        return self.memory.catalog.query(asset, tile=tile, partition=month, as_of=self.as_of)
 
     def tiles(self, asset: str = SPECTRAL_INDICES) -> list[str]:
         """Tiles with at least one record of ``asset``."""
@@ -66,10 +66,7 @@ class MemoryView:
             MissingDataError: the memory held no such record at ``as_of``; the message
                 says which partition to materialize.
         """
-        if month is None:
-            rows = self.records(asset, tile)
-        else:  # one partition from the index: the cost of a month's record does not grow with the history
-            rows = self.memory.catalog.query(asset, tile=tile, partition=month, as_of=self.as_of)
+        rows = self.records(asset, tile, month)  # one partition from the index: flat in the history
         if not rows:
             when = f" as of {self.as_of.isoformat()}" if self.as_of else ""
             have = self.months(asset, tile)
