@@ -19,7 +19,6 @@ catalog resource (``stac.served_world()``, None for a real catalog).
 import base64
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from dagster import AssetDep, AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from assets._partition import partition_metadata, record, tile_months
@@ -177,14 +176,23 @@ def _classify(
     month: str,
     grid: TileGrid,
 ) -> dict[str, Any]:
-    """Predict, write and record the land cover of one tile-month with the loaded model: its metadata."""
-    from memories.ai.land_cover_maps import land_cover_map
+    """Predict, write and record the land cover of one tile-month with the loaded model: its metadata.
 
-    composite = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH).read_month(month)["reflectance"].load()
-    refl = np.asarray(composite.sel(band=list(COMMON_BANDS)).values, dtype=np.float32)
-    product = land_cover_map(loaded.model, refl, passes=model_runtime.mc_passes, seed=model_runtime.seed)
+    The composite is read and the maps written strip by strip (full-size tiles in bounded memory).
+    """
+    from memories.ai.land_cover_maps import write_land_cover_month
+
+    composite = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, FIRST_MONTH).read_month(month)["reflectance"]
     out = MonthlyRasterStore(root, LAND_COVER, grid, FIRST_MONTH)
-    out.write_month(month, product.dataset, run_id=context.run.run_id)
+    product = write_land_cover_month(
+        loaded.model,
+        composite.sel(band=list(COMMON_BANDS)),
+        out,
+        month,
+        passes=model_runtime.mc_passes,
+        seed=model_runtime.seed,
+        run_id=context.run.run_id,
+    )
     stats: dict[str, Any] = {
         "model_id": loaded.id,
         "model_version": loaded.version.version,
@@ -192,8 +200,8 @@ def _classify(
         "mean_confidence": product.mean_confidence,
         "mean_variance": product.mean_variance,
         "mc_passes": product.passes,
-        # the month's NDVI per class (flat in history)
-        **class_ndvi_summary(composite, np.asarray(product.dataset["land_cover"].values)),
+        # the month's NDVI per class (flat in history), read back strip by strip
+        **class_ndvi_summary(composite, out.read_month(month, snapshot=out.last_snapshot)["land_cover"]),
     }
     record(context, memory.catalog(), uri=out.uri, stats=stats, grid=grid, month=month, version=out.last_snapshot)
     return {

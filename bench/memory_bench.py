@@ -8,9 +8,14 @@ scheduler with ``--threads`` threads:
 - ``surface_reflectance``: ``load_scenes`` -> ``monthly_composite`` -> ``write_month``, then
   the asset's statistics and suite on the lazy written composite (``composite_stats``,
   ``band_medians``, ``validate_composite``: chunk by chunk);
-- ``spectral_indices``: ``compute_indices`` of the stored composite -> ``write_month``.
+- ``spectral_indices``: ``compute_indices`` of the stored composite -> ``write_month``;
+- ``land_cover``: ``write_land_cover_month`` of the stored composite (read one row of model tiles at a
+  time, maps written in strips of store chunks), then ``class_ndvi_summary`` strip by strip, as the
+  asset does. The model is an untrained ``LandCoverUNet`` of ``--lc-width`` (memory and time do not
+  depend on the weights) with ``--lc-passes`` Monte-Carlo passes (the asset's default is 8; each pass
+  adds one batch of probabilities, about 25 MB, to the peak, not a scene's worth).
 
-Land cover inference is not measured yet (its asset reads the whole composite). Sizes above
+Sizes above
 4096 px use ``memories.sample.upsampled`` (a tenth-size world, each pixel repeated 10 x 10);
 ``--scenes`` caps the scenes of the month. Prints peak RSS (``ru_maxrss`` of each step's
 process) per step and size; the target is 3 GiB at 10980 px on 2 threads.
@@ -31,9 +36,9 @@ from typing import Any
 
 from _common import ROOT, context
 
-from memories.products import SPECTRAL_INDICES, SURFACE_REFLECTANCE
+from memories.products import LAND_COVER, SPECTRAL_INDICES, SURFACE_REFLECTANCE
 
-STEPS = (SURFACE_REFLECTANCE, SPECTRAL_INDICES)
+STEPS = (SURFACE_REFLECTANCE, SPECTRAL_INDICES, LAND_COVER)
 QUICK_SIZES = (512,)
 
 
@@ -43,6 +48,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--scenes", type=int, default=4, help="scenes of the month (fewer files to write)")
     p.add_argument("--world", default=str(ROOT / "data" / "bench_world"))
+    p.add_argument("--lc-width", type=int, default=16, help="land-cover U-Net width (the asset's default: 16)")
+    p.add_argument("--lc-passes", type=int, default=2, help="Monte-Carlo dropout passes of the land-cover step")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--step", help=argparse.SUPPRESS)
@@ -52,7 +59,14 @@ def main() -> None:
     if args.step:
         print(json.dumps(_step(args.step, sizes[0], args)))
         return
-    result: dict[str, Any] = {"bench": "memory", **context(args.threads), "scenes": args.scenes, "runs": []}
+    result: dict[str, Any] = {
+        "bench": "memory",
+        **context(args.threads),
+        "scenes": args.scenes,
+        "lc_width": args.lc_width,
+        "lc_passes": args.lc_passes,
+        "runs": [],
+    }
     for size in sizes:
         _world(size, args)  # generated outside the measured processes
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as store:
@@ -72,6 +86,10 @@ def main() -> None:
                     str(args.scenes),
                     "--world",
                     args.world,
+                    "--lc-width",
+                    str(args.lc_width),
+                    "--lc-passes",
+                    str(args.lc_passes),
                 ]
                 env = {**os.environ, "PYTHONPATH": str(ROOT)}
                 out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -130,9 +148,11 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         composite_stats(written)
         band_medians(written["reflectance"])
         validate_composite(written)
-    else:
+    elif step == SPECTRAL_INDICES:
         ix = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, "2023-06", chunk_px=chunk)
         ix.write_month("2023-06", compute_indices(sr.read_month("2023-06")["reflectance"]))
+    else:
+        _land_cover(root, grid, sr, args)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     return {
         "step": step,
@@ -142,6 +162,27 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_gib": peak / 2**30,
         "seconds": time.perf_counter() - t,
     }
+
+
+def _land_cover(root: Any, grid: Any, sr: Any, args: argparse.Namespace) -> None:
+    """The ``land_cover`` asset's work on the stored composite (its store chunks: the default 512 px)."""
+    import torch
+
+    from memories.ai.land_cover import LandCoverUNet
+    from memories.ai.land_cover_maps import write_land_cover_month
+    from memories.applications.index_series import class_ndvi_summary
+    from memories.earth.stac_profiles import COMMON_BANDS
+    from memories.store.raster import MonthlyRasterStore
+
+    torch.set_num_threads(args.threads)
+    bands = list(COMMON_BANDS)
+    model = LandCoverUNet(
+        len(bands), width=args.lc_width, band_mean=[0.1] * len(bands), band_std=[0.05] * len(bands), band_names=bands
+    )
+    lc = MonthlyRasterStore(root, LAND_COVER, grid, "2023-06")
+    composite = sr.read_month("2023-06")["reflectance"]
+    write_land_cover_month(model, composite.sel(band=bands), lc, "2023-06", passes=args.lc_passes, seed=0)
+    class_ndvi_summary(composite, lc.read_month("2023-06", snapshot=lc.last_snapshot)["land_cover"])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from memories.applications.common import nanmedian
 from memories.applications.environmental_analysis import IndexSeries
 from memories.applications.trends import tile_mean
 from memories.classes import LAND_COVER_CLASSES
@@ -67,30 +66,56 @@ def index_summary(indices: Any) -> dict[str, Any]:
     }
 
 
-def class_ndvi_summary(ndvi: Any, land_cover: np.ndarray) -> dict[str, dict[str, float | None]]:
+def class_ndvi_summary(ndvi: Any, land_cover: Any, *, strip_rows: int = 1024) -> dict[str, dict[str, float | None]]:
     """``{CLASS_SUMMARY: class name -> median NDVI}`` of one month over that month's own land cover.
+
+    Read ``strip_rows`` rows at a time, so lazy inputs (as the stores give them) are never whole in
+    memory: only the clear NDVI values of each class are kept, in their own dtype, and each median is
+    exact (that of ``np.nanmedian`` in float64).
 
     Args:
         ndvi: (H, W) NDVI of the month (NaN: no clear observation), or a ``surface_reflectance``
             ``reflectance`` DataArray with a ``band`` dim, whose NDVI is computed as ``spectral_indices``
-            computes it (:func:`memories.earth.indices.compute_indices`).
-        land_cover: (H, W) class codes of the same month.
+            computes it (:func:`memories.earth.indices.compute_indices`); numpy or lazy.
+        land_cover: (H, W) class codes of the same month; numpy or lazy.
+        strip_rows: rows read at a time.
 
     Returns:
         One entry to merge into the ``land_cover`` record's stats: a median (dimensionless) for every class
         with at least :data:`MIN_CLASS_PX` pixels, None for the others (or when none of its pixels is clear).
     """
-    if hasattr(ndvi, "dims") and "band" in ndvi.dims:
-        from memories.earth.indices import compute_indices
+    from_reflectance = hasattr(ndvi, "dims") and "band" in ndvi.dims
+    rows = int(land_cover.shape[-2])
+    counts = dict.fromkeys((c.code for c in LAND_COVER_CLASSES), 0)
+    clear: dict[int, list[np.ndarray]] = {c.code: [] for c in LAND_COVER_CLASSES}
+    for r0 in range(0, rows, strip_rows):
+        part = ndvi[..., r0 : r0 + strip_rows, :]
+        if from_reflectance:
+            from memories.earth.indices import compute_indices
 
-        ndvi = compute_indices(ndvi, ("ndvi",))["ndvi"].values
-    values = np.asarray(ndvi, dtype=np.float64)
-    classes = np.asarray(land_cover)
+            part = compute_indices(part, ("ndvi",))["ndvi"]
+        values = np.asarray(getattr(part, "values", part))
+        classes = land_cover[..., r0 : r0 + strip_rows, :]
+        classes = np.asarray(getattr(classes, "values", classes))
+        for code in counts:
+            mask = classes == code
+            counts[code] += int(mask.sum())
+            v = values[mask]
+            clear[code].append(v[np.isfinite(v)])
     out: dict[str, float | None] = {}
     for c in LAND_COVER_CLASSES:
-        mask = classes == c.code
-        out[c.name] = nanmedian(values[mask]) if mask.sum() >= MIN_CLASS_PX else None
+        out[c.name] = _median(np.concatenate(clear[c.code])) if counts[c.code] >= MIN_CLASS_PX else None
     return {CLASS_SUMMARY: out}
+
+
+def _median(values: np.ndarray) -> float | None:
+    """Median of finite ``values`` as ``np.median`` computes it in float64 (without a float64 copy); None if empty."""
+    n = values.size
+    if not n:
+        return None
+    k = n // 2
+    part = np.partition(values, [k - 1, k] if n % 2 == 0 else [k])
+    return float(part[k]) if n % 2 else (float(part[k - 1]) + float(part[k])) / 2
 
 
 @dataclass(frozen=True, eq=False)

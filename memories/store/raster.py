@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,6 +123,53 @@ class MonthlyRasterStore:
         whatever dask scheduler is active (each task writes its own chunks into a
         fork of the session, merged before the commit).
         """
+        return self._commit_month(month, ds, lambda session, i: self._write_slice(session, i, ds), run_id)
+
+    def write_month_rows(
+        self,
+        month: str,
+        template: xr.Dataset,
+        strips: Callable[[], Iterable[tuple[int, Mapping[str, np.ndarray]]]],
+        *,
+        run_id: str | None = None,
+    ) -> str:
+        """Write one month's slice strip of rows by strip of rows, as one commit; returns the new snapshot id.
+
+        For a month too large to hold whole, or made strip by strip (a model's tiles): each strip is
+        written as it comes and can be dropped after.
+
+        Args:
+            month: ``YYYY-MM``.
+            template: the variables with their dims ``([band,] y, x)`` on the grid, dtypes and attrs; its
+                values are not read (:func:`row_template` makes one that holds no pixels).
+            strips: called to iterate ``(r0, {variable: values})``, each ``values`` ``([band,] rows, x)``
+                for rows ``r0 .. r0 + rows`` across the whole width; together they cover the tile. Strips
+                of a multiple of ``chunk_px`` rows write whole chunks. It is called once more if the commit
+                has to be redone on a new layout (another writer grew the time axis meanwhile).
+            run_id: recorded in the commit's metadata.
+        """
+
+        def write(session: Any, i: int) -> None:
+            arrays = {name: _open_array(session.store, str(name), "r+") for name in template.data_vars}
+            for r0, block in strips():
+                for name, values in block.items():
+                    if name not in arrays:
+                        raise ProcessingError(
+                            f"{self.product}: a strip has {name!r}, not among {sorted(map(str, arrays))}"
+                        )
+                    n = values.shape[-2]
+                    if values.shape[-1] != self.grid.shape[1] or not 0 <= r0 <= r0 + n <= self.grid.shape[0]:
+                        raise ProcessingError(
+                            f"{self.product}.{name}: a strip of shape {values.shape} at row {r0} does not fit "
+                            f"the tile's {self.grid.shape} px; strips span the width"
+                        )
+                    lead = (slice(None),) * (values.ndim - 2)
+                    arrays[name][(i, *lead, slice(r0, r0 + n), slice(None))] = values
+
+        return self._commit_month(month, template, write, run_id)
+
+    def _commit_month(self, month: str, ds: xr.Dataset, write: Callable[[Any, int], None], run_id: str | None) -> str:
+        """Create or grow the layout for ``ds``'s variables, ``write(session, i)`` month ``i``, then commit."""
         self._check_dataset(ds)
         i = month_index(month, self.origin_month)
         if i < 0:
@@ -145,7 +193,7 @@ class MonthlyRasterStore:
             with self._lock():
                 self._ensure_layout(repo, ds, i + 1)
             session = repo.writable_session(BRANCH)
-            self._write_slice(session, i, ds)
+            write(session, i)
             _open_array(session.store, WRITTEN, "r+")[i] = 1
             try:
                 with self._lock():
@@ -418,6 +466,14 @@ class MonthlyRasterStore:
     def _lock(self) -> contextlib.AbstractContextManager[Any]:
         """Serialize layout changes and commits between processes (see :func:`commit_lock`)."""
         return commit_lock(self.root, self.uri)
+
+
+def row_template(grid: TileGrid, dtypes: Mapping[str, Any]) -> xr.Dataset:
+    """``(y, x)`` variables on ``grid`` of these dtypes holding no pixels (zero strides): a template for
+    :meth:`MonthlyRasterStore.write_month_rows`."""
+    return xr.Dataset(
+        {name: (("y", "x"), np.broadcast_to(np.zeros((), dtype=dtype), grid.shape)) for name, dtype in dtypes.items()}
+    )
 
 
 def open_raster_version(
