@@ -38,11 +38,20 @@ READ_THREADS = max(1, min(os.cpu_count() or 1, 16))
 OPEN_FILES_PER_THREAD = 64
 """Open datasets each read thread keeps (LRU), so a file is opened once per thread, not once per window."""
 
+GDAL_BLOCK_CACHE_BYTES = 256 * 2**20
+"""Most bytes GDAL keeps of decoded blocks while this module reads (unless ``GDAL_CACHEMAX`` is set).
+
+Each block is decoded once (windows are block-aligned), so a cache holds pixels that are never read
+again; only a warped read's window edges reread a block. GDAL's default, 5 % of the RAM, kept 1.2 GiB
+of them after one 10980 px tile-month on a 24 GiB machine, a third of the ingest's peak memory.
+"""
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _open = threading.local()
 _generation = 0
 """Bumped by :func:`forget_open_files`: a thread whose cache is of an older generation closes it first."""
+_block_cache_bounded = False
 
 
 def forget_open_files() -> None:
@@ -241,9 +250,28 @@ def _read_warped(ds: Any, spec: _Spec, r0: int, r1: int, c0: int, c1: int, dtype
     return np.ma.filled(result, fill_value=0).astype(dtype, copy=False)
 
 
+def _bound_block_cache() -> None:
+    """Lower GDAL's block cache of this process to ``GDAL_BLOCK_CACHE_BYTES``, once, unless the user
+    chose one (``GDAL_CACHEMAX`` in the environment) or it is smaller already. In the reading process:
+    a dask worker of a cluster bounds its own."""
+    global _block_cache_bounded
+    if _block_cache_bounded:
+        return
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    with _pool_lock:
+        if not _block_cache_bounded:
+            current = get_gdal_config("GDAL_CACHEMAX")
+            if "GDAL_CACHEMAX" not in os.environ and (not isinstance(current, int) or current > GDAL_BLOCK_CACHE_BYTES):
+                set_gdal_config("GDAL_CACHEMAX", GDAL_BLOCK_CACHE_BYTES)
+            _block_cache_bounded = True
+
+
 def _dataset(href: str) -> Any:
     """This thread's open dataset of ``href`` (kept open, LRU; a rewritten local file is opened again)."""
     import rasterio
+
+    _bound_block_cache()
 
     cache: OrderedDict[tuple[Any, ...], Any] | None = getattr(_open, "cache", None)
     if cache is None or _open.generation != _generation:  # first read of this thread, or forget_open_files

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -394,7 +396,7 @@ class MonthlyRasterStore:
         # Optimize the variables together, then compute without re-optimizing: blockwise fusion per
         # write task would otherwise give each variable its own copy of shared work (a composite's
         # median and spread come from one sort) and compute it twice.
-        tasks = []
+        rows: dict[int, list[Any]] = {}
         for name, data, _ in lazy:
             # Blocks as delayed objects of the unoptimized graph: passing ``data.blocks[idx]`` to
             # ``dask.delayed`` optimizes each block's graph on its own, and work shared by several
@@ -403,8 +405,12 @@ class MonthlyRasterStore:
             for idx in itertools.product(*(range(len(c)) for c in data.chunks)):
                 starts = [sum(c[:k]) for c, k in zip(data.chunks, idx)]
                 sel = (i, *(slice(s, s + c[k]) for s, c, k in zip(starts, data.chunks, idx)))
-                tasks.append(dask.delayed(_write_block)(fork, name, sel, blocks[idx]))
-        forks = dask.compute(*tasks)
+                rows.setdefault(starts[-2], []).append(dask.delayed(_write_block)(fork, name, sel, blocks[idx]))
+        # A few rows of chunks at a time, enough to keep every thread busy: computed all at once, the
+        # scheduler starts reads all over the tile and holds their scenes (at 10980 px, twice the memory)
+        forks = []
+        for group in _row_groups(rows, per_row=len(lazy[0][1].chunks[-1]), threads=_compute_threads()):
+            forks += dask.compute(*group)
         session.merge(*{id(f): f for f in forks}.values())
 
     def _template(self, ds: xr.Dataset, first: int, stop: int) -> xr.Dataset:
@@ -563,6 +569,35 @@ def snapshot_at_time(versions: list[RasterVersion], as_of: datetime) -> str | No
 def _georeferenced(ds: xr.Dataset, grid: TileGrid) -> xr.Dataset:
     """A store's dataset with its grid mapping; stores written before it was stored get it from their grid."""
     return ds if GRID_MAPPING in ds.coords else georeference(ds, grid)
+
+
+def _row_groups(rows: Mapping[int, list[Any]], per_row: int, threads: int) -> Iterator[list[Any]]:
+    """The write tasks by row of chunks (``rows``: first pixel row -> tasks), in row order, grouped so each
+    group spans at least ``2 * threads`` chunks (``per_row`` chunks to a row)."""
+    group: list[Any] = []
+    spanned = 0
+    for r in sorted(rows):
+        group += rows[r]
+        spanned += per_row
+        if spanned >= 2 * threads:
+            yield group
+            group, spanned = [], 0
+    if group:
+        yield group
+
+
+def _compute_threads() -> int:
+    """Threads of the active dask scheduler: a distributed client's workers' together, else the local pool's."""
+    import dask
+
+    if "distributed" in sys.modules:
+        from distributed import default_client
+
+        try:
+            return max(1, sum(default_client().nthreads().values()))
+        except ValueError:  # no client: the local scheduler computes
+            pass
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) -> Any:

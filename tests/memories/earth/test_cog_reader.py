@@ -190,3 +190,44 @@ def test_forget_open_files_closes_the_kept_datasets_and_the_next_read_is_the_sam
     np.testing.assert_array_equal(
         load_scenes(items, get_profile("embedded"), GRID, BANDS, chunk_px=128).dn.values, before
     )
+
+
+@pytest.mark.parametrize("chosen", [None, "512"])
+def test_reading_bounds_gdals_block_cache_unless_the_user_chose_one(
+    items: list[dict[str, Any]], tmp_path: Path, chosen: str | None
+) -> None:
+    """GDAL's default cache (5 % of RAM) holds blocks that are never read again; the reader lowers it to
+    ``GDAL_BLOCK_CACHE_BYTES`` in its process, and leaves a ``GDAL_CACHEMAX`` of the environment alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from memories.earth.cog_reader import GDAL_BLOCK_CACHE_BYTES
+
+    script = tmp_path / "read.py"
+    script.write_text(
+        "import json, sys\n"
+        "from rasterio.env import get_gdal_config\n"
+        "from memories.earth.cog_reader import GridWindow, _read_band_window, _Spec\n"
+        "from memories.grid import TileGrid\n"
+        "before = get_gdal_config('GDAL_CACHEMAX')\n"
+        f"grid = TileGrid('33TVM', 32633, {GRID.x_min}, {GRID.y_max}, 300, 300, 10.0)\n"
+        "_read_band_window((sys.argv[1],), _Spec.of(grid, 1), GridWindow(0, 128, 0, 128), 'uint16')\n"
+        "print(json.dumps([before, get_gdal_config('GDAL_CACHEMAX')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    if chosen:
+        env["GDAL_CACHEMAX"] = chosen
+    out = subprocess.run(
+        [sys.executable, str(script), items[0]["assets"]["red"]["href"]],
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    if chosen:
+        assert before == after == 512 * 2**20  # GDAL reads a value under 100000 as MB
+    else:
+        assert after == min(before, GDAL_BLOCK_CACHE_BYTES)  # never raised, should RAM be small

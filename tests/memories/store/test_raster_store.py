@@ -5,7 +5,7 @@ import xarray as xr
 from memories.errors import StorageError
 from memories.grid import TileGrid
 from memories.store import StorageRoot
-from memories.store.raster import MonthlyRasterStore
+from memories.store.raster import MonthlyRasterStore, _compute_threads, _row_groups
 
 GRID = TileGrid("33TVM", 32633, 460000.0, 5100000.0, width=96, height=64)
 
@@ -84,7 +84,38 @@ def test_dask_backed_month_is_written_through_a_distributed_client(tmp_path):
         Client(cluster) as client,
         dask.config.set(scheduler=client),
     ):
+        assert _compute_threads() == 2  # the cluster's threads, not this machine's cores
         store.write_month("2023-01", lazy)
     got = store.read_month("2023-01").compute()
     np.testing.assert_array_equal(got["reflectance"].values, _month(0.5)["reflectance"].values)
     np.testing.assert_array_equal(got["clear_count"].values, _month(0.5)["clear_count"].values)
+
+
+def test_a_lazy_month_is_written_a_few_rows_of_chunks_at_a_time_with_the_same_values(tmp_path):
+    """Each compute spans at least two chunks per thread, in row order, and every chunk is written once."""
+    import dask
+
+    rows = {0: ["a0", "a1"], 32: ["b0", "b1"], 64: ["c0", "c1"]}
+    assert list(_row_groups(rows, per_row=2, threads=1)) == [["a0", "a1"], ["b0", "b1"], ["c0", "c1"]]
+    assert list(_row_groups(rows, per_row=2, threads=2)) == [["a0", "a1", "b0", "b1"], ["c0", "c1"]]
+    assert list(_row_groups(rows, per_row=3, threads=64)) == [["a0", "a1", "b0", "b1", "c0", "c1"]]
+
+    store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=16)
+    rng = np.random.default_rng(3)
+    month = _month(0.5)
+    month["reflectance"].values[:] = rng.random(month["reflectance"].shape, dtype=np.float32)
+    computes = []
+    real_compute = dask.compute
+
+    def counting(*args, **kw):
+        computes.append(len(args))
+        return real_compute(*args, **kw)
+
+    with dask.config.set(scheduler="threads", num_workers=1), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dask, "compute", counting)
+        store.write_month("2023-01", month.chunk({"y": 16, "x": 16}))
+    # 4 rows of 6 chunks, 2 bands of reflectance + clear_count: 18 writes a row, one row per compute
+    assert computes == [18, 18, 18, 18]
+    got = store.read_month("2023-01").compute()
+    np.testing.assert_array_equal(got["reflectance"].values, month["reflectance"].values)
+    np.testing.assert_array_equal(got["clear_count"].values, month["clear_count"].values)
