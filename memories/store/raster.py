@@ -594,7 +594,7 @@ def _compute_threads() -> int:
         from distributed import default_client
 
         try:
-            return max(1, sum(default_client().nthreads().values()))
+            return max(1, sum(default_client().nthreads().values()))  # type: ignore[no-untyped-call]
         except ValueError:  # no client: the local scheduler computes
             pass
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
