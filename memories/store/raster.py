@@ -407,7 +407,9 @@ class MonthlyRasterStore:
                 sel = (i, *(slice(s, s + c[k]) for s, c, k in zip(starts, data.chunks, idx)))
                 rows.setdefault(starts[-2], []).append(dask.delayed(_write_block)(fork, name, sel, blocks[idx]))
         # A few rows of chunks at a time, enough to keep every thread busy: computed all at once, the
-        # scheduler starts reads all over the tile and holds their scenes (at 10980 px, twice the memory)
+        # scheduler starts reads all over the tile and holds their scenes (at 10980 px, twice the memory).
+        # Every variable's blocks of a row are in one group, so work they share still runs once; only a
+        # map_overlap's halo (terrain's 1 px) is computed again by the next group that needs it.
         forks = []
         for group in _row_groups(rows, per_row=len(lazy[0][1].chunks[-1]), threads=_compute_threads()):
             forks += dask.compute(*group)
