@@ -162,6 +162,58 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+# -- two workers (pytest-xdist) ------------------------------------------------------------------------
+# ``scripts/test.sh`` runs the suite with ``-n 2 --dist loadgroup``. Each worker is its own process with its
+# own ``TEST_ROOT`` (this module runs in each), and every server the tests start takes a free port. A file is
+# one unit of work, so its module fixtures are built once; the files that share a costly session fixture are
+# one unit too (see ``SHARED_SESSION``), so it is built once. Units run longest first (``LONGEST_FIRST``,
+# measured with ``--durations``), so the two workers finish together.
+SHARED_SESSION = {
+    "tests/memories/ai/": "ai-trained-models",  # tests/memories/ai/conftest.py
+    "tests/memories/applications/": "app-memory",
+    "tests/memories/server/": "app-memory",
+    "tests/test_seed_examples.py": "app-memory",
+}
+LONGEST_FIRST = [
+    "tests/dagster_project/test_pipeline.py",
+    "ai-trained-models",
+    "app-memory",
+    "tests/dagster_project/test_multiprocess_deployment.py",
+    "tests/ui/",
+    "tests/dagster_project/test_durability.py",
+    "tests/dagster_project/test_backfill.py",
+]
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    # Two workers on two cores: one intra-op thread each for torch and BLAS (two each would spin against
+    # each other). Set before anything imports torch or numpy.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+
+def _work_unit(item: pytest.Item) -> str:
+    path = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    for prefix, unit in SHARED_SESSION.items():
+        if path.startswith(prefix):
+            return unit
+    return "tests/ui/" if path.startswith("tests/ui/") else path
+
+
+def _rank(unit: str) -> int:
+    return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist's ``loadgroup``: each item's unit of work as its group, the longest units first."""
+    if not XDIST_WORKER or config.getoption("dist", "no") != "loadgroup":
+        return
+    units = {item.nodeid: _work_unit(item) for item in items}
+    items.sort(key=lambda item: _rank(units[item.nodeid]))  # stable: the files' own order within a unit
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(units[item.nodeid]))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}(*paths): reads real data of ../shared/data; fails naming a missing path"
