@@ -23,10 +23,7 @@ lock; on S3, Icechunk's conditional writes make the branch update atomic.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +39,7 @@ from memories.store.cf import GRID_MAPPING, georeference, product_attrs, text_ar
 from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
 from memories.store.repository import commit_lock, quiet_local_storage_warning
+from memories.store.slice_write import open_array, write_slice
 
 WRITTEN = "written"
 """Per-month completeness flag (1 = the month's slice is complete)."""
@@ -125,7 +123,7 @@ class MonthlyRasterStore:
         whatever dask scheduler is active (each task writes its own chunks into a
         fork of the session, merged before the commit).
         """
-        return self._commit_month(month, ds, lambda session, i: self._write_slice(session, i, ds), run_id)
+        return self._commit_month(month, ds, lambda session, i: write_slice(session, i, ds, self.product), run_id)
 
     def write_month_rows(
         self,
@@ -152,7 +150,7 @@ class MonthlyRasterStore:
         """
 
         def write(session: Any, i: int) -> None:
-            arrays = {name: _open_array(session.store, str(name), "r+") for name in template.data_vars}
+            arrays = {name: open_array(session.store, str(name), "r+") for name in template.data_vars}
             for r0, block in strips():
                 for name, values in block.items():
                     if name not in arrays:
@@ -196,7 +194,7 @@ class MonthlyRasterStore:
                 self._ensure_layout(repo, ds, i + 1)
             session = repo.writable_session(BRANCH)
             write(session, i)
-            _open_array(session.store, WRITTEN, "r+")[i] = 1
+            open_array(session.store, WRITTEN, "r+")[i] = 1
             try:
                 with self._lock():
                     snapshot = session.commit(
@@ -367,54 +365,6 @@ class MonthlyRasterStore:
                 continue  # another writer changed the layout first (S3 without lock): look again
         raise StorageError(f"{self.uri}: could not commit its layout; another writer keeps changing it")
 
-    def _write_slice(self, session: Any, i: int, ds: xr.Dataset) -> None:
-        """Write each variable's month ``i`` into the session (dask: through a fork per task)."""
-        import dask
-
-        store = session.store
-        lazy: list[tuple[str, Any, tuple[int, ...]]] = []
-        for name, var in ds.data_vars.items():
-            arr = _open_array(store, str(name), "r+")
-            stored_dims = tuple(arr.metadata.dimension_names or ())[1:]
-            if stored_dims and set(stored_dims) == set(var.dims):
-                var = var.transpose(*stored_dims)
-            if var.shape != tuple(arr.shape[1:]):
-                raise ProcessingError(
-                    f"{self.product}.{name} has shape {var.shape}; the store holds {tuple(arr.shape[1:])}"
-                )
-            if dask.is_dask_collection(var.data):
-                chunks = tuple(arr.chunks[1:])
-                lazy.append((str(name), var.data.rechunk(chunks), chunks))
-            else:
-                arr[i] = np.asarray(var.values)
-        if not lazy:
-            return
-        if session.has_uncommitted_changes:
-            # A fork needs a clean session: write the numpy variables after the dask ones.
-            raise ProcessingError(f"{self.product}: mix of numpy and dask variables; pass all lazy or all eager")
-        fork = session.fork()
-        # Optimize the variables together, then compute without re-optimizing: blockwise fusion per
-        # write task would otherwise give each variable its own copy of shared work (a composite's
-        # median and spread come from one sort) and compute it twice.
-        rows: dict[int, list[Any]] = {}
-        for name, data, _ in lazy:
-            # Blocks as delayed objects of the unoptimized graph: passing ``data.blocks[idx]`` to
-            # ``dask.delayed`` optimizes each block's graph on its own, and work shared by several
-            # variables (a composite's median and spread come from one sort) would run once per variable.
-            blocks = data.to_delayed(optimize_graph=False)
-            for idx in itertools.product(*(range(len(c)) for c in data.chunks)):
-                starts = [sum(c[:k]) for c, k in zip(data.chunks, idx)]
-                sel = (i, *(slice(s, s + c[k]) for s, c, k in zip(starts, data.chunks, idx)))
-                rows.setdefault(starts[-2], []).append(dask.delayed(_write_block)(fork, name, sel, blocks[idx]))
-        # A few rows of chunks at a time, enough to keep every thread busy: computed all at once, the
-        # scheduler starts reads all over the tile and holds their scenes (at 10980 px, twice the memory).
-        # Every variable's blocks of a row are in one group, so work they share still runs once; only a
-        # map_overlap's halo (terrain's 1 px) is computed again by the next group that needs it.
-        forks = []
-        for group in _row_groups(rows, per_row=len(lazy[0][1].chunks[-1]), threads=_compute_threads()):
-            forks += dask.compute(*group)
-        session.merge(*{id(f): f for f in forks}.values())
-
     def _template(self, ds: xr.Dataset, first: int, stop: int) -> xr.Dataset:
         """An all-fill dataset for months [first, stop) with coordinates and attrs."""
         import dask.array as da
@@ -571,47 +521,6 @@ def snapshot_at_time(versions: list[RasterVersion], as_of: datetime) -> str | No
 def _georeferenced(ds: xr.Dataset, grid: TileGrid) -> xr.Dataset:
     """A store's dataset with its grid mapping; stores written before it was stored get it from their grid."""
     return ds if GRID_MAPPING in ds.coords else georeference(ds, grid)
-
-
-def _row_groups(rows: Mapping[int, list[Any]], per_row: int, threads: int) -> Iterator[list[Any]]:
-    """The write tasks by row of chunks (``rows``: first pixel row -> tasks), in row order, grouped so each
-    group spans at least ``2 * threads`` chunks (``per_row`` chunks to a row)."""
-    group: list[Any] = []
-    spanned = 0
-    for r in sorted(rows):
-        group += rows[r]
-        spanned += per_row
-        if spanned >= 2 * threads:
-            yield group
-            group, spanned = [], 0
-    if group:
-        yield group
-
-
-def _compute_threads() -> int:
-    """Threads of the active dask scheduler: a distributed client's workers' together, else the local pool's."""
-    import dask
-
-    if "distributed" in sys.modules:
-        from distributed import default_client
-
-        try:
-            return max(1, sum(default_client().nthreads().values()))  # type: ignore[no-untyped-call]
-        except ValueError:  # no client: the local scheduler computes
-            pass
-    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
-
-
-def _write_block(fork: Any, path: str, sel: tuple[Any, ...], block: np.ndarray) -> Any:
-    """Write one dask block into a fork of the session; returns the fork to merge."""
-    _open_array(fork.store, path, "r+")[sel] = block
-    return fork
-
-
-def _open_array(store: Any, path: str, mode: str) -> Any:
-    import zarr
-
-    return zarr.open_array(store, path=path, mode=mode, zarr_format=3)
 
 
 def _has_layout(store: Any) -> bool:

@@ -7,7 +7,7 @@ cloud filter the spec names. The test configuration (``MEMORIES_CONFIG``, the
 sample world) comes from the inherited environment.
 
 With ``"pause_marker"`` in the spec, the run pauses mid-write so the test can kill
-it: :func:`memories.store.raster._write_block` is wrapped (here, not in the
+it: :func:`memories.store.slice_write._write_block` is wrapped (here, not in the
 library) to create the marker file after the first block of the variable
 ``pause_after`` (default ``reflectance``: float blocks, too large for Icechunk to
 inline in its manifest, so they are chunk files in the store) is written into the
@@ -33,9 +33,9 @@ PAUSE_S = 600.0
 
 def pause_after_first_block(marker: Path, variable: str = "reflectance") -> None:
     """Wrap the store's block writer: after the first block of ``variable`` is written, touch ``marker``, sleep."""
-    import memories.store.raster as raster
+    import memories.store.slice_write as slice_write
 
-    original = raster._write_block
+    original = slice_write._write_block
 
     def write_then_pause(fork: Any, path: str, sel: tuple[Any, ...], block: Any) -> Any:
         out = original(fork, path, sel, block)
@@ -51,7 +51,7 @@ def pause_after_first_block(marker: Path, variable: str = "reflectance") -> None
         time.sleep(PAUSE_S)  # the test kills the process group here, mid-write
         return out
 
-    raster._write_block = write_then_pause
+    slice_write._write_block = write_then_pause
 
 
 def main(spec: dict[str, Any]) -> int:

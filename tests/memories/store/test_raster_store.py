@@ -5,7 +5,8 @@ import xarray as xr
 from memories.errors import StorageError
 from memories.grid import TileGrid
 from memories.store import StorageRoot
-from memories.store.raster import MonthlyRasterStore, _compute_threads, _row_groups
+from memories.store.raster import MonthlyRasterStore
+from memories.store.slice_write import compute_threads, row_groups
 
 GRID = TileGrid("33TVM", 32633, 460000.0, 5100000.0, width=96, height=64)
 
@@ -84,7 +85,7 @@ def test_dask_backed_month_is_written_through_a_distributed_client(tmp_path):
         Client(cluster) as client,
         dask.config.set(scheduler=client),
     ):
-        assert _compute_threads() == 2  # the cluster's threads, not this machine's cores
+        assert compute_threads() == 2  # the cluster's threads, not this machine's cores
         store.write_month("2023-01", lazy)
     got = store.read_month("2023-01").compute()
     np.testing.assert_array_equal(got["reflectance"].values, _month(0.5)["reflectance"].values)
@@ -96,9 +97,9 @@ def test_a_lazy_month_is_written_a_few_rows_of_chunks_at_a_time_with_the_same_va
     import dask
 
     rows = {0: ["a0", "a1"], 32: ["b0", "b1"], 64: ["c0", "c1"]}
-    assert list(_row_groups(rows, per_row=2, threads=1)) == [["a0", "a1"], ["b0", "b1"], ["c0", "c1"]]
-    assert list(_row_groups(rows, per_row=2, threads=2)) == [["a0", "a1", "b0", "b1"], ["c0", "c1"]]
-    assert list(_row_groups(rows, per_row=3, threads=64)) == [["a0", "a1", "b0", "b1", "c0", "c1"]]
+    assert list(row_groups(rows, per_row=2, threads=1)) == [["a0", "a1"], ["b0", "b1"], ["c0", "c1"]]
+    assert list(row_groups(rows, per_row=2, threads=2)) == [["a0", "a1", "b0", "b1"], ["c0", "c1"]]
+    assert list(row_groups(rows, per_row=3, threads=64)) == [["a0", "a1", "b0", "b1", "c0", "c1"]]
 
     store = MonthlyRasterStore(StorageRoot(tmp_path.as_uri()), "sr", GRID, "2023-01", chunk_px=16)
     rng = np.random.default_rng(3)
