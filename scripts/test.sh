@@ -9,5 +9,5 @@ VENV=$VENV bash scripts/setup.sh
 WORKERS=${TEST_WORKERS:-2}
 parallel=()
 # Files are the units of work, and the files that share a session fixture are one unit (tests/conftest.py).
-[ "$WORKERS" != 0 ] && parallel=(-n "$WORKERS" --dist loadgroup --no-loadscope-reorder)
+[ "$WORKERS" != 0 ] && parallel=(-n "$WORKERS" --dist loadfile --no-loadscope-reorder)
 exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "${parallel[@]}" "$@"

@@ -163,7 +163,7 @@ def postgres_url() -> Iterator[str]:
 
 
 # -- two workers (pytest-xdist) ------------------------------------------------------------------------
-# ``scripts/test.sh`` runs the suite with ``-n 2 --dist loadgroup``. Each worker is its own process with its
+# ``scripts/test.sh`` runs the suite with ``-n 2 --dist loadfile``. Each worker is its own process with its
 # own ``TEST_ROOT`` (this module runs in each), and every server the tests start takes a free port. A file is
 # one unit of work, so its module fixtures are built once; the files that share a costly session fixture are
 # one unit too (see ``SHARED_SESSION``), so it is built once. Units run longest first (``LONGEST_FIRST``,
@@ -179,7 +179,7 @@ LONGEST_FIRST = [
     "ai-trained-models",
     "app-memory",
     "tests/dagster_project/test_multiprocess_deployment.py",
-    "tests/ui/",
+    "tests/ui/test_ui.py",
     "tests/dagster_project/test_durability.py",
     "tests/dagster_project/test_backfill.py",
 ]
@@ -191,12 +191,13 @@ if XDIST_WORKER and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ.setdefault(_var, "1")
 
 
-def _work_unit(item: pytest.Item) -> str:
-    path = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent.parent).as_posix()
+def _work_unit(nodeid: str) -> str:
+    """The unit of work of a test: its file, or the name of the session fixture its file shares."""
+    path = nodeid.split("::")[0]
     for prefix, unit in SHARED_SESSION.items():
         if path.startswith(prefix):
             return unit
-    return "tests/ui/" if path.startswith("tests/ui/") else path
+    return path
 
 
 def _rank(unit: str) -> int:
@@ -205,13 +206,26 @@ def _rank(unit: str) -> int:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist's ``loadgroup``: each item's unit of work as its group, the longest units first."""
-    if not XDIST_WORKER or config.getoption("dist", "no") != "loadgroup":
-        return
-    units = {item.nodeid: _work_unit(item) for item in items}
-    items.sort(key=lambda item: _rank(units[item.nodeid]))  # stable: the files' own order within a unit
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(units[item.nodeid]))
+    """In an xdist worker: the longest units of work first (the controller hands units out in this order)."""
+    if XDIST_WORKER:
+        items.sort(key=lambda item: _rank(_work_unit(item.nodeid)))  # stable: the files' own order within a unit
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, with the files that share a session fixture (``SHARED_SESSION``) as one unit.
+
+    (xdist's own ``loadgroup`` marks do not group on pytest 9: xdist 3.8 renames ``item._nodeid``, which
+    pytest 9 no longer reads.)
+    """
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return UnitScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -44,6 +44,7 @@ IMPORT_NAME = {
     "pystac-client": "pystac_client",
     "kubernetes-validate": "kubernetes_validate",
     "dask": "dask",
+    "pytest-xdist": "xdist",
 }
 
 
