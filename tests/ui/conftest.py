@@ -193,9 +193,14 @@ def webserver(ui_env: UiEnv) -> Iterator[Webserver]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (the apt build at /usr/bin/chromium) through Playwright's sync API."""
+    """Headless Chromium (the apt build at /usr/bin/chromium) through Playwright's sync API.
+
+    Module-scoped: while Playwright's sync API is open, its event loop counts as running in this thread, and
+    every later ``asyncio.run`` of the process fails ("cannot be called from a running event loop"). With
+    the suite on two workers, other files run after this one in the same process.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
