@@ -6,8 +6,8 @@ Steps, as the assets run them (library calls; Dagster left out), on dask's threa
 scheduler with ``--threads`` threads:
 
 - ``surface_reflectance``: ``load_scenes`` -> ``monthly_composite`` -> ``write_month``, then
-  the asset's statistics and suite on the lazy written composite (``composite_stats``,
-  ``band_medians``, ``validate_composite``: chunk by chunk);
+  the asset's statistics and suite on the lazy written composite (``summarize_composite``: stats,
+  band medians and the suite's sample in two reads of each variable, then ``validate_composite``);
 - ``spectral_indices``: ``compute_indices`` of the stored composite -> ``write_month``;
 - ``land_cover``: ``write_land_cover_month`` of the stored composite (read one row of model tiles at a
   time, maps written in strips of store chunks), then ``class_ndvi_summary`` strip by strip, as the
@@ -128,8 +128,9 @@ def _world(size: int, args: argparse.Namespace) -> tuple[Any, list[Any]]:
 def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     import dask
 
-    from memories.earth.expectations import validate_composite
-    from memories.earth.imagery import band_medians, composite_stats, load_scenes, monthly_composite
+    from memories.earth.composite_summary import summarize_composite
+    from memories.earth.expectations import COMPOSITE_SAMPLE_PX, validate_composite
+    from memories.earth.imagery import load_scenes, monthly_composite
     from memories.earth.indices import compute_indices
     from memories.earth.stac_profiles import COMMON_BANDS, get_profile
     from memories.store.paths import StorageRoot
@@ -145,9 +146,8 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         scenes = load_scenes(items, get_profile("embedded"), grid, COMMON_BANDS, chunk_px=chunk)
         sr.write_month("2023-06", monthly_composite(scenes))
         written = sr.read_month("2023-06", snapshot=sr.last_snapshot)
-        composite_stats(written)
-        band_medians(written["reflectance"])
-        validate_composite(written)
+        summary = summarize_composite(written, sample_px=COMPOSITE_SAMPLE_PX)  # as the asset
+        validate_composite(written, summary=summary)
     elif step == SPECTRAL_INDICES:
         ix = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, "2023-06", chunk_px=chunk)
         ix.write_month("2023-06", compute_indices(sr.read_month("2023-06")["reflectance"]))

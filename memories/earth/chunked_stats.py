@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import xarray as xr
 
-__all__ = ["exact_median", "row_blocks", "valid_rows"]
+__all__ = ["TwoPassMedian", "exact_median", "row_blocks", "valid_rows"]
 
 Blocks = Callable[[], Iterator[np.ndarray]]
 """A factory of the float32 value blocks of one median (called once per pass)."""
@@ -45,30 +45,61 @@ def valid_rows(refl: xr.DataArray, y0: int, y1: int) -> np.ndarray:
 
 def exact_median(blocks: Blocks) -> float | None:
     """``np.median`` of all values the blocks yield (float32, NaN-free), in two passes; None when empty."""
-    high = np.zeros(1 << 16, dtype=np.int64)
-    n = 0
+    median = TwoPassMedian()
     for block in blocks():
+        median.count(block)
+    for block in blocks():
+        median.refine(block)
+    return median.value()
+
+
+class TwoPassMedian:
+    """``np.median`` of values seen twice: every block once by :meth:`count`, then the same blocks (in any
+    order) by :meth:`refine`; :meth:`value` is then ``np.median`` of them all, bit for bit (None when empty).
+
+    Several medians can share the passes of one reader: each pass over the data feeds every median.
+    """
+
+    def __init__(self) -> None:
+        self._high = np.zeros(1 << 16, dtype=np.int64)
+        self._n = 0
+        self._low: dict[int, np.ndarray] | None = None
+
+    def count(self, block: np.ndarray) -> None:
+        """First pass: a block of float32, NaN-free values."""
+        if self._low is not None:
+            raise RuntimeError("TwoPassMedian.count after refine: the first pass is over")
         k = _keys(block)
-        high += np.bincount(k >> 16, minlength=1 << 16)
-        n += k.size
-    if n == 0:
-        return None
-    ranks = sorted({(n - 1) // 2, n // 2})
-    cum = np.cumsum(high)
-    bins = [int(np.searchsorted(cum, r, side="right")) for r in ranks]
-    low = {b: np.zeros(1 << 16, dtype=np.int64) for b in set(bins)}
-    for blk in blocks():
-        k = _keys(blk)
+        self._high += np.bincount(k >> 16, minlength=1 << 16)
+        self._n += k.size
+
+    def refine(self, block: np.ndarray) -> None:
+        """Second pass: the same values as the first pass, block by block."""
+        if self._n == 0:
+            return
+        if self._low is None:
+            self._cum = np.cumsum(self._high)
+            self._ranks = sorted({(self._n - 1) // 2, self._n // 2})
+            self._bins = [int(np.searchsorted(self._cum, r, side="right")) for r in self._ranks]
+            self._low = {b: np.zeros(1 << 16, dtype=np.int64) for b in set(self._bins)}
+        k = _keys(block)
         top = k >> 16
-        for b, hist in low.items():
+        for b, hist in self._low.items():
             hist += np.bincount(k[top == b] & 0xFFFF, minlength=1 << 16)
-    values = []
-    for r, b in zip(ranks, bins, strict=True):
-        before = int(cum[b - 1]) if b else 0
-        j = int(np.searchsorted(np.cumsum(low[b]), r - before, side="right"))
-        values.append(_value((b << 16) | j))
-    a, c = values[0], values[-1]
-    return float((a + c) / np.float32(2)) if len(ranks) == 2 else float(a)
+
+    def value(self) -> float | None:
+        """The median, after both passes; None when no value was counted."""
+        if self._n == 0:
+            return None
+        if self._low is None:
+            raise RuntimeError("TwoPassMedian.value before refine: run the second pass first")
+        values = []
+        for r, b in zip(self._ranks, self._bins, strict=True):
+            before = int(self._cum[b - 1]) if b else 0
+            j = int(np.searchsorted(np.cumsum(self._low[b]), r - before, side="right"))
+            values.append(_value((b << 16) | j))
+        a, c = values[0], values[-1]
+        return float((a + c) / np.float32(2)) if len(self._ranks) == 2 else float(a)
 
 
 def _keys(values: np.ndarray) -> np.ndarray:

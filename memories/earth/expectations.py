@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from memories.earth.composite_summary import CompositeSummary, summarize_composite
 from memories.errors import ProcessingError
 from memories.products import STAC_ITEMS
 
@@ -131,6 +132,7 @@ def validate_composite(
     reflectance_range: tuple[float, float] = REFLECTANCE_RANGE,
     sample_px: int = COMPOSITE_SAMPLE_PX,
     seed: int = 0,
+    summary: CompositeSummary | None = None,
 ) -> SuiteResult:
     """Validate a monthly composite (``reflectance`` (band, y, x), counts (y, x), optional ``spread``).
 
@@ -140,6 +142,8 @@ def validate_composite(
         reflectance_range: allowed reflectance, inclusive.
         sample_px: pixels sampled into the frame; each band's extreme pixels are always added.
         seed: seed of the pixel sample.
+        summary: the composite's ``summarize_composite`` with this ``sample_px`` and ``seed``, when the
+            caller has it (its sample is used: the composite is not read again).
     """
     import great_expectations as gx
 
@@ -149,7 +153,15 @@ def validate_composite(
     if refl.ndim != 3:
         raise ProcessingError(f"composite reflectance must have dims (band, y, x), got shape {refl.shape}")
     bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else list(map(str, range(3)))
-    frame = _composite_frame(composite, bands, sample_px, seed)
+    if summary is None:
+        summary = summarize_composite(composite, medians=False, spread_medians=False, sample_px=sample_px, seed=seed)
+    elif summary.sample is None or (summary.sample_px, summary.seed) != (sample_px, seed):
+        raise ProcessingError(
+            f"the summary's sample ({summary.sample_px} px, seed {summary.seed}) is not the suite's "
+            f"({sample_px} px, seed {seed}); call summarize_composite(composite, sample_px={sample_px}, seed={seed})"
+        )
+    frame = summary.sample
+    assert frame is not None
     # NaN (no clear observation) is null to great-expectations: column-map expectations skip it
     lo, hi = reflectance_range
     exp = gx.expectations
@@ -304,75 +316,6 @@ def _quiet(context: Any) -> None:
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     except Exception:  # an older or newer layout of the config types: bars are cosmetic
         pass
-
-
-def _composite_frame(composite: Any, bands: list[str], sample_px: int, seed: int) -> pd.DataFrame:
-    """The sampled pixels of a (computed or lazy) composite as a frame, one row block at a time.
-
-    The same pixels as ``_sample_pixels`` on the whole flattened arrays: the seeded sample
-    and each band's first minimum and maximum (blocks of whole rows keep the flat order).
-    """
-    from memories.earth.chunked_stats import row_blocks
-
-    refl = composite["reflectance"]
-    n_bands, height, width = refl.shape
-    blocks = list(row_blocks(refl))
-    if len(blocks) == 1:
-        flat = np.asarray(refl.values, dtype=np.float32).reshape(n_bands, -1)
-        picks = _sample_pixels(flat, sample_px, seed)
-    elif height * width <= sample_px:
-        picks = np.arange(height * width)
-    else:
-        extremes: list[list[tuple[float, int]]] = [[] for _ in range(n_bands)]
-        for y0, y1 in blocks:
-            for i in range(n_bands):
-                row = np.asarray(refl.isel(band=i, y=slice(y0, y1)).values, dtype=np.float32).reshape(-1)
-                if np.isfinite(row).any():
-                    lo, hi = int(np.nanargmin(row)), int(np.nanargmax(row))
-                    extremes[i].append((float(row[lo]), y0 * width + lo))
-                    extremes[i].append((-float(row[hi]), y0 * width + hi))
-        chosen = []
-        for found in extremes:  # first occurrence of the band's min and max, as nanargmin/nanargmax
-            if found:
-                chosen += [min(found[0::2])[1], min(found[1::2])[1]]
-        picks = np.random.default_rng(seed).choice(height * width, size=sample_px, replace=False)
-        picks = np.unique(np.concatenate([picks, np.array(chosen, dtype=np.int64)]))
-    names = ["reflectance", "clear_count", "obs_count", *(["spread"] if "spread" in composite else [])]
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for y0, y1 in blocks:
-        inside = picks[(picks >= y0 * width) & (picks < y1 * width)] - y0 * width
-        for name in names:  # one band of one block in memory at a time
-            var = composite[name].isel(y=slice(y0, y1))
-            if var.ndim == 3:
-                v = np.stack([np.asarray(var.isel(band=i).values).reshape(-1)[inside] for i in range(n_bands)])
-            else:
-                v = np.asarray(var.values).reshape(-1)[inside]
-            parts[name].append(v)
-    got = {name: np.concatenate(v, axis=-1) for name, v in parts.items()}
-    # float64 columns: great-expectations compares only int and float64 columns vectorized; a float32 column
-    # goes through a Python call per value (about 2 s per 50 000-pixel sample). The values are the same.
-    frame = pd.DataFrame({f"reflectance_{b}": got["reflectance"][i].astype(np.float64) for i, b in enumerate(bands)})
-    frame["valid"] = np.isfinite(got["reflectance"]).all(axis=0)
-    for name in ("clear_count", "obs_count"):
-        frame[name] = got[name].astype(np.int64)
-    if "spread" in got:
-        for i, b in enumerate(bands):
-            frame[f"spread_{b}"] = got["spread"][i].astype(np.float64)
-    return frame
-
-
-def _sample_pixels(flat: np.ndarray, sample_px: int, seed: int) -> np.ndarray:
-    """Indices of the sampled pixels: a seeded random sample plus each band's min and max pixel."""
-    n = flat.shape[1]
-    if n <= sample_px:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    picks = rng.choice(n, size=sample_px, replace=False)
-    extremes = []
-    for row in flat:
-        if np.isfinite(row).any():
-            extremes += [int(np.nanargmin(row)), int(np.nanargmax(row))]
-    return np.unique(np.concatenate([picks, np.array(extremes, dtype=np.int64)]))
 
 
 def _crs_text(crs: Any) -> str:

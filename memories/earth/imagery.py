@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
 
 from memories.earth.bands import band_info, to_reflectance
-from memories.earth.chunked_stats import exact_median, row_blocks, valid_rows
+from memories.earth.chunked_stats import exact_median, row_blocks
 from memories.earth.items import item_dict
 from memories.earth.order_stats import dn_median_iqr, nan_median_iqr, nanmedian_first_axis
 from memories.earth.quality import (
@@ -299,43 +298,9 @@ def composite_stats(composite: xr.Dataset) -> dict[str, Any]:
     - ``mean_clear_obs``: mean clear observations per pixel;
     - ``median_spread``: per band, the median interquartile range of valid pixels (reflectance; None if none).
     """
-    refl = composite["reflectance"]
-    blocks = list(row_blocks(refl))
-    # Each block's valid mask, read once (6 band reads) and kept packed at 1 bit a pixel (a few MB on a whole
-    # tile), not re-read for each band's median passes below: on a lazy composite every read is a compute.
-    masks: list[np.ndarray] = []
-    pixels = n_valid = obs = clear = 0
-    for y0, y1 in blocks:  # one row block at a time: a lazy composite is never held whole
-        rows = {"y": slice(y0, y1)}
-        valid = valid_rows(refl, y0, y1)
-        masks.append(np.packbits(valid))
-        pixels += int(valid.size)
-        n_valid += int(valid.sum())
-        obs += int(np.asarray(composite["obs_count"].isel(rows).values, dtype=np.int64).sum())
-        clear += int(np.asarray(composite["clear_count"].isel(rows).values, dtype=np.int64).sum())
-    out: dict[str, Any] = {
-        "pixels": pixels,
-        "valid_pixels": n_valid,
-        "valid_fraction": n_valid / pixels if pixels else 0.0,
-        "observations": obs,
-        "clear_observations": clear,
-        "cloud_fraction": 1.0 - clear / obs if obs else None,
-        "mean_clear_obs": clear / pixels if pixels else 0.0,
-    }
-    if "spread" in composite:
-        spread = composite["spread"]
-        bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else range(spread.shape[0])
+    from memories.earth.composite_summary import summarize_composite
 
-        def valid_spread(i: int) -> Iterator[np.ndarray]:
-            width = refl.sizes["x"]
-            for (y0, y1), packed in zip(blocks, masks, strict=True):
-                valid = np.unpackbits(packed, count=(y1 - y0) * width).reshape(y1 - y0, width).view(bool)
-                yield np.asarray(spread.isel(band=i, y=slice(y0, y1)).values)[valid]
-
-        out["median_spread"] = {
-            str(b): exact_median(partial(valid_spread, i)) if n_valid else None for i, b in enumerate(bands)
-        }
-    return out
+    return summarize_composite(composite, medians=False).stats
 
 
 def band_medians(reflectance: xr.DataArray) -> dict[str, float | None]:

@@ -1,13 +1,18 @@
-"""Statistics of a lazy composite, row block by row block, equal numpy's on the whole arrays."""
+"""Statistics of a lazy composite, row block by row block, equal numpy's on the whole arrays; one summary
+reads each variable twice and gives the separate functions' figures."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
-from memories.earth.chunked_stats import exact_median
+from memories.earth.chunked_stats import TwoPassMedian, exact_median
+from memories.earth.composite_summary import summarize_composite
+from memories.earth.expectations import validate_composite
 from memories.earth.imagery import band_medians, composite_stats
+from memories.errors import ProcessingError
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 20000])
@@ -64,12 +69,76 @@ def test_band_medians_equal_nanmedian() -> None:
     assert got == want
 
 
-def test_validation_frame_of_a_lazy_composite_is_the_whole_arrays_frame() -> None:
-    from memories.earth.expectations import _composite_frame
+def _oracle_frame(ds: xr.Dataset, sample_px: int, seed: int) -> pd.DataFrame:
+    """The suite's sample on the whole arrays: a seeded sample plus each band's nanargmin and nanargmax."""
+    refl = ds["reflectance"].values.reshape(3, -1)
+    picks = np.random.default_rng(seed).choice(refl.shape[1], size=sample_px, replace=False)
+    extremes = [f(row) for row in refl for f in (np.nanargmin, np.nanargmax)]
+    picks = np.unique(np.concatenate([picks, np.array(extremes, dtype=np.int64)]))
+    frame = pd.DataFrame({f"reflectance_{b}": refl[i][picks].astype(np.float64) for i, b in enumerate(BANDS)})
+    frame["valid"] = np.isfinite(refl[:, picks]).all(axis=0)
+    for name in ("clear_count", "obs_count"):
+        frame[name] = ds[name].values.reshape(-1)[picks].astype(np.int64)
+    for i, b in enumerate(BANDS):
+        frame[f"spread_{b}"] = ds["spread"].values.reshape(3, -1)[i][picks].astype(np.float64)
+    return frame
 
+
+BANDS = ["red", "nir", "swir16"]
+
+
+@pytest.mark.parametrize("chunks", [None, {"y": 16}, {"y": 16, "x": 32}])
+def test_the_suites_sample_of_a_lazy_composite_is_the_sampled_pixels_of_the_whole_arrays(chunks) -> None:
     ds = _composite(np.random.default_rng(6))
-    bands = ["red", "nir", "swir16"]
-    lazy = _composite_frame(ds.chunk({"y": 16}), bands, sample_px=500, seed=3)
-    whole = _composite_frame(ds, bands, sample_px=500, seed=3)
-    assert len(whole) >= 500
-    assert lazy.equals(whole)
+    got = summarize_composite(ds.chunk(chunks) if chunks else ds, sample_px=500, seed=3).sample
+    assert got is not None and len(got) >= 500
+    pd.testing.assert_frame_equal(got, _oracle_frame(ds, 500, 3), check_exact=True)
+
+
+def test_one_summary_reads_each_variable_twice_and_gives_the_separate_functions_figures() -> None:
+    """Stats, band medians and the suite's sample together: 2 reads of each band of each variable per row
+    block (16 computes a block here), where the three functions alone make 30; the figures are theirs."""
+    from dask.callbacks import Callback
+
+    ds = _composite(np.random.default_rng(7))
+    lazy = ds.chunk({"y": 16, "x": 32})  # 6 row blocks
+    computes = []
+
+    class Count(Callback):
+        def _start(self, dsk):  # type: ignore[no-untyped-def]
+            computes.append(1)
+
+    with Count():
+        summary = summarize_composite(lazy, sample_px=500, seed=0)
+        suite = validate_composite(lazy, min_valid_fraction=0.5, sample_px=500, summary=summary)
+    assert len(computes) == 6 * 2 * (3 + 3 + 2)  # per block, twice: 3 reflectance bands, 3 spread bands, 2 counts
+    computes.clear()
+    with Count():
+        alone = (composite_stats(lazy), band_medians(lazy["reflectance"]))
+        suite_alone = validate_composite(lazy, min_valid_fraction=0.5, sample_px=500)
+    assert len(computes) == 6 * 30  # stats 11, band medians 6, the suite 13 (its pass 1 also sums the counts)
+    assert (summary.stats, summary.medians) == alone
+    assert [(o.expectation, o.column, o.success, o.details) for o in suite.outcomes] == [
+        (o.expectation, o.column, o.success, o.details) for o in suite_alone.outcomes
+    ]
+    assert suite.success == suite_alone.success and suite.rows == suite_alone.rows
+
+
+def test_a_summary_sampled_otherwise_is_refused_by_the_suite() -> None:
+    ds = _composite(np.random.default_rng(8))
+    summary = summarize_composite(ds, sample_px=100, seed=1)
+    with pytest.raises(ProcessingError, match=r"summary's sample \(100 px, seed 1\) is not the suite's"):
+        validate_composite(ds, sample_px=500, seed=1, summary=summary)
+    with pytest.raises(ProcessingError, match="summarize_composite"):
+        validate_composite(ds, summary=summarize_composite(ds))  # no sample at all
+
+
+def test_two_pass_median_refuses_passes_out_of_order() -> None:
+    m = TwoPassMedian()
+    m.count(np.float32([3, 1, 2]))
+    with pytest.raises(RuntimeError, match="before refine"):
+        m.value()
+    m.refine(np.float32([2, 3, 1]))  # the same values, in another order
+    assert m.value() == 2.0
+    with pytest.raises(RuntimeError, match="after refine"):
+        m.count(np.float32([5]))
