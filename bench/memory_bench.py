@@ -140,14 +140,17 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     grid, items = _world(size, args)
     root = StorageRoot(Path(args.store).as_uri())
     chunk = 2048
+    phases: dict[str, float] = {}
     t = time.perf_counter()
     sr = MonthlyRasterStore(root, SURFACE_REFLECTANCE, grid, "2023-06", chunk_px=chunk)
     if step == SURFACE_REFLECTANCE:
         scenes = load_scenes(items, get_profile("embedded"), grid, COMMON_BANDS, chunk_px=chunk)
         sr.write_month("2023-06", monthly_composite(scenes))
+        phases["write_s"] = round(time.perf_counter() - t, 2)
         written = sr.read_month("2023-06", snapshot=sr.last_snapshot)
         summary = summarize_composite(written, sample_px=COMPOSITE_SAMPLE_PX)  # as the asset
         validate_composite(written, summary=summary)
+        phases["stats_and_suite_s"] = round(time.perf_counter() - t - phases["write_s"], 2)
     elif step == SPECTRAL_INDICES:
         ix = MonthlyRasterStore(root, SPECTRAL_INDICES, grid, "2023-06", chunk_px=chunk)
         ix.write_month("2023-06", compute_indices(sr.read_month("2023-06")["reflectance"]))
@@ -161,6 +164,7 @@ def _step(step: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
         "scenes": len(items),
         "peak_rss_gib": peak / 2**30,
         "seconds": time.perf_counter() - t,
+        **phases,
     }
 
 

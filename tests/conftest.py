@@ -174,14 +174,14 @@ SHARED_SESSION = {
     "tests/memories/server/": "app-memory",
     "tests/test_seed_examples.py": "app-memory",
 }
-LONGEST_FIRST = [
-    "tests/dagster_project/test_pipeline.py",
-    "ai-trained-models",
-    "app-memory",
-    "tests/dagster_project/test_multiprocess_deployment.py",
-    "tests/ui/test_ui.py",
-    "tests/dagster_project/test_durability.py",
-    "tests/dagster_project/test_backfill.py",
+LONGEST_FIRST = [  # seconds of one unit on two workers, 2 cores (--durations, 2026-12-03)
+    "tests/dagster_project/test_pipeline.py",  # 265
+    "app-memory",  # 223
+    "tests/dagster_project/test_durability.py",  # 176
+    "tests/ui/test_ui.py",  # 154
+    "tests/dagster_project/test_multiprocess_deployment.py",  # 145
+    "tests/dagster_project/test_backfill.py",  # 103
+    "ai-trained-models",  # 66
 ]
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if XDIST_WORKER and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:

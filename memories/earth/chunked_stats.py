@@ -6,7 +6,8 @@ A 10980 x 10980 px composite is 2.9 GB of float32 per variable; its statistics
 approximate: ``exact_median`` finds the two middle order statistics by a two-pass
 radix selection on the float32 bit patterns (a 65536-bin histogram of the high
 16 bits, then of the low 16 bits inside the chosen bins), then averages them as
-``np.median`` does (in float32), so it returns ``np.median``'s value bit for bit.
+``np.median`` does (in float32), so it returns ``np.median``'s value bit for bit (of a median of
+zero, the sign may differ: -0.0 == 0.0, and ``np.median``'s partition picks either).
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ class TwoPassMedian:
         """First pass: a block of float32, NaN-free values."""
         if self._low is not None:
             raise RuntimeError("TwoPassMedian.count after refine: the first pass is over")
-        k = _keys(block)
-        self._high += np.bincount(k >> 16, minlength=1 << 16)
-        self._n += k.size
+        _, high = _high_keys(block)
+        self._high += np.bincount(high, minlength=1 << 16)
+        self._n += high.size
 
     def refine(self, block: np.ndarray) -> None:
         """Second pass: the same values as the first pass, block by block."""
@@ -82,10 +83,9 @@ class TwoPassMedian:
             self._ranks = sorted({(self._n - 1) // 2, self._n // 2})
             self._bins = [int(np.searchsorted(self._cum, r, side="right")) for r in self._ranks]
             self._low = {b: np.zeros(1 << 16, dtype=np.int64) for b in set(self._bins)}
-        k = _keys(block)
-        top = k >> 16
+        u, high = _high_keys(block)
         for b, hist in self._low.items():
-            hist += np.bincount(k[top == b] & 0xFFFF, minlength=1 << 16)
+            hist += np.bincount(_low_keys(u[high == b]), minlength=1 << 16)
 
     def value(self) -> float | None:
         """The median, after both passes; None when no value was counted."""
@@ -102,10 +102,22 @@ class TwoPassMedian:
         return float((a + c) / np.float32(2)) if len(self._ranks) == 2 else float(a)
 
 
-def _keys(values: np.ndarray) -> np.ndarray:
-    """Order-preserving uint32 keys of float32 values (negative floats reversed below the positive)."""
+# Order-preserving uint32 keys of float32 values: the bits with the sign bit set for positive floats, all bits
+# flipped for negative ones (so negative floats sort reversed, below the positive). Each pass needs only one
+# half of a key, computed in 16 bits (a 22 Mpx block: 0.1 s, against 0.7 s for whole int64 keys).
+
+
+def _high_keys(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the values' uint32 bits, the high 16 bits of their keys as uint16)."""
     u = np.ascontiguousarray(values, dtype=np.float32).ravel().view(np.uint32)
-    return np.where(u >> 31, ~u, u | np.uint32(0x80000000)).astype(np.int64)
+    high = (u >> 16).astype(np.uint16)
+    # negative (sign bit set): ~high; positive: high with the sign bit set
+    return u, high ^ ((high >> 15) * np.uint16(0x7FFF) | np.uint16(0x8000))
+
+
+def _low_keys(u: np.ndarray) -> np.ndarray:
+    """The low 16 bits of the keys of float32 bits ``u``, as uint16."""
+    return (u & np.uint32(0xFFFF)).astype(np.uint16) ^ ((u >> 31).astype(np.uint16) * np.uint16(0xFFFF))
 
 
 def _value(key: int) -> np.float32:

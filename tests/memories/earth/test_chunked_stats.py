@@ -25,6 +25,19 @@ def test_exact_median_is_numpys_median_bit_for_bit(n: int) -> None:
     assert np.float32(got).view(np.uint32) == np.float32(want).view(np.uint32)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [[-0.0, 0.0], [0.0, -0.0, -0.0], [-np.inf, -1e-30, 1e-30, np.inf], [-3.5, -2.25, -1.0], [np.inf, np.inf, 5.0]],
+)
+def test_exact_median_orders_signed_zeros_negatives_and_infinities_as_numpy(values) -> None:
+    x = np.float32(values)
+    got, want = exact_median(lambda: iter(np.array_split(x, 2))), np.median(x)
+    if want == 0:  # np.median's partition picks either zero of -0.0 == 0.0; the value is the same
+        assert got == 0
+    else:
+        assert np.float32(got).view(np.uint32) == np.float32(want).view(np.uint32)
+
+
 def test_exact_median_of_nothing_is_none() -> None:
     assert exact_median(lambda: iter([np.zeros(0, np.float32)])) is None
 
