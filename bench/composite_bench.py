@@ -97,7 +97,8 @@ def run(size: int, repeat: int, threads: int, chunk: int | None, world: Path, *,
     if odc:
         import importlib.util
 
-        if importlib.util.find_spec("odc.stac") is None:
+        # find_spec of a submodule raises when its parent package is missing
+        if importlib.util.find_spec("odc") is None or importlib.util.find_spec("odc.stac") is None:
             missing_peer = "odc-stac is not installed (a bench-only dependency: pip install odc-stac)"
         else:
             fns["odc_stac"] = lambda i: _odc(items, grid, out / f"odc{i}")
