@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import xarray as xr
 
-__all__ = ["TwoPassMedian", "exact_median", "row_blocks", "valid_rows"]
+__all__ = ["TwoPassMedian", "exact_median", "row_blocks"]
 
 Blocks = Callable[[], Iterator[np.ndarray]]
 """A factory of the float32 value blocks of one median (called once per pass)."""
@@ -34,14 +34,6 @@ def row_blocks(var: xr.DataArray) -> Iterator[tuple[int, int]]:
     for h in chunks[var.dims.index("y")]:
         yield y0, y0 + h
         y0 += h
-
-
-def valid_rows(refl: xr.DataArray, y0: int, y1: int) -> np.ndarray:
-    """(y1 - y0, x) bool: rows [y0, y1) of a (band, y, x) array finite in every band, one band read at a time."""
-    valid = np.ones((y1 - y0, refl.sizes["x"]), dtype=bool)
-    for i in range(refl.sizes["band"]):
-        valid &= np.isfinite(np.asarray(refl.isel(band=i, y=slice(y0, y1)).values))
-    return valid
 
 
 def exact_median(blocks: Blocks) -> float | None:

@@ -17,7 +17,9 @@ The figures are those of the separate functions, bit for bit: medians are exact
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -83,6 +85,7 @@ def summarize_composite(
     def rows(name: str, y0: int, y1: int) -> np.ndarray:
         return np.asarray(composite[name].isel(y=slice(y0, y1)).values)
 
+    @lru_cache(maxsize=1)  # each block's mask is unpacked once in pass 2, for all its spread bands
     def unpack(k: int) -> np.ndarray:
         y0, y1 = blocks[k]
         return np.unpackbits(masks[k], count=(y1 - y0) * width).reshape(y1 - y0, width).view(bool)
@@ -110,21 +113,22 @@ def summarize_composite(
 
     picks = _picks(height * width, extremes, sample_px, seed) if sample_px is not None else None
     parts: dict[str, list[np.ndarray]] = {"reflectance": [], "spread": [], "clear_count": [], "obs_count": []}
-    # (variable, its medians' second pass): a variable is read again when a median or the sample needs it
-    again = [(refl, "reflectance", band_median, False)]
+    # each variable read again for its medians' second pass (over the values pass 1 counted) or for the sample
+    again: list[tuple[str, xr.DataArray, list[TwoPassMedian], Callable[[np.ndarray, int], np.ndarray]]] = [
+        ("reflectance", refl, band_median, lambda v, k: v[np.isfinite(v)])
+    ]
     if spread is not None:
-        again.append((spread, "spread", spread_median, True))
+        again.append(("spread", spread, spread_median, lambda v, k: v[unpack(k)]))
     for k, (y0, y1) in enumerate(blocks):  # pass 2
         inside = None if picks is None else picks[(picks >= y0 * width) & (picks < y1 * width)] - y0 * width
-        for var, name, var_medians, masked in again:
+        for name, var, var_medians, counted in again:
             if not var_medians and inside is None:
                 continue
-            mask = unpack(k) if masked and var_medians else None
             taken = []
             for i in range(n_bands):
                 v = band(var, i, y0, y1)
                 if var_medians:
-                    var_medians[i].refine(v[mask] if mask is not None else v[np.isfinite(v)])
+                    var_medians[i].refine(counted(v, k))
                 if inside is not None:
                     taken.append(v.reshape(-1)[inside])
             if inside is not None:
@@ -143,7 +147,7 @@ def summarize_composite(
         "mean_clear_obs": clear / pixels if pixels else 0.0,
     }
     if spread_median:
-        stats["median_spread"] = {b: m.value() if n_valid else None for b, m in zip(bands, spread_median, strict=True)}
+        stats["median_spread"] = {b: m.value() for b, m in zip(bands, spread_median, strict=True)}
     return CompositeSummary(
         stats=stats,
         medians={b: m.value() for b, m in zip(bands, band_median, strict=True)} if medians else None,

@@ -155,13 +155,12 @@ def validate_composite(
     bands = [str(b) for b in composite["band"].values] if "band" in composite.coords else list(map(str, range(3)))
     if summary is None:
         summary = summarize_composite(composite, medians=False, spread_medians=False, sample_px=sample_px, seed=seed)
-    elif summary.sample is None or (summary.sample_px, summary.seed) != (sample_px, seed):
+    if summary.sample is None or (summary.sample_px, summary.seed) != (sample_px, seed):
         raise ProcessingError(
             f"the summary's sample ({summary.sample_px} px, seed {summary.seed}) is not the suite's "
             f"({sample_px} px, seed {seed}); call summarize_composite(composite, sample_px={sample_px}, seed={seed})"
         )
     frame = summary.sample
-    assert frame is not None
     # NaN (no clear observation) is null to great-expectations: column-map expectations skip it
     lo, hi = reflectance_range
     exp = gx.expectations

@@ -160,7 +160,7 @@ def _as_dataset(data: Any, kind: str) -> Any:
 def _write_zarr(root: StorageRoot, uri: str, ds: Any, item: str) -> str:
     import icechunk
 
-    from memories.store.raster import BRANCH
+    from memories.store.raster_versions import BRANCH
     from memories.store.repository import commit_lock, quiet_local_storage_warning
 
     quiet_local_storage_warning()

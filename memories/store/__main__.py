@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{done.path}: {done.format}, {done.product} {done.tile} {done.month} at snapshot {done.snapshot_id}")
             print("bands: " + ", ".join(done.bands))
         else:
-            from memories.store.raster import raster_versions
+            from memories.store.raster_versions import raster_versions
 
             for v in raster_versions(root, root.raster_uri(args.product, args.tile)):
                 if args.month is None or v.month == args.month:

@@ -40,7 +40,8 @@ from memories.errors import ConfigError, StorageError
 from memories.grid import TileGrid
 from memories.store.cf import GRID_MAPPING, product_attrs, text_array
 from memories.store.paths import StorageRoot
-from memories.store.raster import nodata_value, open_raster_version, raster_versions, snapshot_at_time
+from memories.store.raster import nodata_value, open_raster_version
+from memories.store.raster_versions import raster_versions, snapshot_at_time
 
 __all__ = ["ExportFormat", "ExportedMonth", "export_month"]
 

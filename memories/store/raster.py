@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,18 +33,16 @@ import xarray as xr
 
 from memories.errors import ProcessingError, StorageError
 from memories.grid import TileGrid
-from memories.months import add_months, month_index, month_key, parse_instant, parse_month
+from memories.months import add_months, month_index, month_key, parse_month
 from memories.store.cf import GRID_MAPPING, georeference, product_attrs, text_array
 from memories.store.migrate import current_raster_uri
 from memories.store.paths import StorageRoot
+from memories.store.raster_versions import BRANCH, RasterVersion, ancestry, snapshot_at_time
 from memories.store.repository import commit_lock, quiet_local_storage_warning
 from memories.store.slice_write import open_array, write_slice
 
 WRITTEN = "written"
 """Per-month completeness flag (1 = the month's slice is complete)."""
-
-BRANCH = "main"
-"""The branch every partition write commits to."""
 
 GROW_MONTHS = 12
 """The time axis grows in steps of this many months, so layout commits are rare."""
@@ -66,29 +63,6 @@ def in_memory_if_small(ds: xr.Dataset, max_bytes: int = IN_MEMORY_BYTES) -> xr.D
     milliseconds. The values are the same either way; a larger slice stays lazy.
     """
     return ds.load() if ds.nbytes <= max_bytes else ds
-
-
-@dataclass(frozen=True)
-class RasterVersion:
-    """One committed snapshot of a raster store.
-
-    Attributes:
-        snapshot_id: the Icechunk snapshot id (the version id the catalog records).
-        written_at: when it was committed (UTC).
-        message: the commit message.
-        metadata: product, tile, month (``None`` for layout commits) and run id.
-    """
-
-    snapshot_id: str
-    written_at: datetime
-    message: str
-    metadata: dict[str, Any]
-
-    @property
-    def month(self) -> str | None:
-        """The month this snapshot wrote, or ``None`` for a layout commit."""
-        m = self.metadata.get("month")
-        return str(m) if m else None
 
 
 class MonthlyRasterStore:
@@ -264,7 +238,7 @@ class MonthlyRasterStore:
         """The snapshots of the store, newest first; only those that wrote ``month`` if given."""
         if not self.exists():
             return []
-        out = _ancestry(self._repo())
+        out = ancestry(self._repo())
         return [v for v in out if v.month == month] if month else out
 
     def snapshot_at(self, as_of: datetime) -> str | None:
@@ -493,29 +467,6 @@ def _stored_chunks(var: xr.DataArray) -> dict[str, int]:
     """Chunk side per dim of a variable as its store encodes it (the time dim, when selected away, left out)."""
     chunks = var.encoding.get("preferred_chunks") or {}
     return {str(d): int(c) for d, c in chunks.items() if d in var.dims}
-
-
-def _ancestry(repo: Any) -> list[RasterVersion]:
-    """The snapshots of the branch, newest first."""
-    return [
-        RasterVersion(str(s.id), s.written_at.astimezone(UTC), s.message, dict(s.metadata or {}))
-        for s in repo.ancestry(branch=BRANCH)
-    ]
-
-
-def raster_versions(root: StorageRoot, uri: str) -> list[RasterVersion]:
-    """The snapshots of the raster store at ``uri``, newest first, without its grid (a legacy URI is mapped)."""
-    import icechunk
-
-    quiet_local_storage_warning()
-    storage = root.icechunk_storage(current_raster_uri(root, uri))
-    return _ancestry(icechunk.Repository.open(storage)) if icechunk.Repository.exists(storage) else []
-
-
-def snapshot_at_time(versions: list[RasterVersion], as_of: datetime) -> str | None:
-    """The id of the newest of ``versions`` (newest first) committed at or before ``as_of`` (UTC if naive)."""
-    t = parse_instant(as_of, "as_of")
-    return next((v.snapshot_id for v in versions if v.written_at <= t), None)
 
 
 def _georeferenced(ds: xr.Dataset, grid: TileGrid) -> xr.Dataset:
