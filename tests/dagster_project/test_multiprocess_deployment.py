@@ -315,12 +315,15 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
                 time.sleep(1.0)
             t_done = time.monotonic()
             runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
-            assert status == BulkActionStatus.COMPLETED_SUCCESS, (
-                status,
-                [(r.run_id, r.status) for r in runs],
-                instance.get_backfill(backfill_id).failure_count,
-                processes.log("daemon"),
-            )
+            if status != BulkActionStatus.COMPLETED_SUCCESS:
+                # pytest.fail, not assert: an assertion's message is cut short, and the step errors come first
+                pytest.fail(
+                    f"backfill {status}; runs {[(r.run_id, r.status.value) for r in runs]}\n"
+                    + "\n".join(_step_errors(instance, runs))
+                    + "\n--- daemon log ---\n"
+                    + processes.log("daemon"),
+                    pytrace=False,
+                )
             assert runs and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
             for asset in ASSETS:
                 records = instance.fetch_materializations(
@@ -358,3 +361,20 @@ def test_backfill_on_postgres_grpc_daemon_s3_and_dask_workers_matches_a_local_ru
         f"backfill {t_done - t_up:.0f} s "
         f"({len(runs)} runs), dask tasks per worker {sorted(executed.values())}"
     )
+
+
+def _step_errors(instance: Any, runs: list[Any]) -> list[str]:
+    """The step failures and run failures of runs that did not succeed, with their errors."""
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    out = []
+    for run in runs:
+        if run.status == DagsterRunStatus.SUCCESS:
+            continue
+        for kind in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+            for record in instance.all_logs(run.run_id, of_type=kind):
+                event = record.dagster_event
+                error = getattr(event.event_specific_data, "error", None) if event else None
+                text = error.to_string() if error else record.message
+                out.append(f"{run.run_id} {kind.value} {event.step_key if event else ''}: {text}")
+    return out
