@@ -130,8 +130,11 @@ def test_500s_are_retried_with_exponential_backoff(server, tmp_path):
 
 
 def test_an_answer_slower_than_the_read_timeout_is_retried(server, tmp_path):
-    server.script("/cogs/1/scl.tif", ("delay", 1.5))
-    result = fetch(server, tmp_path, timeout_s=(2.0, 0.5))
+    # The read timeout is long enough that an unscripted 512 px COG never reaches it on a loaded
+    # machine (0.5 s did, with the suite on two workers: a second, spurious retry), and the delay
+    # is well past it.
+    server.script("/cogs/1/scl.tif", ("delay", 3.0))
+    result = fetch(server, tmp_path, timeout_s=(2.0, 2.0))
     assert result.completeness == 1.0 and result.retries == 1
     assert len(server.requests_to("/cogs/1/scl.tif")) == 2
 
