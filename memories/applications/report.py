@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
+from memories.applications.png import PIL_KWARGS, png_bytes
 from memories.applications.render import TEMPLATES, fmt, render_html
 from memories.applications.report_index import write_index
 from memories.applications.webmap import WebMap, inline_webmap
@@ -195,9 +196,7 @@ def fit_width(data: bytes, width_px: int) -> bytes:
     if img.width <= width_px:
         return data
     small = img.resize((width_px, max(1, round(img.height * width_px / img.width))), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    small.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
+    return png_bytes(small)
 
 
 def png(fig: Any) -> bytes:
@@ -206,7 +205,8 @@ def png(fig: Any) -> bytes:
 
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", bbox_inches="tight")  # legends placed outside the axes stay in the picture
+    # bbox_inches="tight": legends placed outside the axes stay in the picture
+    fig.savefig(buf, format="png", bbox_inches="tight", pil_kwargs=PIL_KWARGS)
     plt.close(fig)
     return buf.getvalue()
 

@@ -16,7 +16,6 @@ layer, the composite is the base.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from memories.applications.png import png_bytes
 from memories.grid import TileGrid
 
 __all__ = [
@@ -182,13 +182,12 @@ class WebMap:
             src_nodata=None,
             dst_nodata=0,
         )
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(np.moveaxis(dst, 0, -1))).save(buf, format="PNG", optimize=True)
+        encoded = png_bytes(Image.fromarray(np.ascontiguousarray(np.moveaxis(dst, 0, -1))))
         mx0, my1 = dst_transform @ (0, 0)
         mx1, my0 = dst_transform @ (width, height)
         lon0, lat0 = Transformer.from_crs(WEB_MERCATOR, 4326, always_xy=True).transform(mx0, my0)
         lon1, lat1 = Transformer.from_crs(WEB_MERCATOR, 4326, always_xy=True).transform(mx1, my1)
-        return buf.getvalue(), [[float(lat0), float(lon0)], [float(lat1), float(lon1)]]
+        return encoded, [[float(lat0), float(lon0)], [float(lat1), float(lon1)]]
 
 
 GIS_STYLES: dict[str, dict[str, Any]] = {
