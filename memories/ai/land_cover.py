@@ -194,22 +194,35 @@ class LandCoverUNet(pl.LightningModule):
         ``x`` is reflectance 0–1 with NaN for no data; H and W must be multiples
         of 8 (:func:`predict_land_cover` pads any size).
         """
-        if x.shape[-1] % DOWNSAMPLING or x.shape[-2] % DOWNSAMPLING:
-            raise ProcessingError(
-                f"input of {x.shape[-2]}x{x.shape[-1]} px: the U-Net needs multiples of {DOWNSAMPLING}; "
-                "pad it or call predict_land_cover, which tiles and pads any size"
-            )
         logits: Tensor = self.head(self.features(x))
         return logits
 
     def features(self, x: Tensor) -> Tensor:
         """The last decoder level ``(B, width, H, W)`` before the 1x1 head (what the multi-modal model fuses)."""
+        return self.decode(self.encode(x))
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The deterministic part: the encoder levels and the bottleneck's convolutions, up to its dropout.
+
+        Every Monte-Carlo pass shares it (:mod:`memories.ai.mc_dropout` runs it once per batch and
+        :meth:`decode` once per pass); ``features(x)`` is ``decode(encode(x))``.
+        """
+        if x.shape[-1] % DOWNSAMPLING or x.shape[-2] % DOWNSAMPLING:
+            raise ProcessingError(
+                f"input of {x.shape[-2]}x{x.shape[-1]} px: the U-Net needs multiples of {DOWNSAMPLING}; "
+                "pad it or call predict_land_cover, which tiles and pads any size"
+            )
         x = (x - self.band_mean) / self.band_std
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         e3 = self.enc3(F.max_pool2d(e2, 2))
-        b = self.bottleneck(F.max_pool2d(e3, 2))
+        return e1, e2, e3, self.bottleneck[0](F.max_pool2d(e3, 2))
+
+    def decode(self, encoded: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        """The last decoder level of :meth:`encode`'s output: the bottleneck's dropout, then the decoder."""
+        e1, e2, e3, b = encoded
+        b = self.bottleneck[1](b)
         d3 = self.dec3(torch.cat([self.up3(b), e3], dim=1))
         d2 = self.dec2(torch.cat([self.up2(d3), e2], dim=1))
         d1: Tensor = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
@@ -232,6 +245,10 @@ class LandCoverUNet(pl.LightningModule):
     def class_probabilities(self, x: Tensor) -> Tensor:
         """Softmax probabilities ``(B, n_classes - 1, H, W)`` of class codes 1.., float32."""
         return torch.softmax(self(x)[:, 1:].float(), dim=1)
+
+    def decoded_probabilities(self, encoded: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        """:meth:`class_probabilities` of the input whose :meth:`encode` is ``encoded``."""
+        return torch.softmax(self.head(self.decode(encoded))[:, 1:].float(), dim=1)
 
     def predict_step(self, batch: Any, batch_idx: int) -> tuple[Tensor, Tensor]:
         """:meth:`classify` for ``Trainer.predict``; a batch is reflectance or (reflectance, ...)."""

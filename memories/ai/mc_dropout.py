@@ -165,7 +165,12 @@ def _sampler(model: Any, passes: int) -> Callable[[Tensor], Tensor]:
     def sample(x: Tensor) -> Tensor:
         dropout_active(model, passes > 1)  # one pass: the plain prediction, as for change
         try:
-            runs = torch.stack([model.class_probabilities(x).float() for _ in range(passes)])
+            if passes > 1 and hasattr(model, "encode") and hasattr(model, "decoded_probabilities"):
+                # The layers before the first dropout give the same output in every pass: run them once.
+                encoded = model.encode(x)
+                runs = torch.stack([model.decoded_probabilities(encoded).float() for _ in range(passes)])
+            else:
+                runs = torch.stack([model.class_probabilities(x).float() for _ in range(passes)])
         finally:
             dropout_active(model, False)
         mean = runs.mean(dim=0)

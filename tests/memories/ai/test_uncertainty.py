@@ -96,3 +96,25 @@ def test_uint16_digital_numbers_give_the_same_estimate(trained: TrainingResult, 
 def test_zero_passes_is_a_config_error(trained: TrainingResult) -> None:
     with pytest.raises(ConfigError, match="at least 1 pass"):
         UncertaintyEstimator(trained.model, passes=0)
+
+
+def test_passes_that_share_the_encoder_equal_full_passes(trained: TrainingResult, scene_factory) -> None:
+    """The sampler runs the layers before the first dropout once per batch; the values are those of full passes."""
+    import torch
+
+    from memories.ai.mc_dropout import dropout_active
+
+    model = trained.model.eval()
+    x = torch.from_numpy(scene_factory(64, 64, seed=23).reflectance[None].astype(np.float32))
+    dropout_active(model, True)
+    try:
+        with torch.no_grad():
+            torch.manual_seed(5)
+            full = [model.class_probabilities(x) for _ in range(4)]
+            torch.manual_seed(5)
+            encoded = model.encode(x)
+            shared = [model.decoded_probabilities(encoded) for _ in range(4)]
+    finally:
+        dropout_active(model, False)
+    assert all(torch.equal(a, b) for a, b in zip(full, shared, strict=True))
+    assert not torch.equal(full[0], full[1])  # the passes do differ: the dropout is on
