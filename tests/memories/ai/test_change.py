@@ -15,8 +15,10 @@ import pytest
 
 from memories.ai.change import (
     IGNORE,
+    ChangePair,
     ChangeThresholds,
     difference_change,
+    pair_band_statistics,
     predict_change,
     split_pair_for_validation,
     train_change_detector,
@@ -115,3 +117,18 @@ def test_iou_by_hand() -> None:
 def test_mismatched_dates_are_rejected() -> None:
     with pytest.raises(ProcessingError, match="one tile grid"):
         difference_change(np.zeros((6, 8, 8), np.float32), np.zeros((6, 8, 9), np.float32))
+
+
+def test_pair_band_statistics_equal_those_of_the_pairs_side_by_side() -> None:
+    """Each month's array is reduced once, weighted by its pairs: the figures of the concatenation."""
+    rng = np.random.default_rng(4)
+    months = [rng.uniform(0, 1, (3, 16, 12)).astype(np.float32) for _ in range(5)]
+    months[2][1, :4] = np.nan
+    label = np.zeros((16, 12), np.uint8)
+    # Months 0 and 4 are in 2 pairs each, month 2 in 4: the weights are not all alike.
+    pairs = [ChangePair(months[a], months[b], label) for a in range(5) for b in range(a + 1, min(a + 3, 5))]
+    mean, std = pair_band_statistics(pairs)
+    stack = np.concatenate([np.concatenate([p.before, p.after], axis=1) for p in pairs], axis=2).reshape(3, -1)
+    assert mean.dtype == std.dtype == np.float32
+    np.testing.assert_allclose(mean, np.nanmean(stack.astype(np.float64), axis=1), rtol=1e-6)
+    np.testing.assert_allclose(std, np.nanstd(stack.astype(np.float64), axis=1), rtol=1e-6)
