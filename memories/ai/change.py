@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from memories.ai import training
-from memories.ai.layers import conv_block, float_list
+from memories.ai.layers import channels_last, conv_block, float_list, nhwc
 from memories.ai.split import DOWNSAMPLING, spatial_split
 from memories.ai.tiling import tiled_inference
 from memories.earth.indices import ndvi, ndwi
@@ -198,10 +198,11 @@ class ChangeDetector(pl.LightningModule):
         self.up1 = nn.ConvTranspose2d(2 * w, w, kernel_size=2, stride=2)
         self.dec1 = conv_block(2 * w, w)
         self.head = nn.Conv2d(w, 1, kernel_size=1)
+        channels_last(self)
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Feature maps of one date at 1, 1/2, 1/4 and 1/8 resolution."""
-        x = torch.nan_to_num((x - self.band_mean) / self.band_std, nan=0.0, posinf=0.0, neginf=0.0)
+        x = nhwc(torch.nan_to_num((x - self.band_mean) / self.band_std, nan=0.0, posinf=0.0, neginf=0.0))
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         e3 = self.enc3(F.max_pool2d(e2, 2))

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from memories.ai import training
-from memories.ai.layers import conv_block, float_list
+from memories.ai.layers import channels_last, conv_block, float_list, nhwc
 from memories.ai.split import (
     DOWNSAMPLING,
     SceneSplit,
@@ -156,6 +156,7 @@ class LandCoverUNet(pl.LightningModule):
         self.register_buffer("band_mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
         self.register_buffer("band_std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
         self.configure_network()
+        channels_last(self)
         self.configure_losses()
         self.configure_metrics()
         self.val_confusion: np.ndarray | None = None
@@ -212,8 +213,7 @@ class LandCoverUNet(pl.LightningModule):
                 f"input of {x.shape[-2]}x{x.shape[-1]} px: the U-Net needs multiples of {DOWNSAMPLING}; "
                 "pad it or call predict_land_cover, which tiles and pads any size"
             )
-        x = (x - self.band_mean) / self.band_std
-        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        x = nhwc(torch.nan_to_num((x - self.band_mean) / self.band_std, nan=0.0, posinf=0.0, neginf=0.0))
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         e3 = self.enc3(F.max_pool2d(e2, 2))

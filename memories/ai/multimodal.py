@@ -46,7 +46,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 from memories.ai import training
 from memories.ai.land_cover import LandCoverUNet, confusion_metrics
-from memories.ai.layers import conv_block, float_list
+from memories.ai.layers import channels_last, conv_block, float_list, nhwc
 from memories.ai.multimodal_batches import Blocks, Patches, collate, context_statistics, patch_item
 from memories.ai.multimodal_data import N_BUCKETS, TEXT_RADIUS_M, ModalityInputs, gram_matrix
 from memories.ai.split import DOWNSAMPLING, band_statistics, check_samples, split_scenes
@@ -172,6 +172,7 @@ class MultiModalLandUse(pl.LightningModule):
         self.val_confmat = MulticlassConfusionMatrix(num_classes=n_classes, ignore_index=NO_LABEL)
         self.val_confusion: np.ndarray | None = None
         """Confusion matrix (true code x predicted code, pixels) of the last validation epoch."""
+        channels_last(self)
 
     @property
     def modality_names(self) -> list[str]:
@@ -198,7 +199,7 @@ class MultiModalLandUse(pl.LightningModule):
         width, heads = self.hparams["width"], self.hparams["n_heads"]
         image = self.image.features(x)
         ctx = torch.nan_to_num((batch["context"] - self.context_mean) / self.context_std)
-        tokens = [image, self.context(ctx if ctx.shape[1] else ctx.new_zeros(b, 1, h, w))]
+        tokens = [image, self.context(nhwc(ctx) if ctx.shape[1] else ctx.new_zeros(b, 1, h, w))]
         tokens += self._text_tokens(batch, b, h, w)
         t = torch.stack(tokens, dim=1).permute(0, 3, 4, 1, 2)  # (B, H, W, M, width)
         q = self.query(image).permute(0, 2, 3, 1).reshape(b, h, w, heads, 1, width // heads)
