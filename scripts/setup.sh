@@ -64,7 +64,8 @@ if [ -x "$VENV/bin/python" ] && [ "$(py_version "$VENV/bin/python")" != "$ver" ]
     say "$VENV has Python $(py_version "$VENV/bin/python"), $ver was asked for: recreating $VENV"
     rm -rf "$VENV"
 fi
-stamp_of() { echo "$1/.installed-$(cat "$LOCK" pyproject.toml | sha1sum | cut -c1-12)"; }
+# "bytecode": venvs made before the install compiled bytecode are synced (and compiled) once more.
+stamp_of() { echo "$1/.installed-$({ cat "$LOCK" pyproject.toml; echo bytecode; } | sha1sum | cut -c1-12)"; }
 if [ -x "$VENV/bin/python" ] && [ -f "$(stamp_of "$VENV")" ]; then
     say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV: up to date with $LOCK"
     exit 0
@@ -88,7 +89,10 @@ if [ "${INSTALLER:-uv}" = uv ] && UV=$(uv_bin); then
     [ -x "$VENV/bin/python" ] || "$UV" venv -q --python "$PY" "$VENV"
     say "using Python $ver ($(readlink -f "$VENV/bin/python")) in $VENV"
     # sync: the venv holds exactly the lock (a dependency dropped from the lock is uninstalled).
-    "$UV" pip sync -q --python "$VENV/bin/python" "${find_links[@]}" "$LOCK"
+    # --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (as in many
+    # containers and on these machines) Python never does either, so every process compiled what it imported
+    # anew: `import pytorch_lightning` took 13.2 s instead of 5.0 s, in each Dagster step process and test worker.
+    "$UV" pip sync -q --compile-bytecode --python "$VENV/bin/python" "${find_links[@]}" "$LOCK"
     "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
 else
     [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -96,6 +100,8 @@ else
     "$VENV/bin/python" -m pip install -q -r "$LOCK"
     "$VENV/bin/python" -m pip install -q --no-deps -e .
 fi
+# The project's own packages too (an editable install is not compiled; the .pyc files are git-ignored).
+"$VENV/bin/python" -m compileall -q -j 0 memories assets resources dagster_project >/dev/null
 stamp=$(stamp_of "$VENV")
 rm -f "$VENV"/.installed-* && touch "$stamp"
 say "installed $LOCK into $VENV in $((SECONDS - start)) s"
