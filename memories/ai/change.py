@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from memories.ai import training
 from memories.ai.layers import channels_last, conv_block, float_list, nhwc
-from memories.ai.split import DOWNSAMPLING, spatial_split
+from memories.ai.split import DOWNSAMPLING, pair_band_statistics, spatial_split
 from memories.ai.tiling import tiled_inference
 from memories.earth.indices import ndvi, ndwi
 from memories.earth.stac_profiles import COMMON_BANDS
@@ -273,35 +273,6 @@ class ChangeTrainingResult:
     metrics: dict[str, float]
     """``val_iou``, ``val_precision``, ``val_recall`` (0–1, at probability 0.5, NaN without
     held-out pairs), ``steps``, ``seconds``."""
-
-
-def pair_band_statistics(pairs: Sequence[ChangePair]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and standard deviation (float32, NaN skipped) of every pair's two dates together.
-
-    The figures of the images of all pairs put side by side, without putting them side by side: the
-    pairs of a tile share their months' arrays (24 months make 276 pairs, 3.5 GB of float32 at
-    512 px), so each distinct array is reduced once, in float64, and weighted by the times it occurs.
-    """
-    weights: dict[int, list[Any]] = {}
-    for p in pairs:
-        for image in (p.before, p.after):
-            entry = weights.setdefault(id(image), [image, 0])
-            entry[1] += 1
-    n_bands = pairs[0].before.shape[0]
-    total = np.zeros(n_bands)
-    count = np.zeros(n_bands)
-    for image, w in weights.values():
-        flat = np.asarray(image).reshape(n_bands, -1)
-        total += w * np.nansum(flat, axis=1, dtype=np.float64)
-        count += w * np.count_nonzero(~np.isnan(flat), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = total / count
-        squares = np.zeros(n_bands)
-        for image, w in weights.values():
-            flat = np.asarray(image).reshape(n_bands, -1)
-            squares += w * np.nansum(np.square(flat - mean[:, None]), axis=1)
-        std = np.sqrt(squares / count)
-    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def train_change_detector(

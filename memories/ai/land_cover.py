@@ -244,7 +244,7 @@ class LandCoverUNet(pl.LightningModule):
 
     def class_probabilities(self, x: Tensor) -> Tensor:
         """Softmax probabilities ``(B, n_classes - 1, H, W)`` of class codes 1.., float32."""
-        return torch.softmax(self(x)[:, 1:].float(), dim=1)
+        return self.decoded_probabilities(self.encode(x))
 
     def decoded_probabilities(self, encoded: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
         """:meth:`class_probabilities` of the input whose :meth:`encode` is ``encoded``."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -288,3 +289,34 @@ def _window_sums(mask: np.ndarray, patch: int) -> np.ndarray:
     integral = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
     integral[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
     return integral[patch:, patch:] - integral[:-patch, patch:] - integral[patch:, :-patch] + integral[:-patch, :-patch]
+
+
+def pair_band_statistics(pairs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation (float32, NaN skipped) of every pair's two dates together.
+
+    ``pairs``: objects with ``before`` and ``after`` ``(C, H, W)`` arrays (:class:`memories.ai.change.ChangePair`).
+
+    The figures of the images of all pairs put side by side, without putting them side by side: the
+    pairs of a tile share their months' arrays (24 months make 276 pairs, 3.5 GB of float32 at
+    512 px), so each distinct array is reduced once, in float64, and weighted by the times it occurs.
+    """
+    weights: dict[int, list[Any]] = {}
+    for p in pairs:
+        for image in (p.before, p.after):
+            entry = weights.setdefault(id(image), [image, 0])
+            entry[1] += 1
+    n_bands = pairs[0].before.shape[0]
+    total = np.zeros(n_bands)
+    count = np.zeros(n_bands)
+    for image, w in weights.values():
+        flat = np.asarray(image).reshape(n_bands, -1)
+        total += w * np.nansum(flat, axis=1, dtype=np.float64)
+        count += w * np.count_nonzero(~np.isnan(flat), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        squares = np.zeros(n_bands)
+        for image, w in weights.values():
+            flat = np.asarray(image).reshape(n_bands, -1)
+            squares += w * np.nansum(np.square(flat - mean[:, None]), axis=1)
+        std = np.sqrt(squares / count)
+    return mean.astype(np.float32), std.astype(np.float32)
